@@ -1,0 +1,42 @@
+"""aerialseg: land-cover maps from aerial and satellite photos with a U-Net.
+
+Quick tour::
+
+    import aerialseg
+    cfg = aerialseg.TrainConfig(data="path/to/dubai", minutes=10)
+    aerialseg.train(cfg, "runs/first")
+    model, classes, meta = aerialseg.load_checkpoint("runs/first/best.safetensors")
+    samples = aerialseg.load_dataset("path/to/dubai", classes)
+    print(aerialseg.evaluate(model, classes, samples)["mean_iou"])
+"""
+
+from .checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from .classes import DUBAI, IGNORE_INDEX, ClassTable
+from .config import TrainConfig
+from .data import Sample, find_pairs, load_dataset, split_images, split_patches_random
+from .errors import AerialSegError
+from .evaluate import evaluate
+from .models import create_model, list_models
+from .train import train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DUBAI",
+    "IGNORE_INDEX",
+    "AerialSegError",
+    "ClassTable",
+    "Sample",
+    "TrainConfig",
+    "create_model",
+    "evaluate",
+    "find_pairs",
+    "list_models",
+    "load_checkpoint",
+    "load_dataset",
+    "read_metadata",
+    "save_checkpoint",
+    "split_images",
+    "split_patches_random",
+    "train",
+]

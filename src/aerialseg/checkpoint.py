@@ -1,0 +1,87 @@
+"""Self-describing, safe checkpoints: a safetensors file whose header holds our JSON.
+
+safetensors stores raw tensors and a string-to-string header, so loading one runs no code,
+unlike a pickled ``torch.save`` file. Under the header key ``aerialseg`` we keep everything
+needed to rebuild and use the model: architecture config (including the input normalisation),
+class table, training config, metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .classes import ClassTable
+from .errors import AerialSegError
+from .images import atomic_path
+from .models import SegmentationModel, create_model
+
+FORMAT = "aerialseg/1"
+KEY = "aerialseg"
+
+
+def save_checkpoint(
+    path: str | Path, model: SegmentationModel, classes: ClassTable, **extra
+) -> Path:
+    """Write weights + metadata atomically. ``extra`` (JSON-able) lands in the metadata."""
+    meta = {"format": FORMAT, "model": model.config, "classes": classes.to_dict(), **extra}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={KEY: json.dumps(meta)})
+    return Path(path)
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The checkpoint's metadata without loading the weights."""
+    path = Path(path)
+    if not path.is_file():
+        raise AerialSegError(f"{path}: no such model file")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise AerialSegError(
+            f"{path}: not an aerialseg model (expected a .safetensors file written by "
+            f"aerialseg: {str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ) from None
+    if KEY not in header:
+        raise AerialSegError(f"{path}: a safetensors file, but not an aerialseg model")
+    try:
+        meta = json.loads(header[KEY])
+    except json.JSONDecodeError:
+        raise AerialSegError(f"{path}: aerialseg metadata is corrupt") from None
+    if meta.get("format") != FORMAT:
+        raise AerialSegError(f"{path}: unsupported checkpoint format {meta.get('format')!r}")
+    return meta
+
+
+def load_checkpoint(path: str | Path) -> tuple[SegmentationModel, ClassTable, dict]:
+    """Rebuild the model from the checkpoint alone. Returns (model in eval mode, classes, meta)."""
+    meta = read_metadata(path)
+    cfg = dict(meta["model"])
+    model = create_model(cfg.pop("name"), **cfg)
+    try:
+        model.load_state_dict(load_file(str(path)))
+    except (RuntimeError, SafetensorError) as e:
+        raise AerialSegError(f"{path}: weights do not fit the stored architecture ({e})") from None
+    return model.eval(), ClassTable.from_dict(meta["classes"]), meta
+
+
+def load_train_state(path: str | Path) -> dict:
+    """Optimizer and progress for ``--resume``: tensors and plain values only, so
+    ``weights_only=True`` loads it without running pickle code."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - anything unreadable is a bad file
+        raise AerialSegError(f"{path}: cannot load training state ({e})") from None
+
+
+def save_train_state(path: str | Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)

@@ -1,0 +1,172 @@
+"""The class table: class names, their mask colours, and colour <-> label conversion.
+
+The table travels with every model (it is stored in the checkpoint), so a model always knows
+what its outputs mean and how to draw them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AerialSegError
+
+IGNORE_INDEX = 255  # label for pixels whose colour is no class: skipped by losses and metrics
+
+
+def parse_hex(color: str) -> tuple[int, int, int]:
+    s = color.strip().lstrip("#")
+    if len(s) != 6:
+        raise AerialSegError(f"bad colour {color!r}: expected #RRGGBB")
+    try:
+        return int(s[0:2], 16), int(s[2:4], 16), int(s[4:6], 16)
+    except ValueError:
+        raise AerialSegError(f"bad colour {color!r}: expected #RRGGBB") from None
+
+
+def to_hex(rgb: tuple[int, int, int]) -> str:
+    return "#{:02X}{:02X}{:02X}".format(*rgb)
+
+
+@dataclass(frozen=True)
+class ClassTable:
+    """Names and RGB mask colours of the classes, in label order.
+
+    ``ignore_colors`` are colours that are known to mean "no class"; any colour not in the table
+    is treated the same way (mapped to ``IGNORE_INDEX``), these are just not reported as unknown.
+    ``background`` names classes that are not land cover (left out of the land-cover mIoU).
+    """
+
+    names: tuple[str, ...]
+    colors: tuple[tuple[int, int, int], ...]
+    ignore_colors: tuple[tuple[int, int, int], ...] = ()
+    background: tuple[str, ...] = field(default=())
+
+    def __post_init__(self):
+        if not self.names:
+            raise AerialSegError("class table is empty")
+        if len(self.names) != len(self.colors):
+            raise AerialSegError("class table: names and colours differ in number")
+        if len(self.names) >= IGNORE_INDEX:
+            raise AerialSegError(f"class table: at most {IGNORE_INDEX - 1} classes")
+        seen: dict[tuple[int, int, int], str] = {}
+        for name, color in zip(self.names, self.colors):
+            if color in seen:
+                raise AerialSegError(
+                    f"class table: classes {seen[color]!r} and {name!r} "
+                    f"share colour {to_hex(color)}"
+                )
+            seen[color] = name
+        for color in self.ignore_colors:
+            if color in seen:
+                raise AerialSegError(
+                    f"class table: ignore colour {to_hex(color)} is also class {seen[color]!r}"
+                )
+        if len(set(self.names)) != len(self.names):
+            raise AerialSegError("class table: duplicate class names")
+        unknown = set(self.background) - set(self.names)
+        if unknown:
+            raise AerialSegError(f"class table: background names unknown classes {sorted(unknown)}")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def land_cover(self) -> list[int]:
+        """Label indices of the classes that count towards the land-cover mIoU."""
+        return [i for i, n in enumerate(self.names) if n not in self.background]
+
+    @property
+    def palette(self) -> np.ndarray:
+        """(C, 3) uint8 array of class colours, for ``palette[labels]``."""
+        return np.array(self.colors, dtype=np.uint8)
+
+    def encode(self, mask_rgb: np.ndarray) -> tuple[np.ndarray, int]:
+        """RGB mask (H, W, 3) -> labels (H, W) uint8 and the count of pixels of unknown colour."""
+        code = _pack(mask_rgb)
+        labels = np.full(code.shape, IGNORE_INDEX, dtype=np.uint8)
+        for i, color in enumerate(self.colors):
+            labels[code == _pack(np.array(color, dtype=np.uint8))] = i
+        known_ignore = np.zeros(code.shape, dtype=bool)
+        for color in self.ignore_colors:
+            known_ignore |= code == _pack(np.array(color, dtype=np.uint8))
+        unknown = int(np.count_nonzero((labels == IGNORE_INDEX) & ~known_ignore))
+        return labels, unknown
+
+    def colorize(self, labels: np.ndarray) -> np.ndarray:
+        """Labels (H, W) -> RGB image (H, W, 3); ignored pixels are black."""
+        lut = np.zeros((256, 3), dtype=np.uint8)
+        lut[: len(self)] = self.palette
+        return lut[labels]
+
+    def to_dict(self) -> dict:
+        d = {"classes": [{"name": n, "color": to_hex(c)} for n, c in zip(self.names, self.colors)]}
+        if self.ignore_colors:
+            d["ignore_colors"] = [to_hex(c) for c in self.ignore_colors]
+        if self.background:
+            d["background"] = list(self.background)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ClassTable:
+        try:
+            entries = d["classes"]
+            names = tuple(str(e["name"]) for e in entries)
+            colors = tuple(parse_hex(e["color"]) for e in entries)
+        except (KeyError, TypeError):
+            raise AerialSegError(
+                'class table: expected {"classes": [{"name": ..., "color": "#RRGGBB"}, ...]}'
+            ) from None
+        ignore = d.get("ignore_colors", d.get("ignore_color", []))
+        if isinstance(ignore, str):
+            ignore = [ignore]
+        return cls(
+            names, colors, tuple(parse_hex(c) for c in ignore), tuple(d.get("background", ()))
+        )
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ClassTable:
+        """Load a table from JSON or YAML (see ``configs/dubai-classes.yaml`` for the shape)."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise AerialSegError(f"{path}: cannot read class table ({e.strerror})") from None
+        try:
+            if path.suffix.lower() in (".yaml", ".yml"):
+                import yaml
+
+                d = yaml.safe_load(text)
+            else:
+                d = json.loads(text)
+        except Exception as e:  # noqa: BLE001 - any parse error is the user's file
+            raise AerialSegError(f"{path}: not valid {path.suffix[1:] or 'JSON'}: {e}") from None
+        if not isinstance(d, dict):
+            raise AerialSegError(f"{path}: class table must be a mapping with a 'classes' list")
+        try:
+            return cls.from_dict(d)
+        except AerialSegError as e:
+            raise AerialSegError(f"{path}: {e}") from None
+
+
+def _pack(rgb: np.ndarray) -> np.ndarray:
+    rgb = rgb.astype(np.uint32)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+# The colours the Dubai masks really use; the dataset's classes.json lists other ones.
+DUBAI = ClassTable(
+    names=("Building", "Land", "Road", "Vegetation", "Water", "Unlabeled"),
+    colors=(
+        (0x3C, 0x10, 0x98),
+        (0x84, 0x29, 0xF6),
+        (0x6E, 0xC1, 0xE4),
+        (0xFE, 0xDD, 0x3A),
+        (0xE2, 0xA9, 0x29),
+        (0x9B, 0x9B, 0x9B),
+    ),
+    background=("Unlabeled",),
+)

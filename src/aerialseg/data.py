@@ -1,0 +1,333 @@
+"""Dataset reading, splits, sampling and augmentation.
+
+Every image is decoded once and kept in memory as uint8 (tiles 1-7 of the Dubai set are ~70 MB);
+batches are cut from those arrays in the training process itself, because this machine has two
+cores and worker processes would only fight the model for them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .classes import IGNORE_INDEX, ClassTable
+from .errors import AerialSegError
+from .images import IMAGE_SUFFIXES, read_image, read_mask_rgb
+
+
+@dataclass(frozen=True)
+class Pair:
+    """An image and its mask. ``id`` is ``group/stem`` (e.g. ``Tile 1/image_part_001``)."""
+
+    id: str
+    group: str
+    image: Path
+    mask: Path
+
+
+@dataclass
+class Sample:
+    """A decoded image (H, W, 3) uint8 with its labels (H, W) uint8 (255 = ignore)."""
+
+    id: str
+    group: str
+    image: np.ndarray
+    labels: np.ndarray
+    unknown_pixels: int = 0
+
+    @property
+    def area(self) -> int:
+        return self.labels.size
+
+
+def _natural_key(s: str):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
+
+
+def _files(folder: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir(), key=lambda p: _natural_key(p.name)):
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
+            if p.stem in found:
+                raise AerialSegError(f"{p}: two files named {p.stem}.* in {folder}")
+            found[p.stem] = p
+    return found
+
+
+def _pairs_in(folder: Path, group: str) -> list[Pair]:
+    images, masks = _files(folder / "images"), _files(folder / "masks")
+    for stem in images.keys() - masks.keys():
+        raise AerialSegError(f"{images[stem]}: image has no mask in {folder / 'masks'}")
+    for stem in masks.keys() - images.keys():
+        raise AerialSegError(f"{masks[stem]}: mask has no image in {folder / 'images'}")
+    return [
+        Pair(f"{group}/{stem}" if group else stem, group, images[stem], masks[stem])
+        for stem in sorted(images, key=_natural_key)
+    ]
+
+
+def find_pairs(root: str | Path) -> list[Pair]:
+    """Find image/mask pairs under ``root``, paired by file stem.
+
+    Two layouts: ``root/images`` + ``root/masks`` (one group), or the Kaggle layout
+    ``root/<Tile N>/images`` + ``root/<Tile N>/masks`` where each sub-folder is a group.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise AerialSegError(f"{root}: no such data folder")
+    if not root.is_dir():
+        raise AerialSegError(f"{root}: not a folder")
+    if (root / "images").is_dir() or (root / "masks").is_dir():
+        pairs = _pairs_in(root, "")
+    else:
+        groups = [
+            d
+            for d in sorted(root.iterdir(), key=lambda p: _natural_key(p.name))
+            if d.is_dir() and ((d / "images").is_dir() or (d / "masks").is_dir())
+        ]
+        pairs = [p for d in groups for p in _pairs_in(d, d.name)]
+    if not pairs:
+        raise AerialSegError(
+            f"{root}: no image/mask pairs found (expected images/ + masks/, "
+            "or 'Tile N/images' + 'Tile N/masks' sub-folders)"
+        )
+    return pairs
+
+
+def load_sample(pair: Pair, classes: ClassTable, min_size: int = 0) -> Sample:
+    image = read_image(pair.image, strict=True)
+    mask = read_mask_rgb(pair.mask)
+    if mask.shape[:2] != image.shape[:2]:
+        raise AerialSegError(
+            f"{pair.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
+            f"{image.shape[1]}x{image.shape[0]}"
+        )
+    if min(image.shape[:2]) < min_size:
+        raise AerialSegError(
+            f"{pair.image}: {image.shape[1]}x{image.shape[0]} is smaller than the "
+            f"{min_size}x{min_size} patch size"
+        )
+    labels, unknown = classes.encode(mask)
+    return Sample(pair.id, pair.group, image, labels, unknown)
+
+
+def load_dataset(
+    root: str | Path, classes: ClassTable, min_size: int = 0, progress: bool = False
+) -> list[Sample]:
+    """Find and decode every pair under ``root`` (see :func:`find_pairs`)."""
+    pairs = find_pairs(root)
+    if progress:
+        from tqdm import tqdm
+
+        pairs = tqdm(pairs, desc="reading images", unit="img", leave=False, disable=None)
+    return [load_sample(p, classes, min_size) for p in pairs]
+
+
+def unknown_pixel_report(samples: Sequence[Sample]) -> str | None:
+    """One line about pixels of no known class colour, or None when there are none."""
+    bad = [s for s in samples if s.unknown_pixels]
+    if not bad:
+        return None
+    total = sum(s.unknown_pixels for s in bad)
+    share = total / sum(s.area for s in samples)
+    worst = max(bad, key=lambda s: s.unknown_pixels)
+    return (
+        f"{total:,} mask pixels ({share:.2%}) in {len(bad)} masks have no class colour and are "
+        f"ignored (most: {worst.id}, {worst.unknown_pixels:,})"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Splits
+
+
+def split_images(
+    samples: Sequence[Sample],
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    val_groups: Sequence[str] = (),
+    val_ids: Sequence[str] = (),
+) -> tuple[list[Sample], list[Sample]]:
+    """Image-level split: no image contributes to both sides.
+
+    With ``val_groups``/``val_ids`` those are held out; otherwise ``val_fraction`` of the images
+    of every group (tile) are drawn with ``seed``, so each tile is represented on both sides.
+    """
+    if val_groups or val_ids:
+        groups = {s.group for s in samples}
+        ids = {s.id for s in samples}
+        for g in val_groups:
+            if g not in groups:
+                raise AerialSegError(f"held-out tile {g!r} is not in the data ({sorted(groups)})")
+        for i in val_ids:
+            if i not in ids:
+                raise AerialSegError(f"held-out image {i!r} is not in the data")
+        held = {s.id for s in samples if s.group in set(val_groups) or s.id in set(val_ids)}
+    else:
+        if not 0 < val_fraction < 1:
+            raise AerialSegError(f"validation fraction must be between 0 and 1, not {val_fraction}")
+        rng = np.random.default_rng(seed)
+        by_group: dict[str, list[str]] = defaultdict(list)
+        for s in samples:
+            by_group[s.group].append(s.id)
+        held = set()
+        for group in sorted(by_group):
+            ids = sorted(by_group[group], key=_natural_key)
+            n = int(round(val_fraction * len(ids)))
+            held.update(rng.permutation(ids)[:n].tolist())
+        if not held and len(samples) >= 2:  # tiny groups: still hold out one image overall
+            held = {rng.choice([s.id for s in samples])}
+    train = [s for s in samples if s.id not in held]
+    val = [s for s in samples if s.id in held]
+    if not train or not val:
+        raise AerialSegError(
+            f"split leaves {len(train)} training and {len(val)} validation images; need both"
+        )
+    return train, val
+
+
+def grid_patches(samples: Sequence[Sample], size: int) -> list[Sample]:
+    """The seed's patching: crop each image to a multiple of ``size`` (top-left), then cut it
+    into non-overlapping ``size`` x ``size`` patches."""
+    out = []
+    for s in samples:
+        rows, cols = s.labels.shape[0] // size, s.labels.shape[1] // size
+        for r in range(rows):
+            for c in range(cols):
+                ys, xs = slice(r * size, (r + 1) * size), slice(c * size, (c + 1) * size)
+                out.append(Sample(f"{s.id}@{r},{c}", s.group, s.image[ys, xs], s.labels[ys, xs]))
+    return out
+
+
+def split_patches_random(
+    samples: Sequence[Sample], size: int = 256, val_fraction: float = 0.2, seed: int = 0
+) -> tuple[list[Sample], list[Sample]]:
+    """The seed's split: a random 80/20 split of grid patches. Neighbouring patches of one image
+    land on both sides, so validation scores are optimistic - kept only for comparison."""
+    patches = grid_patches(samples, size)
+    if len(patches) < 2:
+        raise AerialSegError(f"need at least 2 patches of {size}x{size} for a patch split")
+    order = np.random.default_rng(seed).permutation(len(patches))
+    n_val = max(1, int(round(val_fraction * len(patches))))
+    return [patches[i] for i in order[n_val:]], [patches[i] for i in order[:n_val]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling and augmentation
+
+
+def dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    """One of the 8 flips/rotations of the square (k in 0..7) applied to the first two axes."""
+    a = np.rot90(a, k % 4)
+    return a[:, ::-1] if k >= 4 else a
+
+
+def mean_std(samples: Sequence[Sample]) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of all training pixels, on the 0-255 scale."""
+    n = sum(s.area for s in samples)
+    total = sum(s.image.reshape(-1, 3).sum(0, dtype=np.float64) for s in samples)
+    sq = sum(np.square(s.image.reshape(-1, 3), dtype=np.float64).sum(0) for s in samples)
+    mean = total / n
+    std = np.sqrt(np.maximum(sq / n - mean**2, 1e-6))
+    return mean.tolist(), std.tolist()
+
+
+def class_pixel_counts(samples: Sequence[Sample], num_classes: int) -> np.ndarray:
+    counts = np.zeros(256, dtype=np.int64)
+    for s in samples:
+        counts += np.bincount(s.labels.ravel(), minlength=256)
+    return counts[:num_classes]
+
+
+class Batches:
+    """Training batches as float tensors: images (N, 3, H, W) on the 0-255 scale, labels (N, H, W).
+
+    ``mode="random-crop"``: each patch is a random crop of a random image, images drawn in
+    proportion to their area, so every pixel (borders included) is equally likely to be seen.
+    ``mode="patches"``: the fixed patches themselves (the seed's way), reshuffled every epoch.
+    ``augment`` applies a random flip/rotation; ``jitter`` scales brightness and contrast by
+    up to +-jitter.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        patch_size: int,
+        batch_size: int,
+        mode: str = "random-crop",
+        augment: bool = True,
+        jitter: float = 0.0,
+        patches_per_epoch: int | None = None,
+    ):
+        if mode not in ("random-crop", "patches"):
+            raise AerialSegError(f"unknown sampling {mode!r}: use random-crop or patches")
+        self.samples = list(samples)
+        self.patch, self.batch, self.mode = patch_size, batch_size, mode
+        self.augment, self.jitter = augment, jitter
+        area = np.array([s.area for s in self.samples], dtype=np.float64)
+        self.weights = area / area.sum()
+        default = len(self.samples) if mode == "patches" else int(area.sum() // patch_size**2)
+        self.patches_per_epoch = patches_per_epoch or max(batch_size, default)
+
+    def __len__(self) -> int:
+        return -(-self.patches_per_epoch // self.batch)
+
+    def epoch(self, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = self.patches_per_epoch
+        if self.mode == "patches":
+            order = np.concatenate(
+                [rng.permutation(len(self.samples)) for _ in range(-(-n // len(self.samples)))]
+            )[:n]
+        else:
+            order = rng.choice(len(self.samples), size=n, p=self.weights)
+        for start in range(0, n, self.batch):
+            idx = order[start : start + self.batch]
+            images = np.empty((len(idx), self.patch, self.patch, 3), dtype=np.uint8)
+            labels = np.empty((len(idx), self.patch, self.patch), dtype=np.uint8)
+            for j, i in enumerate(idx):
+                s = self.samples[i]
+                h, w = s.labels.shape
+                y = rng.integers(0, h - self.patch + 1)
+                x = rng.integers(0, w - self.patch + 1)
+                img = s.image[y : y + self.patch, x : x + self.patch]
+                lab = s.labels[y : y + self.patch, x : x + self.patch]
+                if self.augment:
+                    k = int(rng.integers(8))
+                    img, lab = dihedral(img, k), dihedral(lab, k)
+                images[j], labels[j] = img, lab
+            x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
+            if self.jitter:
+                x = self._jitter(x, rng)
+            yield x, torch.from_numpy(labels).long()
+
+    def _jitter(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        n = x.shape[0]
+        b, c = torch.from_numpy(
+            rng.uniform(1 - self.jitter, 1 + self.jitter, (2, n, 1, 1, 1))
+        ).float()
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        return ((x - mean) * c + mean * b).clamp_(0, 255)
+
+
+__all__ = [
+    "IGNORE_INDEX",
+    "Batches",
+    "Pair",
+    "Sample",
+    "class_pixel_counts",
+    "dihedral",
+    "find_pairs",
+    "grid_patches",
+    "load_dataset",
+    "load_sample",
+    "mean_std",
+    "split_images",
+    "split_patches_random",
+    "unknown_pixel_report",
+]

@@ -1,0 +1,125 @@
+"""Reading images and masks with clear errors, and writing files atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import AerialSegError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+MAX_PIXELS = 20_000 * 20_000  # decompression-bomb guard, settable with set_max_pixels
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def set_max_pixels(n: int) -> None:
+    global MAX_PIXELS
+    MAX_PIXELS = Image.MAX_IMAGE_PIXELS = int(n)
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        im = Image.open(path)
+        if im.width * im.height > MAX_PIXELS:
+            raise AerialSegError(
+                f"{path}: {im.width}x{im.height} is over the {MAX_PIXELS:,}-pixel limit"
+            )
+        im.load()
+        return im
+    except AerialSegError:
+        raise
+    except Image.DecompressionBombError:
+        raise AerialSegError(f"{path}: image is over the {MAX_PIXELS:,}-pixel limit") from None
+    except FileNotFoundError:
+        raise AerialSegError(f"{path}: no such file") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise AerialSegError(f"{path}: cannot read image ({e})") from None
+
+
+def read_image(path: str | Path, strict: bool = False) -> np.ndarray:
+    """Read an image as (H, W, 3) uint8 RGB, with EXIF orientation applied.
+
+    ``strict`` (used for training data) refuses anything but 8-bit RGB: a grayscale, RGBA or
+    16-bit training image usually means the wrong file, and silently converting it would hide
+    that. Otherwise alpha is dropped, grey is replicated and 16-bit is rescaled.
+    """
+    path = Path(path)
+    im = _open(path)
+    if strict:
+        if im.mode != "RGB":
+            raise AerialSegError(
+                f"{path}: image mode is {im.mode} ({_describe(im.mode)}); training images must "
+                "be 8-bit RGB - convert it first"
+            )
+        return np.array(im)
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+        return np.repeat(a.round().astype(np.uint8)[..., None], 3, axis=2)
+    if im.mode == "RGB":
+        return np.array(im)
+    return np.array(im.convert("RGB"))
+
+
+def _describe(mode: str) -> str:
+    return {
+        "L": "grayscale",
+        "LA": "grayscale with alpha",
+        "RGBA": "has an alpha channel",
+        "P": "palette",
+        "CMYK": "CMYK",
+        "I;16": "16-bit",
+        "I": "32-bit integer",
+        "F": "floating point",
+    }.get(mode, "not 8-bit RGB")
+
+
+def read_mask_rgb(path: str | Path) -> np.ndarray:
+    """Read a colour mask as (H, W, 3) uint8; palette PNGs are expanded to their colours."""
+    path = Path(path)
+    im = _open(path)
+    if im.mode not in ("RGB", "P", "RGBA"):
+        raise AerialSegError(
+            f"{path}: mask mode is {im.mode} ({_describe(im.mode)}); masks must be RGB or palette"
+        )
+    return np.array(im.convert("RGB"))
+
+
+@contextmanager
+def atomic_path(dest: str | Path):
+    """Yield a temporary path beside ``dest``; it replaces ``dest`` only if the block succeeds."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=dest.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_atomic(dest: str | Path, write: Callable[[Path], object]) -> Path:
+    with atomic_path(dest) as tmp:
+        write(tmp)
+    return Path(dest)
+
+
+def save_image(dest: str | Path, array: np.ndarray) -> Path:
+    """Save a uint8 array as PNG/JPEG (by suffix), atomically."""
+    dest = Path(dest)
+    fmt = "JPEG" if dest.suffix.lower() in (".jpg", ".jpeg") else "PNG"
+    return write_atomic(dest, lambda p: Image.fromarray(array).save(p, format=fmt))
+
+
+def write_text(dest: str | Path, text: str) -> Path:
+    return write_atomic(dest, lambda p: p.write_text(text))

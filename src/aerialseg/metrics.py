@@ -1,0 +1,88 @@
+"""Metrics, all from one confusion matrix (plus the seed's soft Jaccard).
+
+- pixel accuracy: correct / labelled pixels;
+- per-class IoU: TP / (TP + FP + FN);
+- mean IoU: over classes that occur in the labels or the predictions, like Keras ``MeanIoU``;
+- land-cover mean IoU: the same without background classes (Unlabeled);
+- micro Jaccard: the seed's ``jaccard_coef`` - all one-hot pixels flattened, with softmax
+  probabilities as the prediction: sum(p_true) / (2N - sum(p_true)). It is accumulated over all
+  pixels rather than averaged per batch as Keras did, so it does not depend on the batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from .classes import IGNORE_INDEX
+
+
+class SegmentationMetrics:
+    def __init__(self, num_classes: int, land_cover: Sequence[int] | None = None):
+        self.num_classes = num_classes
+        self.land_cover = list(land_cover) if land_cover is not None else list(range(num_classes))
+        self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+        self.p_true = 0.0  # sum of the probability given to the true class
+        self.loss_sum = 0.0
+        self.loss_weight = 0
+
+    def update(self, target: torch.Tensor, probs_or_pred: torch.Tensor, loss: float | None = None):
+        """``target`` (N, H, W) labels; ``probs_or_pred`` (N, C, H, W) probabilities or
+        (N, H, W) predicted labels (then the soft Jaccard uses the hard prediction)."""
+        valid = target != IGNORE_INDEX
+        t = target[valid]
+        if probs_or_pred.dim() == target.dim() + 1:
+            probs = probs_or_pred.float()
+            pred = probs.argmax(1)[valid]
+            safe = torch.where(valid, target, 0).unsqueeze(1)
+            self.p_true += float(probs.gather(1, safe).squeeze(1)[valid].sum())
+        else:
+            pred = probs_or_pred[valid]
+            self.p_true += float((pred == t).sum())
+        k = self.num_classes
+        self.confusion += torch.bincount(t * k + pred, minlength=k * k).view(k, k).cpu()
+        if loss is not None:
+            self.loss_sum += loss * int(valid.sum())
+            self.loss_weight += int(valid.sum())
+
+    def compute(self) -> dict:
+        return summarize(
+            self.confusion.numpy(),
+            self.land_cover,
+            self.p_true,
+            self.loss_sum / self.loss_weight if self.loss_weight else None,
+        )
+
+
+def iou_per_class(confusion: np.ndarray) -> np.ndarray:
+    """IoU of each class; NaN where the class is in neither labels nor predictions."""
+    tp = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / union, np.nan)
+
+
+def summarize(
+    confusion: np.ndarray,
+    land_cover: Sequence[int],
+    p_true: float | None = None,
+    loss: float | None = None,
+) -> dict:
+    """Metrics from a confusion matrix (rows = truth, columns = prediction)."""
+    n = int(confusion.sum())
+    iou = iou_per_class(confusion)
+    lc = iou[list(land_cover)]
+    out = {
+        "pixel_accuracy": float(np.trace(confusion) / n) if n else float("nan"),
+        "mean_iou": float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"),
+        "mean_iou_land_cover": float(np.nanmean(lc)) if np.isfinite(lc).any() else float("nan"),
+        "per_class_iou": iou.tolist(),
+        "pixels": n,
+    }
+    if p_true is not None and n:
+        out["micro_jaccard"] = float(p_true / (2 * n - p_true))
+    if loss is not None:
+        out["loss"] = float(loss)
+    return out

@@ -1,0 +1,178 @@
+"""The CLI run for real, as a user would: in a subprocess, checking files and exit codes."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def aerialseg(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "aerialseg.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+TINY = [
+    "--patch-size",
+    "32",
+    "--batch-size",
+    "4",
+    "--patches-per-epoch",
+    "8",
+    "--base-filters",
+    "4",
+    "--examples",
+    "2",
+    "-q",
+]
+
+
+def test_train_then_evaluate_end_to_end(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    r = aerialseg("train", "--data", tiny_dataset, "--out", run, "--epochs", "2", *TINY)
+    assert r.returncode == 0, r.stderr
+    assert "Epoch 2/2" in r.stdout and "val_mIoU" in r.stdout
+    for f in (
+        "config.json",
+        "history.csv",
+        "best.safetensors",
+        "last.safetensors",
+        "curves.png",
+        "examples.png",
+        "split.json",
+    ):
+        assert (run / f).stat().st_size > 0, f
+    assert json.loads((run / "status.json").read_text())["status"] == "complete"
+    assert len((run / "history.csv").read_text().splitlines()) == 3
+    assert json.loads((run / "config.json").read_text())["patch_size"] == 32
+
+    r = aerialseg(
+        "evaluate", "--model", run / "best.safetensors", "--data", tiny_dataset, "--json", "-q"
+    )
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert set(result) >= {
+        "pixel_accuracy",
+        "mean_iou",
+        "mean_iou_land_cover",
+        "micro_jaccard",
+        "per_class_iou",
+        "confusion_matrix",
+        "images",
+    }
+    assert len(result["images"]) == 6
+    assert sum(map(sum, result["confusion_matrix"])) == 6 * 80 * 96
+
+    r = aerialseg(
+        "evaluate",
+        "--model",
+        run / "best.safetensors",
+        "--data",
+        tiny_dataset,
+        "--split",
+        "val",
+        "--confusion",
+        tmp_path / "cm.png",
+        "-q",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "mIoU (land cover)" in r.stdout and (tmp_path / "cm.png").stat().st_size > 0
+    split = json.loads((run / "split.json").read_text())
+    assert f"images: {len(split['val'])}" in r.stdout
+
+    # resume: extend the same run by one epoch
+    r = aerialseg("train", "--resume", run, "--epochs", "3", "-q")
+    assert r.returncode == 0, r.stderr
+    assert "resuming at epoch 3" in r.stdout and "Epoch 3/3" in r.stdout
+    assert len((run / "history.csv").read_text().splitlines()) == 4
+
+
+def test_seed_preset_trains_on_random_patch_split(tiny_dataset, tmp_path):
+    r = aerialseg(
+        "train",
+        "--preset",
+        "seed",
+        "--data",
+        tiny_dataset,
+        "--out",
+        tmp_path / "s",
+        "--epochs",
+        "1",
+        *TINY,
+    )
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((tmp_path / "s/config.json").read_text())
+    assert cfg["model"] == "unet-seed" and cfg["split"] == "random-patch"
+    r = aerialseg(
+        "evaluate",
+        "--model",
+        tmp_path / "s/best.safetensors",
+        "--data",
+        tiny_dataset,
+        "--split",
+        "val",
+    )
+    assert r.returncode == 2 and "no held-out image" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--data", "/nonexistent", "--out", "{tmp}/r"], "no such data folder"),
+        (["train", "--data", "{data}", "--out", "{tmp}/r", "--model", "vgg"], "valid names"),
+        (
+            ["train", "--data", "{data}", "--out", "{tmp}/r", "--patch-size", "128"],
+            "smaller than the 128x128 patch size",
+        ),
+        (
+            ["train", "--data", "{data}", "--out", "{tmp}/r", "--epochs", "1", "--minutes", "1"],
+            "not both",
+        ),
+        (["train", "--resume", "{tmp}"], "not a run folder"),
+        (
+            ["train", "--data", "{data}", "--out", "{tmp}/r", "--config", "{tmp}/c.json"],
+            "unknown config keys: colour",
+        ),
+        (["evaluate", "--model", "{tmp}/c.json", "--data", "{data}"], "not an aerialseg model"),
+    ],
+)
+def test_user_mistakes_give_one_line_and_no_run_folder(tiny_dataset, tmp_path, args, message):
+    (tmp_path / "c.json").write_text('{"colour": "blue"}')
+    args = [a.format(tmp=tmp_path, data=tiny_dataset) for a in args]
+    r = aerialseg(*args)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_existing_run_folder_is_not_overwritten(tiny_dataset, tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "keep.txt").write_text("mine")
+    r = aerialseg("train", "--data", tiny_dataset, "--out", tmp_path / "r", *TINY)
+    assert r.returncode == 2 and "--resume" in r.stderr
+    assert (tmp_path / "r" / "keep.txt").read_text() == "mine"
+
+
+def test_config_file_and_flags_override_in_order(tiny_dataset, tmp_path):
+    (tmp_path / "c.yaml").write_text("epochs: 1\nlr: 0.005\nbase_filters: 4\n")
+    r = aerialseg(
+        "train",
+        "--data",
+        tiny_dataset,
+        "--out",
+        tmp_path / "r",
+        "--config",
+        tmp_path / "c.yaml",
+        "--lr",
+        "0.001",
+        *TINY,
+    )
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((tmp_path / "r/config.json").read_text())
+    assert cfg["epochs"] == 1 and cfg["lr"] == 0.001
