@@ -124,7 +124,10 @@ def test_seed_preset_trains_on_random_patch_split(tiny_dataset, tmp_path):
     "args, message",
     [
         (["train", "--data", "/nonexistent", "--out", "{tmp}/r"], "no such data folder"),
-        (["train", "--data", "{data}", "--out", "{tmp}/r", "--model", "vgg"], "valid names"),
+        (
+            ["train", "--data", "{data}", "--out", "{tmp}/r", "--model", "vgg"],
+            "valid: unet, unet-seed",
+        ),
         (
             ["train", "--data", "{data}", "--out", "{tmp}/r", "--patch-size", "128"],
             "smaller than the 128x128 patch size",
@@ -176,3 +179,100 @@ def test_config_file_and_flags_override_in_order(tiny_dataset, tmp_path):
     assert r.returncode == 0, r.stderr
     cfg = json.loads((tmp_path / "r/config.json").read_text())
     assert cfg["epochs"] == 1 and cfg["lr"] == 0.001
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    from aerialseg.checkpoint import save_checkpoint
+    from aerialseg.classes import DUBAI
+    from aerialseg.models import create_model
+
+    return save_checkpoint(
+        tmp_path / "tiny.safetensors", create_model("unet", base_filters=4), DUBAI
+    )
+
+
+def test_segment_writes_all_outputs_and_reports_bad_files(tiny_dataset, tiny_model, tmp_path):
+    from PIL import Image
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    Image.new("RGB", (1031, 257), (120, 90, 60)).save(extra / "odd.png")
+    (extra / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "seg"
+    r = aerialseg(
+        "segment",
+        tiny_dataset,
+        extra,
+        "--model",
+        tiny_model,
+        "--out",
+        out,
+        "--window",
+        "128",
+        "--save-probabilities",
+        "--gsd",
+        "0.3",
+        "-q",
+    )
+    assert r.returncode == 1
+    assert "broken.jpg: cannot read image" in r.stderr and "1 failed" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert "segmented 7 images" in r.stdout
+    import numpy as np
+
+    labels = np.array(Image.open(out / "odd_labels.png"))
+    assert labels.shape == (257, 1031)
+    probs = np.load(out / "odd_probs.npy")
+    assert probs.shape == (257, 1031, 6) and probs.dtype == np.float16
+    p = probs.astype(np.float32)
+    assert np.allclose(p.sum(-1), 1, atol=5e-3)
+    # the label is the most probable class (up to float16 rounding of near-ties)
+    chosen = np.take_along_axis(p, labels[..., None].astype(np.int64), -1)[..., 0]
+    assert (chosen >= p.max(-1) - 1e-3).all()
+    stats = json.loads((out / "odd_stats.json").read_text())
+    assert stats["width"] == 1031 and "area_m2" in stats["classes"][0]
+    for suffix in ("_mask.png", "_overlay.jpg", "_figure.png", "_stats.csv"):
+        assert (out / "Tile 2/images" / f"image_part_003{suffix}").is_file(), suffix
+
+    # a second run does not overwrite, unless asked
+    r = aerialseg("segment", extra / "odd.png", "--model", tiny_model, "--out", out, "-q")
+    assert r.returncode == 1 and "exists (use --overwrite" in r.stderr
+    r = aerialseg(
+        "segment",
+        extra / "odd.png",
+        "--model",
+        tiny_model,
+        "--out",
+        out,
+        "--overwrite",
+        "--tta",
+        "-q",
+    )
+    assert r.returncode == 0, r.stderr
+
+
+def test_segment_errors(tiny_model, tmp_path):
+    r = aerialseg("segment", tmp_path / "nothing.jpg", "--model", tiny_model)
+    assert r.returncode == 1 and "no such file or folder" in r.stderr
+    r = aerialseg("segment", tmp_path, "--model", tiny_model)
+    assert r.returncode == 2 and "no images found" in r.stderr
+    r = aerialseg("segment", tmp_path, "--model", tiny_model, "--window", "100")
+    assert r.returncode == 2 and "multiple of 16" in r.stderr
+
+
+def test_download_from_archive_and_offline_error(tiny_dataset, tmp_path):
+    import shutil
+
+    archive = shutil.make_archive(str(tmp_path / "kaggle"), "zip", tiny_dataset.parent)
+    r = aerialseg("download", "--from", archive, "--out", tmp_path / "data")
+    assert r.returncode == 0, r.stderr
+    root = r.stdout.split("dataset ready at ")[1].split("\n")[0]
+    r = aerialseg("train", "--data", root, "--out", tmp_path / "run", "--epochs", "1", *TINY)
+    assert r.returncode == 0, r.stderr
+
+    r = aerialseg("download", "--out", tmp_path / "data2")
+    assert r.returncode == 2 and "--from ARCHIVE.zip" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = aerialseg("download", "--from", tmp_path / "nope.zip", "--out", tmp_path / "d3")
+    assert r.returncode == 2 and "no such archive" in r.stderr

@@ -155,3 +155,17 @@ def test_patch_mode_visits_every_patch_each_epoch(tiny_dataset):
     b = Batches(patches, 32, 5, mode="patches", augment=False)
     seen = [y for _, y in b.epoch(np.random.default_rng(1))]
     assert sum(len(y) for y in seen) == len(patches)
+
+
+def test_real_dubai_dataset_reads_and_splits(real_data):
+    samples = load_dataset(real_data, DUBAI, min_size=256)
+    assert len(samples) >= 63 and {s.group for s in samples} >= {f"Tile {i}" for i in range(1, 8)}
+    labelled = sum(int((s.labels != IGNORE_INDEX).sum()) for s in samples)
+    assert labelled / sum(s.area for s in samples) > 0.99
+    present = np.zeros(256, bool)
+    for s in samples:
+        present[np.unique(s.labels)] = True
+    assert present[:6].all()  # every one of the six classes occurs with its real colour
+    train, val = split_images(samples, 0.2, seed=0)
+    assert not {s.id for s in train} & {s.id for s in val}
+    assert {s.group for s in val} == {s.group for s in samples}

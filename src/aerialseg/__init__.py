@@ -5,9 +5,10 @@ Quick tour::
     import aerialseg
     cfg = aerialseg.TrainConfig(data="path/to/dubai", minutes=10)
     aerialseg.train(cfg, "runs/first")
-    model, classes, meta = aerialseg.load_checkpoint("runs/first/best.safetensors")
-    samples = aerialseg.load_dataset("path/to/dubai", classes)
-    print(aerialseg.evaluate(model, classes, samples)["mean_iou"])
+    seg = aerialseg.load_model("runs/first/best.safetensors")   # None = the bundled model
+    labels = seg.segment(rgb)                  # (H, W) class indices for a uint8 RGB array
+    samples = aerialseg.load_dataset("path/to/dubai", seg.classes)
+    print(aerialseg.evaluate(seg, samples)["mean_iou"])
 """
 
 from .checkpoint import load_checkpoint, read_metadata, save_checkpoint
@@ -16,6 +17,7 @@ from .config import TrainConfig
 from .data import Sample, find_pairs, load_dataset, split_images, split_patches_random
 from .errors import AerialSegError
 from .evaluate import evaluate
+from .infer import Segmenter, Tiling, load_model
 from .models import create_model, list_models
 from .train import train
 
@@ -27,6 +29,8 @@ __all__ = [
     "AerialSegError",
     "ClassTable",
     "Sample",
+    "Segmenter",
+    "Tiling",
     "TrainConfig",
     "create_model",
     "evaluate",
@@ -34,6 +38,7 @@ __all__ = [
     "list_models",
     "load_checkpoint",
     "load_dataset",
+    "load_model",
     "read_metadata",
     "save_checkpoint",
     "split_images",

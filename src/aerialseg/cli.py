@@ -52,11 +52,12 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .checkpoint import load_checkpoint
     from .data import load_dataset, unknown_pixel_report
     from .evaluate import evaluate, format_table
+    from .infer import load_model
 
-    model, classes, meta = load_checkpoint(args.model)
+    seg = load_model(args.model, args.precision)
+    classes, meta = seg.classes, seg.meta
     data = args.data or _default_data()
     if not data:
         raise AerialSegError(f"give --data DIR (or set {DATA_ENV})")
@@ -74,7 +75,7 @@ def cmd_evaluate(args) -> int:
     note = unknown_pixel_report(samples)
     if note and not args.json:
         print(note, file=sys.stderr)
-    result = evaluate(model, classes, samples, args.precision, progress=not args.quiet)
+    result = evaluate(seg, samples, tta=args.tta, progress=not args.quiet)
     if args.confusion:
         from .plots import confusion_matrix
 
@@ -85,6 +86,98 @@ def cmd_evaluate(args) -> int:
         print(format_table(result))
         if args.confusion:
             print(f"confusion matrix: {args.confusion}")
+    return 0
+
+
+def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[str]]:
+    """(image path, output name) for every file given or found under a folder given, and the
+    inputs that do not exist. Under a folder, masks/ folders are skipped and the relative path
+    becomes the output name, so 'Tile 1/images/a.jpg' and 'Tile 2/images/a.jpg' don't clash."""
+    from .data import _natural_key
+    from .images import IMAGE_SUFFIXES
+
+    found, missing = [], []
+    for arg in inputs:
+        p = Path(arg)
+        if p.is_dir():
+            files = [
+                f
+                for f in p.rglob("*")
+                if f.is_file()
+                and f.suffix.lower() in IMAGE_SUFFIXES
+                and "masks" not in f.parent.parts
+                and not f.name.startswith(".")
+            ]
+            for f in sorted(files, key=lambda f: _natural_key(str(f))):
+                found.append((f, str(f.relative_to(p).with_suffix(""))))
+        elif p.is_file():
+            found.append((p, p.stem))
+        else:
+            missing.append(f"{p}: no such file or folder")
+    return found, missing
+
+
+def cmd_segment(args) -> int:
+    from tqdm import tqdm
+
+    from .images import read_image, set_max_pixels
+    from .infer import Tiling, count_windows, load_model
+    from .outputs import check_free, output_paths, segment_to_files
+
+    if args.max_pixels:
+        set_max_pixels(args.max_pixels)
+    tiling = Tiling(window=args.window, overlap=args.overlap, batch_size=args.batch_size)
+    seg = load_model(args.model, args.precision, tiling)
+    images, failures = collect_images(args.inputs)
+    if not images and not failures:
+        raise AerialSegError(f"no images found in {' '.join(args.inputs)}")
+    out = Path(args.out)
+    done = 0
+    bar = tqdm(images, unit="img", desc="segmenting", disable=None if not args.quiet else True)
+    for path, name in bar:
+        try:
+            paths = output_paths(out, name, args.save_probabilities)
+            check_free(paths, args.overwrite)
+            rgb = read_image(path)
+            h, w = rgb.shape[:2]
+            with tqdm(
+                total=count_windows(h, w, tiling),
+                unit="win",
+                leave=False,
+                desc=path.name,
+                disable=None if not args.quiet else True,
+            ) as wbar:
+                segment_to_files(
+                    seg,
+                    rgb,
+                    paths,
+                    str(path),
+                    args.tta,
+                    args.opacity,
+                    args.gsd,
+                    on_window=wbar.update,
+                )
+            done += 1
+        except AerialSegError as e:
+            failures.append(str(e))
+            tqdm.write(f"aerialseg: error: {e}", file=sys.stderr)
+    print(
+        f"segmented {done} image{'s' * (done != 1)} with {seg.name} -> {out}/ "
+        "(*_mask.png, *_overlay.jpg, *_figure.png, *_labels.png, *_stats.json/.csv)"
+    )
+    if failures:
+        print(f"aerialseg: {len(failures)} failed:", file=sys.stderr)
+        for f in failures:
+            print(f"  {f}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_download(args) -> int:
+    from .download import download, extract_archive
+
+    root = extract_archive(args.archive, args.out) if args.archive else download(args.out)
+    print(f"dataset ready at {root}\nuse it with: export {DATA_ENV}={root.resolve()}")
     return 0
 
 
@@ -119,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="score a model on whole images")
-    e.add_argument("--model", required=True, help="checkpoint (.safetensors)")
+    e.add_argument("--model", help="checkpoint (default: the bundled model)")
     e.add_argument("--data", help=f"dataset root (default: ${DATA_ENV})")
     e.add_argument(
         "--split",
@@ -129,9 +222,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--confusion", metavar="PNG", help="write a confusion-matrix picture")
+    e.add_argument("--tta", action="store_true", help="average the 8 flips/rotations")
     e.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=cmd_evaluate)
+
+    g = sub.add_parser(
+        "segment",
+        help="segment images into land-cover maps",
+        description="Blended sliding-window segmentation of images of any size; "
+        "writes label PNG, colour mask, overlay, figure and class "
+        "statistics per image.",
+    )
+    g.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    g.add_argument("--model", help="checkpoint (default: the bundled model)")
+    g.add_argument("--out", default="segmented", help="output folder (default: segmented)")
+    g.add_argument("--tta", action="store_true", help="average the 8 flips/rotations")
+    g.add_argument("--window", type=int, default=1024, help="window side in pixels")
+    g.add_argument("--overlap", type=float, default=0.25, help="window overlap, 0-0.5")
+    g.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
+    g.add_argument("--opacity", type=float, default=0.5, help="overlay opacity, 0-1")
+    g.add_argument("--gsd", type=float, help="metres per pixel, for areas in m^2")
+    g.add_argument(
+        "--save-probabilities",
+        action="store_true",
+        help="also write per-class probabilities (H, W, C) float16 .npy",
+    )
+    g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    g.add_argument("--max-pixels", type=int, help="refuse larger images (default 150M)")
+    g.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    g.set_defaults(func=cmd_segment)
+
+    d = sub.add_parser("download", help="get the Dubai dataset (Kaggle, or a downloaded zip)")
+    d.add_argument("--out", default="data/dubai-aerial", help="where to put it")
+    d.add_argument(
+        "--from",
+        dest="archive",
+        metavar="ARCHIVE.zip",
+        help="unpack an archive downloaded by hand instead of using kagglehub",
+    )
+    d.set_defaults(func=cmd_download)
 
     m = sub.add_parser("models", help="list the model names create_model knows")
     m.set_defaults(func=cmd_models)

@@ -7,29 +7,23 @@ from collections.abc import Sequence
 import torch
 from tqdm import tqdm
 
-from .classes import ClassTable
 from .data import Sample
-from .infer import predict_logits, prepare, resolve_precision
+from .infer import Segmenter
 from .metrics import SegmentationMetrics
-from .models import SegmentationModel
 
 
 def evaluate(
-    model: SegmentationModel,
-    classes: ClassTable,
-    samples: Sequence[Sample],
-    precision: str = "auto",
-    progress: bool = False,
+    seg: Segmenter, samples: Sequence[Sample], tta: bool = False, progress: bool = False
 ) -> dict:
-    """Metrics over ``samples`` (whole images): the keys of ``aerialseg evaluate --json``."""
-    precision = resolve_precision(precision)
-    model = prepare(model, precision)
+    """Metrics over ``samples`` (whole images, predicted as ``aerialseg segment`` does):
+    the keys of ``aerialseg evaluate --json``."""
+    classes = seg.classes
     metrics = SegmentationMetrics(len(classes), classes.land_cover)
     for s in tqdm(
         samples, desc="evaluating", unit="img", disable=None if progress else True, leave=False
     ):
-        probs = predict_logits(model, s.image, precision).softmax(1)
-        metrics.update(torch.from_numpy(s.labels).long().unsqueeze(0), probs)
+        probs = torch.from_numpy(seg.predict_proba(s.image, tta)).permute(2, 0, 1)
+        metrics.update(torch.from_numpy(s.labels).long().unsqueeze(0), probs.unsqueeze(0))
     m = metrics.compute()
     return {
         "pixel_accuracy": m["pixel_accuracy"],

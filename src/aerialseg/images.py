@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +15,7 @@ from PIL import Image, ImageOps
 from .errors import AerialSegError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
-MAX_PIXELS = 20_000 * 20_000  # decompression-bomb guard, settable with set_max_pixels
+MAX_PIXELS = 150_000_000  # decompression-bomb guard (about 12 000 x 12 000); see set_max_pixels
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
@@ -25,7 +26,9 @@ def set_max_pixels(n: int) -> None:
 
 def _open(path: Path) -> Image.Image:
     try:
-        im = Image.open(path)
+        with warnings.catch_warnings():  # we give our own error just below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
         if im.width * im.height > MAX_PIXELS:
             raise AerialSegError(
                 f"{path}: {im.width}x{im.height} is over the {MAX_PIXELS:,}-pixel limit"

@@ -16,7 +16,7 @@ from .classes import ClassTable  # noqa: E402
 from .images import atomic_path  # noqa: E402
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format=Path(path).suffix[1:] or "png")
     plt.close(fig)
@@ -49,7 +49,7 @@ def training_curves(history: Sequence[dict], path: str | Path) -> Path:
     for ax in (a, b):
         ax.legend()
         ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def examples(
@@ -72,7 +72,7 @@ def examples(
         handles=legend_handles(classes), loc="lower center", ncol=len(classes), frameon=False
     )
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def confusion_matrix(confusion: np.ndarray, classes: ClassTable, path: str | Path) -> Path:
@@ -95,4 +95,4 @@ def confusion_matrix(confusion: np.ndarray, classes: ClassTable, path: str | Pat
     ax.set_xticks(range(len(classes)), classes.names, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes.names)
     ax.set(xlabel="Predicted", ylabel="True", title="Confusion matrix (rows sum to 1)")
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -115,6 +115,19 @@ def lr_at(cfg: TrainConfig, progress: float) -> float:
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
+def train_step(model, opt, loss_fn, x, y, precision: str):
+    """One optimisation step; bf16 autocast and channels_last where ``precision`` is bf16."""
+    if precision == "bf16":
+        x = x.contiguous(memory_format=torch.channels_last)
+    with autocast(precision):
+        logits = model(x)
+    loss = loss_fn(logits, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return logits, loss
+
+
 def validate(
     model: SegmentationModel,
     samples: Sequence[Sample],
@@ -246,14 +259,7 @@ class Trainer:
             lr = lr_at(cfg, self._progress(epoch, step, t0))
             for g in self.opt.param_groups:
                 g["lr"] = lr
-            if self.precision == "bf16":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(self.precision):
-                logits = model(x)
-            loss = self.loss_fn(logits, y)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
+            logits, loss = train_step(model, self.opt, self.loss_fn, x, y, self.precision)
             with torch.no_grad():
                 metrics.update(y, logits.detach().float().softmax(1), loss.item())
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)

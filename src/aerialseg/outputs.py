@@ -1,0 +1,166 @@
+"""Files written for a segmented image: label PNG, colour mask, overlay, figure, statistics."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .classes import ClassTable
+from .errors import AerialSegError
+from .images import atomic_path, save_image, write_text
+
+SUFFIXES = {
+    "labels": "_labels.png",  # class index per pixel (mode L)
+    "mask": "_mask.png",  # class colours
+    "overlay": "_overlay.jpg",  # colours blended over the photo
+    "figure": "_figure.png",  # photo | prediction with a legend
+    "stats_json": "_stats.json",
+    "stats_csv": "_stats.csv",
+}
+PROBS_SUFFIX = "_probs.npy"
+FIGURE_MAX_SIDE = 1600  # the figure is for looking at; big maps are shown downscaled
+
+
+def output_paths(out_dir: Path, stem: str, probabilities: bool = False) -> dict[str, Path]:
+    paths = {k: out_dir / f"{stem}{s}" for k, s in SUFFIXES.items()}
+    if probabilities:
+        paths["probs"] = out_dir / f"{stem}{PROBS_SUFFIX}"
+    return paths
+
+
+def check_free(paths: dict[str, Path], overwrite: bool) -> None:
+    taken = [p for p in paths.values() if p.exists()]
+    if taken and not overwrite:
+        raise AerialSegError(f"{taken[0]} exists (use --overwrite to replace it)")
+
+
+def class_stats(labels: np.ndarray, classes: ClassTable, gsd: float | None = None) -> list[dict]:
+    """Pixels and share of the image per class; square metres when the ground sampling
+    distance (metres per pixel) is known."""
+    counts = np.bincount(labels.ravel(), minlength=len(classes))[: len(classes)]
+    total = labels.size
+    rows = []
+    for name, color, n in zip(classes.names, classes.colors, counts):
+        row = {
+            "class": name,
+            "color": "#{:02X}{:02X}{:02X}".format(*color),
+            "pixels": int(n),
+            "percent": round(100 * n / total, 4),
+        }
+        if gsd:
+            row["area_m2"] = round(float(n) * gsd * gsd, 2)
+        rows.append(row)
+    return rows
+
+
+def overlay(rgb: np.ndarray, labels: np.ndarray, classes: ClassTable, opacity: float) -> np.ndarray:
+    if not 0 <= opacity <= 1:
+        raise AerialSegError(f"opacity must be between 0 and 1, not {opacity}")
+    out = rgb.astype(np.float32)
+    out *= 1 - opacity
+    out += opacity * classes.colorize(labels)
+    return out.round().astype(np.uint8)
+
+
+def side_by_side(
+    rgb: np.ndarray,
+    labels: np.ndarray,
+    classes: ClassTable,
+    title: str,
+    stats: list[dict],
+    path: Path,
+) -> Path:
+    from .plots import legend_handles, plt, save_figure
+
+    step = max(1, -(-max(rgb.shape[:2]) // FIGURE_MAX_SIDE))
+    small, lab = rgb[::step, ::step], labels[::step, ::step]
+    fig, axes = plt.subplots(1, 2, figsize=(14, 7 * small.shape[0] / small.shape[1] + 1))
+    for ax, img, t in zip(axes, (small, classes.colorize(lab)), (title, "Prediction")):
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(t)
+        ax.axis("off")
+    shares = [r["percent"] / 100 for r in stats]
+    fig.legend(
+        handles=legend_handles(classes, shares),
+        loc="lower center",
+        ncol=len(classes),
+        frameon=False,
+    )
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return save_figure(fig, path)
+
+
+def write_outputs(
+    paths: dict[str, Path],
+    rgb: np.ndarray,
+    labels: np.ndarray,
+    classes: ClassTable,
+    title: str,
+    opacity: float = 0.5,
+    gsd: float | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """Write every output of one image (each file atomically); returns the statistics."""
+    stats = class_stats(labels, classes, gsd)
+    save_image(paths["labels"], labels)
+    save_image(paths["mask"], classes.colorize(labels))
+    save_image(paths["overlay"], overlay(rgb, labels, classes, opacity))
+    side_by_side(rgb, labels, classes, title, stats, paths["figure"])
+    info = {
+        "image": title,
+        "width": int(labels.shape[1]),
+        "height": int(labels.shape[0]),
+        **(extra or {}),
+        "gsd_m": gsd,
+        "classes": stats,
+    }
+    write_text(paths["stats_json"], json.dumps(info, indent=2) + "\n")
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(stats[0]))
+    writer.writeheader()
+    writer.writerows(stats)
+    write_text(paths["stats_csv"], buf.getvalue())
+    return info
+
+
+def segment_to_files(
+    seg,
+    rgb: np.ndarray,
+    paths: dict[str, Path],
+    title: str,
+    tta: bool = False,
+    opacity: float = 0.5,
+    gsd: float | None = None,
+    on_window=None,
+) -> dict:
+    """Segment ``rgb`` band by band and write all outputs. Probabilities, when asked for,
+    stream into a float16 .npy memory map, so even huge maps never sit in memory whole."""
+    h, w = rgb.shape[:2]
+    labels = np.empty((h, w), dtype=np.uint8)
+    probs_path = paths.get("probs")
+    with contextlib.ExitStack() as stack:
+        probs = None
+        if probs_path:
+            tmp = stack.enter_context(atomic_path(probs_path))
+            probs = np.lib.format.open_memmap(
+                tmp, mode="w+", dtype=np.float16, shape=(h, w, seg.model.num_classes)
+            )
+        for y, band in seg.bands(rgb, tta, on_window):
+            labels[y : y + len(band)] = band.argmax(-1)
+            if probs is not None:
+                probs[y : y + len(band)] = band
+        if probs is not None:
+            probs.flush()
+            del probs
+    extra = {"model": seg.name, "tta": tta}
+    return write_outputs(paths, rgb, labels, seg.classes, title, opacity, gsd, extra)
+
+
+def load_labels(path: str | Path) -> np.ndarray:
+    return np.array(Image.open(path))

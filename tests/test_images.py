@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from aerialseg.errors import AerialSegError
+from aerialseg.images import read_image, save_image, set_max_pixels
+
+
+def test_lenient_reading_converts_rgba_grey_and_16_bit(tmp_path):
+    rgba = np.zeros((4, 5, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 10
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    assert read_image(tmp_path / "a.png").tolist() == [[[200, 0, 0]] * 5] * 4
+
+    Image.fromarray(np.full((4, 5), 77, np.uint8)).save(tmp_path / "g.png")
+    assert (read_image(tmp_path / "g.png") == 77).all()
+
+    deep = np.array([[0, 1000], [2000, 4000]], dtype=np.uint16)
+    Image.fromarray(deep).save(tmp_path / "d.png")
+    out = read_image(tmp_path / "d.png")
+    assert out.dtype == np.uint8 and out.shape == (2, 2, 3)
+    assert out[..., 0].tolist() == [[0, 64], [128, 255]]
+
+
+def test_exif_orientation_is_honoured(tmp_path):
+    a = np.zeros((10, 20, 3), np.uint8)
+    a[:, :10] = 255  # left half white
+    im = Image.fromarray(a)
+    exif = im.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    im.save(tmp_path / "r.jpg", exif=exif, quality=100)
+    out = read_image(tmp_path / "r.jpg")
+    assert out.shape == (20, 10, 3)
+    assert out[:10].mean() > 200 and out[10:].mean() < 50  # the white half is now on top
+
+
+def test_tiff_reads(tmp_path):
+    Image.fromarray(np.full((6, 7, 3), 9, np.uint8)).save(tmp_path / "t.tif")
+    assert read_image(tmp_path / "t.tif").shape == (6, 7, 3)
+
+
+def test_pixel_limit_gives_a_clear_error(tmp_path):
+    Image.new("RGB", (300, 200)).save(tmp_path / "big.png")
+    set_max_pixels(50_000)
+    try:
+        with pytest.raises(AerialSegError, match="300x200 is over the 50,000-pixel limit"):
+            read_image(tmp_path / "big.png")
+    finally:
+        set_max_pixels(150_000_000)
+
+
+def test_not_an_image(tmp_path):
+    (tmp_path / "x.jpg").write_text("hello")
+    with pytest.raises(AerialSegError, match="x.jpg: cannot read image"):
+        read_image(tmp_path / "x.jpg")
+
+
+def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
+    save_image(tmp_path / "o.png", np.zeros((3, 3, 3), np.uint8))
+    with pytest.raises(TypeError):
+        save_image(tmp_path / "bad.png", np.zeros((3, 3, 3), object))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.png"]

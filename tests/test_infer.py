@@ -1,0 +1,136 @@
+import numpy as np
+import pytest
+import torch
+
+from aerialseg.classes import DUBAI
+from aerialseg.errors import AerialSegError
+from aerialseg.infer import Segmenter, Tiling, count_windows, spline_window
+from aerialseg.models import SegmentationModel, create_model
+
+
+class PixelModel(SegmentationModel):
+    """Per-pixel (1x1) classifier: equivariant to every flip, rotation and crop, so any
+    tiling or TTA must reproduce its single-pass output exactly."""
+
+    name = "pixel"
+
+    def __init__(self, num_classes=6, constant=False):
+        super().__init__(num_classes)
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, num_classes, 1)
+        self.constant = constant
+
+    def forward(self, x):
+        if self.constant:
+            return (
+                torch.arange(self.num_classes, dtype=x.dtype)
+                .view(1, -1, 1, 1)
+                .expand(x.shape[0], -1, *x.shape[2:])
+                * 0.5
+            )
+        return self.conv(self.normalize(x))
+
+
+def rgb(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("ramp", [0, 8, 32])
+def test_spline_windows_of_neighbours_sum_to_one(ramp):
+    size, stride = 128, 128 - ramp
+    total = np.zeros(size + 5 * stride)
+    for i in range(6):
+        total[i * stride : i * stride + size] += spline_window(size, ramp)
+    inner = total[size : 5 * stride]  # where windows overlap on both sides
+    assert np.allclose(inner, 1.0)
+    assert np.all(np.diff(spline_window(size, ramp)[:ramp]) > 0)  # smooth rise
+
+
+def test_constant_logits_give_a_seam_free_constant_output():
+    seg = Segmenter(
+        PixelModel(constant=True),
+        DUBAI,
+        precision="fp32",
+        tiling=Tiling(window=64, overlap=0.5, batch_size=1),
+    )
+    probs = seg.predict_proba(rgb(150, 231))
+    assert count_windows(150, 231, seg.tiling) > 6
+    expected = torch.softmax(torch.arange(6) * 0.5, 0).numpy()
+    assert np.allclose(probs, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("window", [64, 96, 1024])
+def test_tiled_prediction_of_a_per_pixel_model_is_exact(window):
+    image = rgb(131, 203, 1)
+    single = Segmenter(
+        PixelModel(), DUBAI, precision="fp32", tiling=Tiling(window=2048)
+    ).predict_proba(image)
+    tiled = Segmenter(
+        PixelModel(),
+        DUBAI,
+        precision="fp32",
+        tiling=Tiling(window=window, overlap=0.25, batch_size=2),
+    ).predict_proba(image)
+    assert np.allclose(single, tiled, atol=1e-5)
+
+
+def test_tta_of_an_equivariant_model_is_exact():
+    seg = Segmenter(PixelModel(), DUBAI, precision="fp32", tiling=Tiling(window=64))
+    image = rgb(70, 90, 2)
+    assert np.allclose(seg.predict_proba(image, tta=True), seg.predict_proba(image), atol=1e-5)
+
+
+def test_tta_averages_the_eight_transforms_of_a_non_equivariant_model():
+    class LeftRight(PixelModel):  # class 0 on the left half, class 1 on the right half
+        def forward(self, x):
+            n, _, h, w = x.shape
+            out = torch.zeros(n, self.num_classes, h, w)
+            out[:, 0, :, : w // 2] = 10
+            out[:, 1, :, w // 2 :] = 10
+            return out
+
+    seg = Segmenter(LeftRight(), DUBAI, precision="fp32", tiling=Tiling(window=2048))
+    plain, tta = seg.predict_proba(rgb(64, 64)), seg.predict_proba(rgb(64, 64), tta=True)
+    assert plain[:, :32, 0].min() > 0.99
+    assert 0.2 < tta[:, :32, 0].mean() < 0.8  # the rotations moved class 0 around
+
+
+@pytest.mark.parametrize("hw", [(257, 1031), (31, 17), (1, 1)])
+def test_outputs_keep_the_input_size(hw):
+    seg = Segmenter(create_model("unet", base_filters=4), DUBAI, tiling=Tiling(window=128))
+    labels = seg.segment(rgb(*hw))
+    assert labels.shape == hw and labels.dtype == np.uint8
+    assert seg.predict_proba(rgb(*hw)).shape == (*hw, 6)
+
+
+def test_bands_stream_in_order_and_match_whole_image_prediction():
+    model = create_model("unet", base_filters=4).eval()
+    seg = Segmenter(model, DUBAI, precision="fp32", tiling=Tiling(window=64, batch_size=1))
+    image = rgb(200, 150, 3)
+    whole = seg.predict_proba(image)
+    y = 0
+    for start, band in seg.bands(image):
+        assert start == y and band.shape[1:] == (150, 6)
+        assert np.array_equal(band, whole[start : start + len(band)])
+        y += len(band)
+    assert y == 200
+    assert np.array_equal(seg.segment(image), whole.argmax(-1))
+
+
+def test_preprocess_is_what_the_model_is_fed():
+    seg = Segmenter(PixelModel(), DUBAI, precision="fp32")
+    image = rgb(20, 30)
+    x = seg.preprocess(image)
+    assert x.shape == (1, 3, 20, 30) and x.dtype == torch.float32
+    direct = seg.model(x).softmax(1)[0].permute(1, 2, 0).detach().numpy()
+    assert np.allclose(direct, seg.predict_proba(image), atol=1e-5)
+
+
+def test_bad_arrays_and_tiling_are_refused():
+    seg = Segmenter(PixelModel(), DUBAI)
+    with pytest.raises(AerialSegError, match="H, W, 3"):
+        seg.segment(np.zeros((4, 4), np.uint8))
+    with pytest.raises(AerialSegError, match="uint8"):
+        seg.segment(np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(AerialSegError, match="window"):
+        Tiling(window=100)
