@@ -62,10 +62,12 @@ def class_stats(labels: np.ndarray, classes: ClassTable, gsd: float | None = Non
 def overlay(rgb: np.ndarray, labels: np.ndarray, classes: ClassTable, opacity: float) -> np.ndarray:
     if not 0 <= opacity <= 1:
         raise AerialSegError(f"opacity must be between 0 and 1, not {opacity}")
-    out = rgb.astype(np.float32)
-    out *= 1 - opacity
-    out += opacity * classes.colorize(labels)
-    return out.round().astype(np.uint8)
+    out = np.empty_like(rgb)
+    for y in range(0, len(rgb), 512):  # in bands: a float copy of a huge image is 12 B/pixel
+        band = rgb[y : y + 512].astype(np.float32) * (1 - opacity)
+        band += opacity * classes.colorize(labels[y : y + 512])
+        out[y : y + 512] = band.round()
+    return out
 
 
 def side_by_side(
