@@ -9,7 +9,6 @@ export AERIALSEG_DATA ?= $(abspath ../shared/datasets/dubai-aerial)
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0 -e '.[dev,baselines]'
 	touch $@
 
@@ -23,10 +22,19 @@ lint: install
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m ruff format --check src tests benchmarks
 
-demo: install
-	$(VENV)/bin/aerialseg train --out runs/demo --minutes 3 --patches-per-epoch 320
-	$(VENV)/bin/aerialseg evaluate --model runs/demo/best.safetensors --split val \
+demo: install  # segment the dataset's images with the bundled model, then score it
+	@if [ ! -d "$$AERIALSEG_DATA/Tile 1/images" ]; then \
+	  echo "No dataset at $$AERIALSEG_DATA. Get the Kaggle dataset with"; \
+	  echo "  $(VENV)/bin/aerialseg download            (needs internet and kagglehub), or"; \
+	  echo "  $(VENV)/bin/aerialseg download --from semantic-segmentation-of-aerial-imagery.zip"; \
+	  echo "then: make demo AERIALSEG_DATA=data/dubai-aerial"; exit 1; fi
+	$(VENV)/bin/aerialseg segment "$$AERIALSEG_DATA" --out runs/demo --overwrite
+	$(VENV)/bin/aerialseg evaluate --data "$$AERIALSEG_DATA" --split val \
 		--confusion runs/demo/confusion.png
+	@echo "Outputs are in runs/demo/ (per image: *_figure.png, *_overlay.jpg, *_mask.png, ...)"
 
-bench: install
+bench: install  # the README's figures (minutes of CPU; run on an otherwise idle machine)
 	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/segment_speed.py
+	$(PY) benchmarks/seams.py
+	$(PY) benchmarks/segment_memory.py

@@ -70,3 +70,10 @@ def test_duplicate_colours_are_refused(tmp_path):
 def test_bad_colour_is_refused():
     with pytest.raises(AerialSegError, match="bad colour"):
         ClassTable.from_dict({"classes": [{"name": "a", "color": "red"}]})
+
+
+def test_shipped_example_table_is_the_builtin_default():
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "configs" / "dubai-classes.yaml"
+    assert ClassTable.from_file(path) == DUBAI

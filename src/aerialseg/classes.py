@@ -6,7 +6,6 @@ what its outputs mean and how to draw them.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,27 +128,14 @@ class ClassTable:
 
     @classmethod
     def from_file(cls, path: str | Path) -> ClassTable:
-        """Load a table from JSON or YAML (see ``configs/dubai-classes.yaml`` for the shape)."""
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise AerialSegError(f"{path}: cannot read class table ({e.strerror})") from None
-        try:
-            if path.suffix.lower() in (".yaml", ".yml"):
-                import yaml
+        """Load a table from JSON or YAML (``configs/dubai-classes.yaml`` shows the shape)."""
+        from .config import read_mapping
 
-                d = yaml.safe_load(text)
-            else:
-                d = json.loads(text)
-        except Exception as e:  # noqa: BLE001 - any parse error is the user's file
-            raise AerialSegError(f"{path}: not valid {path.suffix[1:] or 'JSON'}: {e}") from None
-        if not isinstance(d, dict):
-            raise AerialSegError(f"{path}: class table must be a mapping with a 'classes' list")
         try:
-            return cls.from_dict(d)
+            return cls.from_dict(read_mapping(path, "class table"))
         except AerialSegError as e:
-            raise AerialSegError(f"{path}: {e}") from None
+            msg = str(e)
+            raise AerialSegError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
 
 
 def _pack(rgb: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ def _default_data() -> str | None:
 
 
 def cmd_train(args) -> int:
-    from .config import TrainConfig, read_config_file, resolve_config
+    from .config import TrainConfig, read_mapping, resolve_config
     from .train import train
 
     flags = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__}
@@ -31,7 +31,7 @@ def cmd_train(args) -> int:
             raise AerialSegError(f"{run}: not a run folder (no config.json) - cannot resume")
         if args.out and Path(args.out) != run:
             raise AerialSegError("--resume continues RUN_DIR in place; drop --out")
-        base, out = read_config_file(run / "config.json"), run
+        base, out = read_mapping(run / "config.json"), run
     else:
         if not args.out:
             raise AerialSegError("give --out RUN_DIR (or --resume RUN_DIR)")

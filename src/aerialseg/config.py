@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,12 +83,13 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def read_config_file(path: str | Path) -> dict:
+def read_mapping(path: str | Path, what: str = "config") -> dict:
+    """A JSON or YAML file (by suffix) that must hold a mapping; errors name the file."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as e:
-        raise AerialSegError(f"{path}: cannot read config ({e.strerror})") from None
+        raise AerialSegError(f"{path}: cannot read {what} ({e.strerror})") from None
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml
@@ -96,17 +98,16 @@ def read_config_file(path: str | Path) -> dict:
         else:
             d = json.loads(text)
     except Exception as e:  # noqa: BLE001 - any parse error is the user's file
-        raise AerialSegError(f"{path}: cannot parse config: {e}") from None
+        raise AerialSegError(f"{path}: cannot parse {what}: {e}") from None
     if not isinstance(d, dict):
-        raise AerialSegError(f"{path}: config must be a mapping of keys to values")
+        raise AerialSegError(f"{path}: {what} must be a mapping of keys to values")
     return d
 
 
 def _parser_for(tp) -> tuple[typing.Callable | None, dict]:
-    """argparse settings for a field type (str, int, float, bool, list[...], and Optional)."""
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        tp = args[0]
+    """argparse settings for a field type: str, int, float, bool, list[...], or X | None."""
+    if isinstance(tp, types.UnionType):  # X | None: parse as X
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
     if tp is bool:
         return None, {"action": argparse.BooleanOptionalAction}
     if typing.get_origin(tp) is list:
@@ -140,6 +141,6 @@ def resolve_config(
             raise AerialSegError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
         d.update(PRESETS[preset])
     if config_file:
-        d.update(read_config_file(config_file))
+        d.update(read_mapping(config_file))
     d.update({k: v for k, v in flags.items() if v is not None})
     return TrainConfig.from_dict(d)

@@ -322,7 +322,7 @@ class Trainer:
         if not self.history:
             raise AerialSegError("no epoch was run (epochs is 0 and no --minutes)")
         self._finish()
-        best = json.loads(json.dumps(max(self.history, key=lambda r: r["val_miou"])))
+        best = max(self.history, key=lambda r: r["val_miou"])
         return {"best": best, "last": self.history[-1], "run_dir": str(out)}
 
     def _write_history(self) -> None:
@@ -338,7 +338,7 @@ class Trainer:
     def _finish(self) -> None:
         model, classes, _ = load_checkpoint(self.out / "best.safetensors")
         model = prepare(model, self.precision)
-        shown = [s for s in self.val_set][: max(0, self.cfg.examples)]
+        shown = self.val_set[: self.cfg.examples]
         if shown:
             preds = [
                 predict_logits(model, s.image, self.precision)[0].argmax(0).numpy() for s in shown
