@@ -192,6 +192,7 @@ def cmd_models(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import gui_cli
     from .config import PRESETS, add_config_flags
 
     p = argparse.ArgumentParser(prog="aerialseg", description=__doc__.splitlines()[0])
@@ -264,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.set_defaults(func=cmd_download)
 
+    gui_cli.add_parsers(sub)
     m = sub.add_parser("models", help="list the model names create_model knows")
     m.set_defaults(func=cmd_models)
     return p
