@@ -3,6 +3,7 @@ import torch
 
 from aerialseg.errors import AerialSegError
 from aerialseg.models import create_model, list_models
+from aerialseg.models.unet import Dropout
 
 
 def test_registry_error_lists_valid_names():
@@ -17,7 +18,7 @@ def test_seed_unet_matches_the_paper():
     convs = [x for x in m.modules() if isinstance(x, torch.nn.Conv2d)]
     widths = sorted({c.out_channels for c in convs if c.kernel_size == (3, 3)})
     assert widths == [16, 32, 64, 128, 256]
-    drops = [x.p for x in m.modules() if isinstance(x, torch.nn.Dropout)]
+    drops = [x.p for x in m.modules() if isinstance(x, Dropout)]
     assert drops == [0.2] * 4 + [0.3] + [0.2] * 4
     assert not any(isinstance(x, torch.nn.BatchNorm2d) for x in m.modules())
     ups = [x for x in m.modules() if isinstance(x, torch.nn.ConvTranspose2d)]
@@ -46,3 +47,21 @@ def test_predict_returns_probabilities_without_grad():
     p = m.predict(torch.rand(1, 3, 32, 32) * 255)
     assert not p.requires_grad and not m.training
     assert torch.allclose(p.sum(1), torch.ones(1, 32, 32), atol=1e-5)
+
+
+@pytest.mark.parametrize("p", [0.2, 0.3])
+def test_dropout_keeps_the_right_share_and_scales_like_nn_dropout(p):
+    torch.manual_seed(0)
+    x = torch.ones(8, 16, 64, 64).contiguous(memory_format=torch.channels_last)
+    d = Dropout(p).train()
+    y = d(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - (1 - p)) < 0.005
+    assert torch.allclose(y[kept], torch.tensor(1 / (1 - p)))
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert not torch.equal(d(x), y)  # a fresh mask every call
+    assert torch.equal(d.eval()(x), x)
+    xg = torch.ones(2, 3, 4, 4, requires_grad=True)
+    d.train()(xg).sum().backward()
+    grads = xg.grad.unique()
+    assert all(g == 0 or abs(g - 1 / (1 - p)) < 1e-6 for g in grads.tolist())

@@ -3,6 +3,10 @@
 ``dice+focal`` mirrors the seed's ``sm.losses.DiceLoss(class_weights) +
 sm.losses.CategoricalFocalLoss()`` (segmentation_models for Keras): soft Dice over the whole
 batch per class, and focal loss with alpha 0.25, gamma 2 averaged over pixels *and* classes.
+
+All terms are computed from one log-softmax and the probability of the true class, gathered per
+pixel; no one-hot tensor is built (at 16 x 6 x 256 x 256 those copies cost as much as several
+convolutions on a CPU).
 """
 
 from __future__ import annotations
@@ -16,51 +20,46 @@ from .errors import AerialSegError
 LOSSES = ("dice+focal", "ce", "dice+focal+ce", "dice", "focal")
 
 
-def _valid(target: torch.Tensor, num_classes: int):
-    valid = target != IGNORE_INDEX
-    onehot = F.one_hot(torch.where(valid, target, 0), num_classes).permute(0, 3, 1, 2)
-    return valid.unsqueeze(1), onehot.float()
-
-
-def dice_loss(logits, target, weights=None, smooth=1e-5):
-    probs = logits.float().softmax(1)
-    valid, onehot = _valid(target, logits.shape[1])
-    probs, onehot = probs * valid, onehot * valid
-    inter = (probs * onehot).sum((0, 2, 3))
-    denom = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+def _dice(logp, logp_t, target, valid, weights, smooth=1e-5):
+    probs = logp.exp()
+    c = probs.shape[1]
+    validf = valid.float().flatten()  # masks by weight, not boolean indexing (slow on CPU)
+    t = target.flatten()
+    inter = probs.new_zeros(c).index_add(0, t, logp_t.exp().flatten() * validf)
+    if not bool(valid.all()):
+        probs = probs * valid.unsqueeze(1)
+    denom = probs.sum((0, 2, 3)) + torch.bincount(t, weights=validf, minlength=c)[:c]
     score = (2 * inter + smooth) / (denom + smooth)
     if weights is not None:
         score = score * weights * len(weights) / weights.sum()
     return 1 - score.mean()
 
 
-def focal_loss(logits, target, alpha=0.25, gamma=2.0):
-    logp = logits.float().log_softmax(1)
-    valid = target != IGNORE_INDEX
-    logp_t = logp.gather(1, torch.where(valid, target, 0).unsqueeze(1)).squeeze(1)
+def _focal(logp_t, valid, num_classes, alpha=0.25, gamma=2.0):
     loss = -alpha * (1 - logp_t.exp()) ** gamma * logp_t
     # sm's CategoricalFocalLoss takes the mean over the class axis too, hence / C
-    return (loss * valid).sum() / valid.sum().clamp_min(1) / logits.shape[1]
-
-
-def cross_entropy(logits, target, weights=None):
-    return F.cross_entropy(logits.float(), target, weight=weights, ignore_index=IGNORE_INDEX)
+    return (loss * valid).sum() / valid.sum().clamp_min(1) / num_classes
 
 
 def make_loss(name: str, weights: torch.Tensor | None = None):
-    """Return ``loss(logits, target)`` for one of :data:`LOSSES`."""
-    parts = name.split("+")
+    """Return ``loss(logits, target)`` for one of :data:`LOSSES`; ``weights`` per class
+    (used by Dice and cross-entropy)."""
     if name not in LOSSES:
         raise AerialSegError(f"unknown loss {name!r}; valid: {', '.join(LOSSES)}")
+    parts = set(name.split("+"))
 
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        total = logits.new_zeros((), dtype=torch.float32)
+        logp = logits.float().log_softmax(1)
+        valid = target != IGNORE_INDEX
+        safe = torch.where(valid, target, 0)
+        logp_t = logp.gather(1, safe.unsqueeze(1)).squeeze(1)
+        total = logp.new_zeros(())
         if "dice" in parts:
-            total = total + dice_loss(logits, target, weights)
+            total = total + _dice(logp, logp_t, safe, valid, weights)
         if "focal" in parts:
-            total = total + focal_loss(logits, target)
+            total = total + _focal(logp_t, valid, logp.shape[1])
         if "ce" in parts:
-            total = total + cross_entropy(logits, target, weights)
+            total = total + F.nll_loss(logp, target, weight=weights, ignore_index=IGNORE_INDEX)
         return total
 
     return loss

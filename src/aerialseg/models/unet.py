@@ -9,6 +9,29 @@ from torch import nn
 from .base import SegmentationModel
 
 
+class Dropout(nn.Module):
+    """Element-wise dropout, statistically the same as ``nn.Dropout`` (keep probability 1 - p
+    to 1/65536; kept values scaled by 1 / (1 - p)), but cheaper on a CPU: the mask comes from
+    16-bit random numbers drawn two per 32-bit draw, where torch's ``bernoulli_`` draws one
+    per element and took ~18 % of a seed U-Net training step."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not self.p:
+            return x
+        n = x.numel()
+        bits = torch.empty((n + 1) // 2, dtype=torch.int32).random_(-(2**31), 2**31)
+        bits = bits.view(torch.int16)[:n].as_strided(x.shape, x.stride())  # x's own layout
+        keep = bits >= round(self.p * 65536) - 32768
+        return x * keep.to(x.dtype) * (1 / (1 - self.p))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class _Block(nn.Sequential):
     """Two 3x3 convs with ReLU; dropout between them as in the seed, or batch norm after each."""
 
@@ -18,7 +41,7 @@ class _Block(nn.Sequential):
             layers.append(nn.BatchNorm2d(cout))
         layers.append(nn.ReLU(inplace=True))
         if dropout:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         layers.append(nn.Conv2d(cout, cout, 3, padding=1, bias=not batch_norm))
         if batch_norm:
             layers.append(nn.BatchNorm2d(cout))
