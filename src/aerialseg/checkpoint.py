@@ -61,9 +61,19 @@ def read_metadata(path: str | Path) -> dict:
     return meta
 
 
-def load_checkpoint(path: str | Path) -> tuple[SegmentationModel, ClassTable, dict]:
-    """Rebuild the model from the checkpoint alone. Returns (model in eval mode, classes, meta)."""
+def load_checkpoint(
+    path: str | Path, task: str = "segmentation"
+) -> tuple[SegmentationModel, ClassTable, dict]:
+    """Rebuild the model from the checkpoint alone. Returns (model in eval mode, classes, meta).
+
+    ``task`` is what the caller can use; a checkpoint of the other task is refused with a
+    clear error (checkpoints without a ``task`` key are segmentation models).
+    """
     meta = read_metadata(path)
+    found = meta.get("task", "segmentation")
+    if found != task:
+        hint = "aerialseg classify" if found == "classification" else "aerialseg segment/evaluate"
+        raise AerialSegError(f"{path}: a {found} model, not a {task} model (use it with {hint})")
     cfg = dict(meta["model"])
     model = create_model(cfg.pop("name"), **cfg)
     try:

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import classify_cli
 from .errors import AerialSegError
 
 DATA_ENV = "AERIALSEG_DATA"
@@ -266,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_download)
 
     gui_cli.add_parsers(sub)
+    classify_cli.add_parsers(sub)
     m = sub.add_parser("models", help="list the model names create_model knows")
     m.set_defaults(func=cmd_models)
     return p
