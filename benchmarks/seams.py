@@ -45,7 +45,7 @@ def main() -> None:
     seg = load_model(args.model)
 
     # 1. neighbours' disagreement by distance to the nearest window edge
-    bins = [(0, 16), (16, 32), (32, 48), (48, 64), (64, 128)]
+    bins = [(0, 8), (8, 16), (16, 32), (32, 48), (48, 64)]
     diff, count = np.zeros(len(bins)), np.zeros(len(bins))
     half = W // 2
     for y in range(0, h - W + 1, half):

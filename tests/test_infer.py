@@ -134,3 +134,30 @@ def test_bad_arrays_and_tiling_are_refused():
         seg.segment(np.zeros((4, 4, 3), np.float32))
     with pytest.raises(AerialSegError, match="window"):
         Tiling(window=100)
+
+
+def test_bundled_model_loads_offline_and_describes_itself():
+    from aerialseg.infer import DEFAULT_MODEL, load_model
+
+    assert DEFAULT_MODEL.is_file(), "the bundled model must ship with the package"
+    assert DEFAULT_MODEL.stat().st_size < 10 * 2**20
+    seg = load_model()
+    assert seg.classes == DUBAI and seg.name == "default"
+    assert seg.meta["split"] == "image" and len(seg.meta["val_images"]) >= 10
+    labels = seg.segment(rgb(40, 50))
+    assert labels.shape == (40, 50) and labels.max() < 6
+
+
+def test_bundled_model_on_its_held_out_real_images(real_data):
+    """The shipped model must still score what its README table says on images it never saw
+    (two of them here, to keep the default test run short)."""
+    from aerialseg.data import find_pairs, load_sample
+    from aerialseg.evaluate import evaluate
+    from aerialseg.infer import load_model
+
+    seg = load_model()
+    held = set(seg.meta["val_images"])
+    samples = [load_sample(p, DUBAI) for p in find_pairs(real_data) if p.id in held][:2]
+    assert len(samples) == 2
+    result = evaluate(seg, samples)
+    assert result["pixel_accuracy"] > 0.75, result
