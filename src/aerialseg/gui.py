@@ -34,6 +34,7 @@ from .capture import (
     to_image,
     too_small,
 )
+from .classes import ClassTable
 from .errors import AerialSegError
 
 GRAB_DELAY_MS = 200  # time for the window manager to unmap us and repaint what was beneath
@@ -95,6 +96,7 @@ class Result:
     rgb: np.ndarray
     labels: np.ndarray
     source: str
+    classes: ClassTable
     model_name: str
     seconds: float
     tta: bool
@@ -219,7 +221,10 @@ class App:
         self.opacity = tk.DoubleVar(value=1.0)
         self._photos: list = []
         self._preview: tuple | None = None
+        self.closing = False
         self._build()
+        root.report_callback_exception = self._bug
+        root.protocol("WM_DELETE_WINDOW", self.close)
         root.after(POLL_MS, self._poll)
         self.load_model(model_path)
 
@@ -246,7 +251,7 @@ class App:
         ttk.Checkbutton(bar, text="TTA (8× slower, smoother)", variable=self.tta).pack(
             side="left", padx=8
         )
-        self.busy = ttk.Progressbar(bar, mode="indeterminate", length=120)
+        self.busy = ttk.Progressbar(bar, mode="determinate", length=120)
         self.busy.pack(side="right", padx=4)
         self.status = ttk.Label(bar, text="", anchor="e")
         self.status.pack(side="right", fill="x", expand=True, padx=6)
@@ -283,8 +288,8 @@ class App:
         ).pack(side="left", padx=(4, 12))
         self.legend = ttk.Frame(foot)
         self.legend.pack(side="left", fill="x", expand=True)
-        self.info = ttk.Label(foot, text="", anchor="e")
-        self.info.pack(side="right")
+        self.info = ttk.Label(root, text="", padding=(8, 0, 8, 6))
+        self.info.pack(fill="x")
 
         for key, action in (
             ("c", self.capture),
@@ -330,19 +335,41 @@ class App:
         if self._refused():
             return False
         self.worker.submit(what, job, lambda v: self._finish(on_done, v), self._failed)
+        self.busy.configure(mode="indeterminate")
         self.busy.start(12)
         self._set_buttons()
         self.say(what)
         return True
 
-    def _finish(self, on_done, value):
+    def _idle(self):
         self.busy.stop()
+        self.busy.configure(mode="determinate", value=0)  # an empty bar, not a frozen block
         self._set_buttons()
+
+    def _finish(self, on_done, value):
+        self._idle()
         on_done(value)
+        if self.closing:
+            self.root.destroy()
+
+    def close(self):
+        """Closing mid-save would leave the save unfinished: wait for it; anything else
+        (a prediction nobody will see) can simply be dropped."""
+        if (self.worker.busy_with or "").startswith("Saving"):
+            self.closing = True
+            self.say("Closing when the save is done…")
+        else:
+            self.root.destroy()
+
+    def _bug(self, exc, value, tb):
+        """A failure in a Tk callback is a bug, but still must not pass silently."""
+        import traceback
+
+        traceback.print_exception(exc, value, tb)
+        self.say(f"internal error: {exc.__name__}: {value}", error=True)
 
     def _failed(self, message: str):
-        self.busy.stop()
-        self._set_buttons()
+        self._idle()
         self.say(message, error=True)
 
     def load_model(self, path):
@@ -363,9 +390,13 @@ class App:
 
         self.run(f"Loading model {Path(path).name if path else '(bundled)'}…", job, loaded)
 
-    def segment(self, what: str, get_rgb, source: str, released: float | None = None):
-        if self.seg is None:
+    def _no_model(self) -> bool:
+        if self.seg is None and not self.worker.busy_with:
             self.say("No model loaded: choose one with Model…", error=True)
+        return self.seg is None
+
+    def segment(self, what: str, get_rgb, source: str, released: float | None = None):
+        if self._no_model():
             return
         seg, tta = self.seg, self.tta.get()
 
@@ -373,7 +404,7 @@ class App:
             rgb = get_rgb()
             t = time.perf_counter()
             labels = seg.segment(rgb, tta)
-            return Result(rgb, labels, source, seg.name, time.perf_counter() - t, tta)
+            return Result(rgb, labels, source, seg.classes, seg.name, time.perf_counter() - t, tta)
 
         if self.run(what, job, lambda r: self.show(r, released)):
             self.log(f"segmenting {source}")
@@ -381,7 +412,7 @@ class App:
     # ------------------------------------------------------------------ actions
 
     def capture(self):
-        if self._refused():
+        if self._refused() or self._no_model():
             return
         self.log("capture: hiding the window")
         self.root.withdraw()
@@ -398,9 +429,10 @@ class App:
                 self.root.deiconify,
                 self.log,
             )
-        except AerialSegError as e:
+        except Exception as e:  # never leave the user without a window
             self.root.deiconify()
-            self.say(str(e), error=True)
+            msg = str(e) if isinstance(e, AerialSegError) else f"{type(e).__name__}: {e}"
+            self.say(f"capture failed: {msg}", error=True)
 
     def _framed(self, rgb: np.ndarray, rect: Rect, released: float):
         self.root.deiconify()
@@ -452,7 +484,7 @@ class App:
         extra = {"source": r.source, "tta": r.tta, "seconds": round(r.seconds, 3)}
 
         def job():
-            return save_result(folder, stem, r.rgb, r.labels, self.seg.classes, r.model_name, extra)
+            return save_result(folder, stem, r.rgb, r.labels, r.classes, r.model_name, extra)
 
         def saved(paths):
             stem = paths["input"].name.removesuffix("_input.png")
@@ -474,18 +506,25 @@ class App:
         import tkinter as tk
         from tkinter import ttk
 
-        for row in class_stats(r.labels, self.seg.classes):
+        for row in class_stats(r.labels, r.classes):
             tk.Label(self.legend, background=row["color"], width=2, relief="solid", bd=1).pack(
                 side="left", padx=(8, 2)
             )
             ttk.Label(self.legend, text=f"{row['class']} {row['percent']:.1f}%").pack(side="left")
         h, w = r.labels.shape
-        tta = ", TTA" if r.tta else ""
-        self.info.configure(text=f"{r.model_name}{tta} · {w}×{h} · {r.seconds:.2f} s")
+        info = f"Model {r.model_name}{' with TTA' if r.tta else ''} · {w} × {h} px · "
+        info += f"segmented in {r.seconds:.2f} s"
+        self.info.configure(text=info)
         self.say(f"Segmented {r.source}")
         self.root.update_idletasks()  # drawn now, not at the next idle moment
-        since = f" release_to_shown={time.monotonic() - released:.3f}" if released else ""
-        self.log(f"result shown {w}x{h} segment_s={r.seconds:.3f}{since}")
+        if released is None:
+            self.log(f"result shown {w}x{h} segment_s={r.seconds:.3f}")
+        else:
+            latency = time.monotonic() - released
+            self.info.configure(text=f"{info} · on screen {latency:.2f} s after mouse release")
+            self.log(
+                f"result shown {w}x{h} segment_s={r.seconds:.3f} release_to_shown={latency:.3f}"
+            )
         if self.autosave:
             self._save_into(self.autosave)
 
@@ -513,7 +552,7 @@ class App:
             labels = np.array(Image.fromarray(r.labels).resize(size, Image.Resampling.NEAREST))
             self._preview = (size, photo, labels)
         _, photo, labels = self._preview
-        blend = overlay(photo, labels, self.seg.classes, round(self.opacity.get(), 2))
+        blend = overlay(photo, labels, r.classes, round(self.opacity.get(), 2))
         self._photos = [ImageTk.PhotoImage(Image.fromarray(a)) for a in (photo, blend)]
         for canvas, image in zip(self.canvases, self._photos):
             canvas.delete("all")

@@ -1,0 +1,108 @@
+"""Desktop app: time from mouse release to result shown, for a 1024 x 768 screen region.
+
+Runs the real app (``aerialseg gui -v``) on a private Xvfb screen showing a Dubai aerial image,
+drives it with xdotool (c, then drag 1024 x 768), and reads the app's timestamped log. Two
+figures per capture, both on the machine-wide monotonic clock:
+
+* in-app: from the app's ButtonRelease handler to the result drawn (update_idletasks done);
+* end to end: from just before xdotool sends the mouse release to the app's "result shown".
+
+    python benchmarks/gui_latency.py [--model PATH] [--rounds 5] [--screenshot docs/gui.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageGrab
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.test_gui import VirtualScreen  # noqa: E402
+
+SCREEN = (1600, 1000)
+REGION = (1024, 768)
+START = (300, 150)  # top left of the dragged rectangle
+
+
+# Held out from the bundled model's training (runs/full/split.json), and big enough to fill
+# the screen: buildings, roads, a stadium, villas and desert.
+IMAGE = "Tile 7/images/image_part_003.jpg"
+
+
+def aerial_screen(name: str, path: Path) -> None:
+    """A screen-sized crop of a real aerial image, in a temporary PNG (never committed)."""
+    root = Path(os.environ.get("AERIALSEG_DATA", "../shared/datasets/dubai-aerial"))
+    src = root / name
+    if not src.is_file():
+        sys.exit(f"{src} not found (set AERIALSEG_DATA or pass --image)")
+    im = Image.open(src).convert("RGB")
+    if im.width < SCREEN[0] or im.height < SCREEN[1]:
+        sys.exit(f"{src} is smaller than the {SCREEN[0]}x{SCREEN[1]} screen")
+    im.crop((0, 0, *SCREEN)).save(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", help="checkpoint (default: the bundled model)")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--tta", action="store_true")
+    ap.add_argument("--image", default=IMAGE, help=f"under $AERIALSEG_DATA (default: {IMAGE})")
+    ap.add_argument("--screenshot", help="save a PNG of the app window showing the last result")
+    args = ap.parse_args()
+
+    screen = VirtualScreen(*SCREEN)
+    tmp = Path(f"/tmp/aerialseg-gui-bench-{os.getpid()}.png")
+    try:
+        aerial_screen(args.image, tmp)
+        screen.show_image(tmp, 0, 0)
+        model = ["--model", args.model] if args.model else []
+        screen.start_app(*model, *(["--tta"] if args.tta else []))
+        _, ready = screen.wait_for("ready model=", timeout=120)
+        x0, y0 = START
+        x1, y1 = x0 + REGION[0], y0 + REGION[1]
+        in_app, end_to_end, segment = [], [], []
+        for _ in range(args.rounds):
+            screen.key_over_app("c")
+            screen.wait_for("overlay shown")
+            screen.xdotool("mousemove", x0, y0, "mousedown", 1, "mousemove", x1, y1)
+            t0 = time.monotonic()
+            screen.xdotool("mouseup", 1)
+            shown, msg = screen.wait_for(f"result shown {REGION[0]}x{REGION[1]}", timeout=120)
+            fields = dict(f.split("=") for f in msg.split() if "=" in f)
+            in_app.append(float(fields["release_to_shown"]))
+            segment.append(float(fields["segment_s"]))
+            end_to_end.append(shown - t0)
+        if args.screenshot:
+            time.sleep(0.5)  # let the progress bar settle
+            shot = ImageGrab.grab(xdisplay=screen.display)
+            shot.crop((0, 0, 1180, 720)).save(args.screenshot)
+            print(f"screenshot: {args.screenshot}")
+    finally:
+        screen.close()
+        tmp.unlink(missing_ok=True)
+
+    def fmt(xs):
+        return f"median {statistics.median(xs):.2f} s (min {min(xs):.2f}, max {max(xs):.2f})"
+
+    print(f"model: {ready.split('=')[1]}  tta: {args.tta}  image: {args.image}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+    print(f"region {REGION[0]}x{REGION[1]}, {args.rounds} captures, mouse release -> result shown:")
+    print(f"  in-app:     {fmt(in_app)}")
+    print(f"  end to end: {fmt(end_to_end)}")
+    print(f"  of which the model: {fmt(segment)}")
+    print(f"  raw in-app: {np.round(in_app, 3).tolist()}")
+
+
+if __name__ == "__main__":
+    main()
