@@ -50,7 +50,7 @@ def test_baseline_cli_writes_segment_outputs(tiny_dataset, tmp_path):
     cmd += ["--out", str(tmp_path / "o"), "--confusion", str(tmp_path / "cm.png"), "--json", "-q"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    result = json.loads(r.stdout.splitlines()[-1])
+    result = json.loads(r.stdout)  # the JSON alone: log lines go to stderr
     keys = {"pixel_accuracy", "mean_iou", "mean_iou_land_cover", "micro_jaccard"}
     assert keys | {"per_class_iou", "confusion_matrix", "images"} <= set(result)
     for image_id in result["images"]:

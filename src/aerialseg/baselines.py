@@ -44,12 +44,15 @@ def _sklearn():
         ) from None
 
 
-def pixel_features(rgb: np.ndarray) -> np.ndarray:
-    """(H * W, 14) float32 features of every pixel (see FEATURES)."""
+def pixel_features(rgb: np.ndarray, colour_only: bool = False) -> np.ndarray:
+    """(H * W, 14) float32 features of every pixel (see FEATURES); (H * W, 3) with
+    ``colour_only``."""
     from matplotlib.colors import rgb_to_hsv
     from scipy import ndimage
 
     x = rgb.astype(np.float32) / 255
+    if colour_only:
+        return x.reshape(-1, 3)
     grey = x.mean(-1)
     local = ndimage.uniform_filter(grey, 7)
     std = np.sqrt(np.maximum(ndimage.uniform_filter(grey * grey, 7) - local * local, 0))
@@ -66,7 +69,7 @@ def pixel_features(rgb: np.ndarray) -> np.ndarray:
 
 
 def sample_pixels(
-    samples: Sequence[Sample], n: int, seed: int, progress: bool = False
+    samples: Sequence[Sample], n: int, seed: int, progress: bool = False, colour_only=False
 ) -> tuple[np.ndarray, np.ndarray]:
     """(features, labels) of ``n`` labelled training pixels drawn uniformly over all images."""
     from tqdm import tqdm
@@ -89,7 +92,7 @@ def sample_pixels(
             continue
         labels = s.labels.ravel()
         idx = rng.choice(np.flatnonzero(labels != IGNORE_INDEX), size=k, replace=False)
-        xs.append(pixel_features(s.image)[idx])
+        xs.append(pixel_features(s.image, colour_only)[idx])
         ys.append(labels[idx])
     return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
 
@@ -118,7 +121,7 @@ class PixelBaseline:
 
             self.model = MiniBatchKMeans(
                 self.clusters, random_state=self.seed, n_init=3, batch_size=4096
-            ).fit(x[:, :3])
+            ).fit(x)
             votes = np.zeros((self.clusters, len(self.classes)), dtype=np.int64)
             np.add.at(votes, (self.model.labels_, y), 1)
             self.cluster_class = np.where(
@@ -151,7 +154,7 @@ class PixelBaseline:
             out[:, self.model.classes_] = self.model.predict_proba(f)
             return out
         pred = (
-            self.cluster_class[self.model.predict(f[:, :3])]
+            self.cluster_class[self.model.predict(f)]
             if self.method == "kmeans"
             else self.model.predict(f)
         )
@@ -163,7 +166,7 @@ class PixelBaseline:
             raise AerialSegError("the baselines have no test-time augmentation")
         t0 = time.perf_counter()
         h, w = rgb.shape[:2]
-        f = pixel_features(rgb)
+        f = pixel_features(rgb, colour_only=self.method == "kmeans")
         out = np.empty((h * w, len(self.classes)), dtype=np.float32)
         step = 1 << 18
         for i in range(0, len(f), step):
@@ -210,7 +213,7 @@ def run_baseline(
         for s in val:
             check_free(output_paths(Path(out), s.id), overwrite)
     t0 = time.perf_counter()
-    x, y = sample_pixels(train, n, seed, progress)
+    x, y = sample_pixels(train, n, seed, progress, colour_only=method == "kmeans")
     base.fit(x, y)
     train_seconds = time.perf_counter() - t0
     log(f"{method}: trained on {len(y):,} pixels of {len(train)} images in {train_seconds:.1f}s")

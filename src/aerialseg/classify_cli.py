@@ -136,6 +136,7 @@ def cmd_baseline(args) -> int:
         confusion=args.confusion,
         progress=not args.quiet,
         overwrite=args.overwrite,
+        log=lambda line: print(line, file=sys.stderr if args.json else sys.stdout),
     )
     if args.json:
         print(json.dumps(result))

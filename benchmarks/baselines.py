@@ -1,0 +1,131 @@
+"""Classic per-pixel baselines next to the U-Net, on the same held-out images and metrics.
+
+The images are the validation side of ``aerialseg train``'s default split
+(``split_images(samples, 0.2, seed=0)``); every method is scored by ``aerialseg.evaluate``.
+Times are wall-clock on this machine: training (feature extraction included) and prediction
+per megapixel of the held-out images. The U-Net's training time is read from its checkpoint.
+
+    python benchmarks/baselines.py [--data DIR] [--unet RUN/best.safetensors]
+                                   [--methods kmeans svm random-forest] [--json OUT.json]
+                                   [--figure OUT.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import torch
+
+from aerialseg.baselines import METHODS, run_baseline
+from aerialseg.classes import DUBAI
+from aerialseg.data import load_dataset, split_images
+from aerialseg.errors import AerialSegError
+from aerialseg.evaluate import evaluate
+from aerialseg.infer import load_model
+
+
+class Timed:
+    """A segmenter whose predictions are timed (what evaluate calls, and only that)."""
+
+    def __init__(self, seg):
+        self.seg, self.classes, self.seconds = seg, seg.classes, 0.0
+
+    def predict_proba(self, rgb, tta=False):
+        t0 = time.perf_counter()
+        out = self.seg.predict_proba(rgb, tta)
+        self.seconds += time.perf_counter() - t0
+        return out
+
+
+def score_unet(path: str, data: str) -> dict:
+    seg = load_model(path)
+    val = split_images(load_dataset(data, seg.classes), 0.2, 0)[1]
+    held = set(seg.meta.get("val_images", []))
+    if held != {s.id for s in val}:
+        raise AerialSegError(
+            f"{path} was not trained on the default split (its held-out images differ), "
+            "so its score would not be comparable"
+        )
+    timed = Timed(seg)
+    result = evaluate(timed, val)
+    megapixels = sum(s.area for s in val) / 1e6
+    minutes = seg.meta.get("metrics", {}).get("train_minutes")
+    result.update(
+        method=f"U-Net ({seg.model.config['name']}, {seg.meta.get('epoch', '?')} epochs)",
+        train_seconds=minutes * 60 if minutes is not None else float("nan"),
+        predict_seconds_per_megapixel=timed.seconds / megapixels,
+        megapixels=megapixels,
+    )
+    return result
+
+
+def table(rows: list[dict]) -> str:
+    names = list(DUBAI.names)
+    head = ["method", "pixel acc.", "mIoU", "mIoU (land cover)", *names]
+    head += ["train s", "predict s/MP"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        ious = [r["per_class_iou"][n] for n in names]
+        cells = [
+            r["method"],
+            f"{r['pixel_accuracy']:.3f}",
+            f"{r['mean_iou']:.3f}",
+            f"{r['mean_iou_land_cover']:.3f}",
+            *("-" if v != v else f"{v:.3f}" for v in ious),
+            f"{r['train_seconds']:.0f}",
+            f"{r['predict_seconds_per_megapixel']:.2f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def figure(rows: list[dict], path: str) -> None:
+    from aerialseg.plots import plt, save_figure
+
+    names = list(DUBAI.names)
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    width = 0.8 / len(rows)
+    for i, r in enumerate(rows):
+        ious = [np.nan_to_num(r["per_class_iou"][n]) for n in names] + [r["mean_iou"]]
+        ax.bar(np.arange(len(names) + 1) + i * width, ious, width, label=r["method"])
+    ax.set_xticks(np.arange(len(names) + 1) + 0.4 - width / 2, [*names, "mIoU"])
+    ax.set(ylabel="IoU on held-out images", ylim=(0, 1), title="Baselines vs U-Net")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    save_figure(fig, path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=os.environ.get("AERIALSEG_DATA"))
+    ap.add_argument("--unet", help="U-Net checkpoint trained on the default split")
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--threads", type=int, help="torch threads for the U-Net")
+    ap.add_argument("--json", help="write all results here")
+    ap.add_argument("--figure", help="write a per-class IoU bar chart here")
+    args = ap.parse_args()
+    if not args.data:
+        ap.error("give --data DIR (or set AERIALSEG_DATA)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = []
+    for m in args.methods:
+        rows.append(run_baseline(m, args.data, 0.2, 0, progress=False))
+        print(f"{m}: pixel accuracy {rows[-1]['pixel_accuracy']:.3f}", flush=True)
+    if args.unet:
+        rows.append(score_unet(args.unet, args.data))
+    print(f"\n{len(rows[0]['images'])} held-out images, {rows[0]['megapixels']:.1f} megapixels")
+    print(table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    if args.figure:
+        figure(rows, args.figure)
+
+
+if __name__ == "__main__":
+    main()
