@@ -147,6 +147,27 @@ print("ready", flush=True)
 root.mainloop()
 """
 
+DRAG_SOURCE = """
+import sys, tkinter as tk
+root = tk.Tk()
+try:
+    root.tk.call("package", "require", "tkdnd")
+except tk.TclError:
+    print("no tkdnd", flush=True)
+    sys.exit()
+root.overrideredirect(True)
+root.geometry(f"120x120+{sys.argv[2]}+{sys.argv[3]}")
+label = tk.Label(root, text="drag me", background="yellow")
+label.pack(fill="both", expand=True)
+root.tk.call("tkdnd::drag_source", "register", label._w, "DND_Files")
+files = root.tk.call("list", sys.argv[1])
+init = root.register(lambda *a: root.tk.call("list", "copy", "DND_Files", files))
+root.tk.call("bind", label._w, "<<DragInitCmd>>", init + " %W")
+root.update()
+print("ready", flush=True)
+root.mainloop()
+"""
+
 
 class VirtualScreen:
     """An Xvfb server of our own, an image viewer on it, and the app driven by xdotool."""
@@ -190,6 +211,16 @@ class VirtualScreen:
         )
         assert p.stdout.readline().strip() == "ready"
         return p
+
+    def drag_source(self, path: Path, x: int, y: int) -> bool:
+        """A window that drags ``path`` like a file manager; False without tkdnd."""
+        p = self._start(
+            [sys.executable, "-c", DRAG_SOURCE, str(path), str(x), str(y)],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        return p.stdout.readline().strip() == "ready"
 
     def start_app(self, *args) -> None:
         self.app = self._start(
@@ -393,3 +424,21 @@ def test_a_bad_model_is_reported_in_the_window(screen, tmp_path):
     assert "bad.safetensors" in message
     screen.key_over_app("c")  # no model: the capture is refused with a hint, not attempted
     screen.wait_for("error: No model loaded: choose one with Model…")
+
+
+@needs_x
+def test_a_file_dropped_on_the_window_is_segmented(screen, tmp_path, tiny_model):
+    photo, _ = make_scene(120, 160, seed=5)
+    path = tmp_path / "dropped image.png"  # a space, as file names often have
+    Image.fromarray(photo).save(path)
+    if not screen.drag_source(path, 1250, 100):
+        pytest.skip("the tkdnd Tcl extension is not installed (apt install tkdnd)")
+    screen.start_app("--model", tiny_model)
+    screen.wait_for("ready model=")
+    # XDND needs a few pointer moves over the target to negotiate before the release
+    screen.xdotool(
+        "mousemove", 1300, 150, "mousedown", 1, "mousemove", 1250, 150, "sleep", 0.1,
+        "mousemove", 600, 300, "sleep", 0.1, "mousemove", 400, 300, "sleep", 0.2, "mouseup", 1,
+    )  # fmt: skip
+    screen.wait_for(f"dropped {path}", timeout=10)
+    screen.wait_for("result shown 160x120")

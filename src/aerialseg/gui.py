@@ -39,6 +39,7 @@ from .errors import AerialSegError
 
 GRAB_DELAY_MS = 200  # time for the window manager to unmap us and repaint what was beneath
 POLL_MS = 20
+HINT = "Capture (c) frames part of the screen; Open image… (o) reads a file."
 IMAGE_TYPES = [("Images", "*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp"), ("All files", "*")]
 
 
@@ -116,6 +117,34 @@ def screen_area(root) -> Rect:
         m = ctypes.windll.user32.GetSystemMetrics
         return Rect(m(76), m(77), m(78), m(79))
     return Rect(0, 0, root.winfo_screenwidth(), root.winfo_screenheight())
+
+
+def enable_file_drop(widgets, on_file: Callable[[str], None]) -> bool:
+    """Accept files dropped from a file manager, where the tkdnd Tcl extension is installed
+    (Debian/Ubuntu: apt install tkdnd). The standard library has no drag and drop of its own.
+    tkdnd delivers a drop to the widget under the pointer, not to its parents, so every
+    widget that should take drops is registered."""
+    import tkinter as tk
+
+    tcl = widgets[0].tk
+    try:
+        tcl.call("package", "require", "tkdnd")
+    except tk.TclError:
+        return False
+
+    def dropped(data: str) -> str:
+        # tkdnd hands over a Tcl list of paths, except that a single path with spaces can
+        # arrive unquoted: try the whole string as one path first
+        paths = [data] if Path(data).exists() else tcl.splitlist(data)
+        if paths:
+            on_file(paths[0])
+        return "copy"
+
+    command = widgets[0].register(dropped)
+    for w in widgets:
+        tcl.call("tkdnd::drop_target", "register", w._w, "DND_Files")
+        tcl.call("bind", w._w, "<<Drop:DND_Files>>", f"{command} %D")
+    return True
 
 
 class Overlay:
@@ -239,7 +268,7 @@ class App:
         root.geometry("1180x720")
         root.minsize(640, 420)
         bar = ttk.Frame(root, padding=(6, 6, 6, 2))
-        bar.pack(fill="x")
+        bar.grid(row=0, column=0, columnspan=2, sticky="ew")
         self.buttons = {
             "capture": ttk.Button(bar, text="Capture", underline=0, command=self.capture),
             "open": ttk.Button(bar, text="Open image…", underline=0, command=self.open_dialog),
@@ -256,27 +285,30 @@ class App:
         self.status = ttk.Label(bar, text="", anchor="e")
         self.status.pack(side="right", fill="x", expand=True, padx=6)
 
-        views = ttk.Frame(root, padding=4)
-        views.pack(fill="both", expand=True)
+        # direct children of the window: tkdnd 2.6 on X11 delivered no drops to a canvas nested
+        # in a frame (tried under Xvfb)
         self.canvases = []
         for col, title in enumerate(("Image", "Segmentation")):
-            ttk.Label(views, text=title, anchor="center").grid(row=0, column=col, sticky="ew")
-            c = tk.Canvas(views, background="#2B2B2B", highlightthickness=0)
-            c.grid(row=1, column=col, sticky="nsew", padx=3)
-            views.columnconfigure(col, weight=1, uniform="view")
+            ttk.Label(root, text=title, anchor="center").grid(row=1, column=col, sticky="ew")
+            c = tk.Canvas(root, background="#2B2B2B", highlightthickness=0)
+            c.grid(
+                row=2, column=col, sticky="nsew", padx=(6 if col == 0 else 3, 3 if col == 0 else 6)
+            )
+            root.columnconfigure(col, weight=1, uniform="view")
             self.canvases.append(c)
-        views.rowconfigure(1, weight=1)
+        root.rowconfigure(2, weight=1)
         self.canvases[0].bind("<Configure>", lambda e: self._schedule_redraw())
         self.canvases[0].create_text(
             10,
             10,
             anchor="nw",
             fill="#DDDDDD",
-            text="Capture (c) frames part of the screen; Open image… (o) reads a file.",
+            text=HINT,
+            tags="hint",
         )
 
         foot = ttk.Frame(root, padding=(6, 2, 6, 6))
-        foot.pack(fill="x")
+        foot.grid(row=3, column=0, columnspan=2, sticky="ew")
         ttk.Label(foot, text="Mask opacity").pack(side="left")
         ttk.Scale(
             foot,
@@ -289,7 +321,7 @@ class App:
         self.legend = ttk.Frame(foot)
         self.legend.pack(side="left", fill="x", expand=True)
         self.info = ttk.Label(root, text="", padding=(8, 0, 8, 6))
-        self.info.pack(fill="x")
+        self.info.grid(row=4, column=0, columnspan=2, sticky="ew")
 
         for key, action in (
             ("c", self.capture),
@@ -299,7 +331,13 @@ class App:
             ("t", lambda: self.tta.set(not self.tta.get())),
         ):
             root.bind(f"<KeyPress-{key}>", lambda e, a=action: a())
+        if enable_file_drop(self.canvases, self._dropped):
+            self.canvases[0].itemconfigure("hint", text=HINT + " Or drop an image here.")
         self._set_buttons()
+
+    def _dropped(self, path: str):
+        self.log(f"dropped {path}")
+        self.open_path(path)
 
     def _set_buttons(self):
         busy = bool(self.worker.busy_with)
