@@ -38,12 +38,13 @@ def add_parsers(sub) -> None:
         help="desktop app: frame part of the screen (or open an image), see it segmented",
         description="Opens the desktop app. Capture hides the window; drag a rectangle over "
         "the screen (Esc or right-click cancels) and the region is segmented beside the "
-        "screenshot. Keys: c capture, o open, s save, t TTA.",
+        "screenshot. Keys: c capture, o open, s save, m model, t TTA. Image files can also be "
+        "dropped on the window where the tkdnd Tcl extension is installed.",
     )
     g.add_argument("image", nargs="?", help="an image to segment at start")
     g.add_argument("--model", help="checkpoint (default: the bundled model)")
     g.add_argument("--tta", action="store_true", help="start with TTA (8 flips/rotations) on")
-    g.add_argument("--save-dir", help="folder Save… offers first")
+    g.add_argument("--save-dir", metavar="DIR", help="folder Save… offers first")
     g.add_argument(
         "--autosave",
         metavar="DIR",
