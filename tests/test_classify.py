@@ -21,6 +21,7 @@ from aerialseg.classify import (
     read_image_folder,
     train_classifier,
 )
+from aerialseg.cli import main
 from aerialseg.data import Sample
 from aerialseg.errors import AerialSegError
 
@@ -165,7 +166,14 @@ def test_landcover_split_is_by_image(tiny_dataset):
     assert parts["train"].images.shape[1:] == (16, 16, 3)
 
 
-def test_two_step_training_end_to_end(tmp_path):
+def cli(capsys, *args):
+    """The CLI in-process (cheaper than a subprocess): (exit code, stdout, stderr)."""
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_two_step_training_end_to_end(tmp_path, capsys):
     data = write_cifar(tmp_path / "c")
     run = tmp_path / "run"
     r = aerialseg(
@@ -179,34 +187,44 @@ def test_two_step_training_end_to_end(tmp_path):
     assert len((run / "history.csv").read_text().splitlines()) == 3
     assert json.loads((run / "status.json").read_text())["status"] == "complete"
 
-    r = aerialseg("classify", "evaluate", "--model", run / "best.safetensors", "--json", "-q")
-    assert r.returncode == 0, r.stderr
-    res = json.loads(r.stdout)
+    code, out, err = cli(
+        capsys, "classify", "evaluate", "--model", run / "best.safetensors", "--json"
+    )
+    assert code == 0, err
+    res = json.loads(out)
     assert res["split"] == "test" and res["images"] == 20
     assert np.array(res["confusion_matrix"]).sum() == 20
     assert set(res["per_class_accuracy"]) == {"fine0", "fine1", "fine2", "fine3"}
     assert 0 <= res["accuracy"] <= 1
 
     Image.new("RGB", (50, 40), (220, 30, 30)).save(tmp_path / "red.png")
-    r = aerialseg("classify", "predict", "--model", run / "best.safetensors", tmp_path / "red.png")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith(str(tmp_path / "red.png")) and "fine" in r.stdout
+    code, out, err = cli(
+        capsys,
+        "classify",
+        "predict",
+        "--model",
+        run / "best.safetensors",
+        tmp_path / "red.png",
+        "-q",
+    )
+    assert code == 0, err
+    assert out.startswith(str(tmp_path / "red.png")) and "fine" in out
 
 
-def test_cli_errors_are_one_line(tmp_path):
+def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "bad.safetensors").write_bytes(b"junk")
     for args in (
         ("classify", "evaluate", "--model", tmp_path / "bad.safetensors"),
         ("classify", "train", "--data", tmp_path / "nope", "--out", tmp_path / "r"),
         ("classify", "train", "--data", tmp_path, "--out", tmp_path / "r", "--model", "unet"),
     ):
-        r = aerialseg(*args)
-        assert r.returncode == 2, r.stderr
-        assert r.stderr.startswith("aerialseg: error: ") and r.stderr.count("\n") == 1, r.stderr
+        code, _, err = cli(capsys, *args)
+        assert code == 2, err
+        assert err.startswith("aerialseg: error: ") and err.count("\n") == 1, err
     assert not (tmp_path / "r").exists()
 
 
-def test_landcover_classifier_and_patch_maps(tiny_dataset, tmp_path):
+def test_landcover_classifier_and_patch_maps(tiny_dataset, tmp_path, capsys):
     cfg = ClassifyConfig(data=str(tiny_dataset), size=16, epochs=1, batch_size=8, augment=True)
     cfg.val_fraction, cfg.base_filters, cfg.dense = 0.34, 4, 16
     lines = []
@@ -216,7 +234,9 @@ def test_landcover_classifier_and_patch_maps(tiny_dataset, tmp_path):
     img = tiny_dataset / "Tile 1" / "images" / "image_part_001.jpg"
     model = tmp_path / "run" / "best.safetensors"
     out = tmp_path / "o"
-    r = aerialseg("classify", "predict", "--model", model, "--patches", "--out", out, img)
-    assert r.returncode == 0, r.stderr
+    code, _, err = cli(
+        capsys, "classify", "predict", "--model", model, "--patches", "--out", out, img
+    )
+    assert code == 0, err
     for suffix in ("_mask.png", "_overlay.jpg", "_stats.json"):
         assert (tmp_path / "o" / f"image_part_001{suffix}").stat().st_size > 0

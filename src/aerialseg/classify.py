@@ -79,7 +79,7 @@ def fit_square(rgb: np.ndarray, size: int) -> np.ndarray:
     crop = rgb[y : y + s, x : x + s]
     if s == size:
         return np.ascontiguousarray(crop)
-    return np.asarray(Image.fromarray(crop).resize((size, size), Image.Resampling.BILINEAR))
+    return np.array(Image.fromarray(crop).resize((size, size), Image.Resampling.BILINEAR))
 
 
 # ---------------------------------------------------------------------------------------------
