@@ -4,8 +4,10 @@ The images are the validation side of ``aerialseg train``'s default split
 (``split_images(samples, 0.2, seed=0)``); every method is scored by ``aerialseg.evaluate``.
 Times are wall-clock on this machine: training (feature extraction included) and prediction
 per megapixel of the held-out images. The U-Net's training time is read from its checkpoint.
+A ``best.safetensors`` was chosen by its mIoU on these very images, so its score is slightly
+optimistic; ``last.safetensors`` was not chosen at all.
 
-    python benchmarks/baselines.py [--data DIR] [--unet RUN/best.safetensors]
+    python benchmarks/baselines.py [--data DIR] [--unet RUN/last.safetensors ...]
                                    [--methods kmeans svm random-forest] [--json OUT.json]
                                    [--figure OUT.png]
 """
@@ -16,11 +18,13 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from aerialseg.baselines import METHODS, run_baseline
+from aerialseg.checkpoint import read_metadata
 from aerialseg.classes import DUBAI
 from aerialseg.data import load_dataset, split_images
 from aerialseg.errors import AerialSegError
@@ -41,21 +45,24 @@ class Timed:
         return out
 
 
-def score_unet(path: str, data: str) -> dict:
-    seg = load_model(path)
-    val = split_images(load_dataset(data, seg.classes), 0.2, 0)[1]
-    held = set(seg.meta.get("val_images", []))
-    if held != {s.id for s in val}:
+def check_split(path: str, val_ids: set[str]) -> None:
+    if set(read_metadata(path).get("val_images", [])) != val_ids:
         raise AerialSegError(
             f"{path} was not trained on the default split (its held-out images differ), "
             "so its score would not be comparable"
         )
+
+
+def score_unet(path: str, data: str) -> dict:
+    seg = load_model(path)
+    val = split_images(load_dataset(data, seg.classes), 0.2, 0)[1]
+    check_split(path, {s.id for s in val})
     timed = Timed(seg)
     result = evaluate(timed, val)
     megapixels = sum(s.area for s in val) / 1e6
     minutes = seg.meta.get("metrics", {}).get("train_minutes")
     result.update(
-        method=f"U-Net ({seg.model.config['name']}, {seg.meta.get('epoch', '?')} epochs)",
+        method=f"{seg.model.config['name']} ({Path(path).name}, epoch {seg.meta.get('epoch')})",
         train_seconds=minutes * 60 if minutes is not None else float("nan"),
         predict_seconds_per_megapixel=timed.seconds / megapixels,
         megapixels=megapixels,
@@ -94,7 +101,7 @@ def figure(rows: list[dict], path: str) -> None:
         ax.bar(np.arange(len(names) + 1) + i * width, ious, width, label=r["method"])
     ax.set_xticks(np.arange(len(names) + 1) + 0.4 - width / 2, [*names, "mIoU"])
     ax.set(ylabel="IoU on held-out images", ylim=(0, 1), title="Baselines vs U-Net")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(rows))
     ax.grid(axis="y", alpha=0.3)
     save_figure(fig, path)
 
@@ -102,7 +109,12 @@ def figure(rows: list[dict], path: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=os.environ.get("AERIALSEG_DATA"))
-    ap.add_argument("--unet", help="U-Net checkpoint trained on the default split")
+    ap.add_argument(
+        "--unet",
+        action="append",
+        default=[],
+        help="U-Net checkpoint trained on the default split (repeat for several)",
+    )
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--threads", type=int, help="torch threads for the U-Net")
     ap.add_argument("--json", help="write all results here")
@@ -112,13 +124,17 @@ def main() -> None:
         ap.error("give --data DIR (or set AERIALSEG_DATA)")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.unet:  # fail before minutes of baselines, not after
+        val = split_images(load_dataset(args.data, DUBAI), 0.2, 0)[1]
+        for path in args.unet:
+            check_split(path, {s.id for s in val})
     rows = []
     for m in args.methods:
         rows.append(run_baseline(m, args.data, 0.2, 0, progress=False))
         print(f"{m}: pixel accuracy {rows[-1]['pixel_accuracy']:.3f}", flush=True)
-    if args.unet:
-        rows.append(score_unet(args.unet, args.data))
-    print(f"\n{len(rows[0]['images'])} held-out images, {rows[0]['megapixels']:.1f} megapixels")
+    for path in args.unet:
+        rows.append(score_unet(path, args.data))
+    print(f"\n{len(rows[0]['images'])} held-out images, {rows[0]['megapixels']:.2f} megapixels")
     print(table(rows))
     if args.json:
         with open(args.json, "w") as f:
@@ -128,4 +144,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except AerialSegError as e:
+        raise SystemExit(f"baselines.py: error: {e}") from None

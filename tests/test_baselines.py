@@ -68,3 +68,11 @@ def test_bad_arguments(tiny_dataset):
         PixelBaseline("knn", DUBAI)
     with pytest.raises(AerialSegError, match="no such data folder"):
         run_baseline("svm", tiny_dataset / "missing", progress=False)
+
+
+def test_sampling_never_asks_for_more_pixels_than_there_are(tiny_dataset):
+    from aerialseg.baselines import sample_pixels
+
+    samples = load_dataset(tiny_dataset, DUBAI)
+    x, y = sample_pixels(samples, 10**9, seed=0, colour_only=True)
+    assert x.shape == (6 * 80 * 96, 3) and len(y) == len(x)

@@ -71,14 +71,16 @@ def pixel_features(rgb: np.ndarray, colour_only: bool = False) -> np.ndarray:
 def sample_pixels(
     samples: Sequence[Sample], n: int, seed: int, progress: bool = False, colour_only=False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(features, labels) of ``n`` labelled training pixels drawn uniformly over all images."""
+    """(features, labels) of up to ``n`` labelled training pixels drawn uniformly over all
+    images."""
     from tqdm import tqdm
 
     rng = np.random.default_rng(seed)
-    valid = np.array([int((s.labels != IGNORE_INDEX).sum()) for s in samples], dtype=np.float64)
+    valid = np.array([int((s.labels != IGNORE_INDEX).sum()) for s in samples], dtype=np.int64)
     if not valid.sum():
         raise AerialSegError("the training images have no labelled pixels")
-    per_image = rng.multinomial(n, valid / valid.sum())
+    # never more than an image has: small data sets give all their pixels
+    per_image = np.minimum(rng.multinomial(min(n, int(valid.sum())), valid / valid.sum()), valid)
     xs, ys = [], []
     bar = tqdm(
         list(zip(samples, per_image)),
