@@ -79,8 +79,11 @@ def sample_pixels(
     valid = np.array([int((s.labels != IGNORE_INDEX).sum()) for s in samples], dtype=np.int64)
     if not valid.sum():
         raise AerialSegError("the training images have no labelled pixels")
-    # never more than an image has: small data sets give all their pixels
-    per_image = np.minimum(rng.multinomial(min(n, int(valid.sum())), valid / valid.sum()), valid)
+    # n distinct pixels out of all labelled ones (all of them when there are fewer)
+    picks = rng.choice(int(valid.sum()), size=min(n, int(valid.sum())), replace=False)
+    per_image = np.bincount(
+        np.searchsorted(np.cumsum(valid), picks, side="right"), minlength=len(samples)
+    )
     xs, ys = [], []
     bar = tqdm(
         list(zip(samples, per_image)),
