@@ -163,6 +163,9 @@ def test_landcover_split_is_by_image(tiny_dataset):
     parts = load_data(ds, ("train", "val"))
     images = [{i.split("@")[0] for i in parts[k].ids} for k in ("train", "val")]
     assert images[0] and images[1] and not images[0] & images[1]
+    assert images[1] <= set(ds["val_images"])  # remembered, for evaluate to find them again
+    again = load_data(ds, ("val",))["val"]
+    assert again.ids == parts["val"].ids
     assert parts["train"].images.shape[1:] == (16, 16, 3)
 
 

@@ -343,8 +343,9 @@ def load_data(ds: dict, which: Sequence[str], progress: bool = False) -> dict[st
         samples = load_dataset(root, mask_classes, progress=progress)
         args = (mask_classes, size, ds["min_share"], ds["stride"])
         held = set(ds.get("val_images") or [])
-        if not held:
+        if not held:  # a new run: split as the U-Net does, and remember it in ``ds``
             held = {s.id for s in split_images(samples, ds["val_fraction"], ds["seed"])[1]}
+            ds["val_images"] = sorted(held)
         parts = {
             "train": lambda: landcover_patches([s for s in samples if s.id not in held], *args),
             "val": lambda: landcover_patches([s for s in samples if s.id in held], *args),
@@ -543,9 +544,7 @@ def train_classifier(
     ds = describe_dataset(cfg)
     parts = load_data(ds, ("train", "val"), progress)
     train, val = parts["train"], parts["val"]
-    if ds["kind"] == "landcover":
-        ds["val_images"] = sorted({i.split("@")[0] for i in val.ids})
-    elif ds["kind"] == "imagefolder":
+    if ds["kind"] == "imagefolder":
         ds["names"] = list(train.classes.names)
     if cfg.limit:
         keep = np.random.default_rng(cfg.seed).permutation(len(train))[: cfg.limit]
