@@ -49,6 +49,19 @@ def aerial_screen(name: str, path: Path) -> None:
     im.crop((0, 0, *SCREEN)).save(path)
 
 
+def cpu_busy_seconds() -> float:
+    """CPU time spent by everything on the machine so far (Linux /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system time of a live process and its waited-for children."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in stat[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="checkpoint (default: the bundled model)")
@@ -59,6 +72,7 @@ def main() -> None:
     args = ap.parse_args()
 
     screen = VirtualScreen(*SCREEN)
+    busy0, wall0 = cpu_busy_seconds(), time.monotonic()
     tmp = Path(f"/tmp/aerialseg-gui-bench-{os.getpid()}.png")
     try:
         aerial_screen(args.image, tmp)
@@ -85,6 +99,8 @@ def main() -> None:
             shot = ImageGrab.grab(xdisplay=screen.display)
             shot.crop((0, 0, 1180, 720)).save(args.screenshot)
             print(f"screenshot: {args.screenshot}")
+        ours = sum(process_cpu_seconds(p.pid) for p in screen.procs) + sum(os.times()[:4])
+        others = (cpu_busy_seconds() - busy0 - ours) / (time.monotonic() - wall0)
     finally:
         screen.close()
         tmp.unlink(missing_ok=True)
@@ -97,6 +113,8 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
+    # other work on the machine shows in the figure: say how much there was
+    print(f"other processes meanwhile: {max(0, others):.2f} of {os.cpu_count()} CPUs busy")
     print(f"region {REGION[0]}x{REGION[1]}, {args.rounds} captures, mouse release -> result shown:")
     print(f"  in-app:     {fmt(in_app)}")
     print(f"  end to end: {fmt(end_to_end)}")
