@@ -195,6 +195,7 @@ def cmd_models(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from . import gui_cli
     from .config import PRESETS, add_config_flags
+    from .infer import Tiling
 
     p = argparse.ArgumentParser(prog="aerialseg", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -240,9 +241,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model", help="checkpoint (default: the bundled model)")
     g.add_argument("--out", default="segmented", help="output folder (default: segmented)")
     g.add_argument("--tta", action="store_true", help="average the 8 flips/rotations")
-    g.add_argument("--window", type=int, default=1024, help="window side in pixels")
-    g.add_argument("--overlap", type=float, default=0.25, help="window overlap, 0-0.5")
-    g.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
+    g.add_argument("--window", type=int, default=Tiling.window, help="window side in pixels")
+    g.add_argument(
+        "--overlap",
+        type=float,
+        default=Tiling.overlap,
+        help="share of a window that neighbours overlap and blend, 0-0.5",
+    )
+    g.add_argument(
+        "--batch-size", type=int, default=Tiling.batch_size, help="windows per forward pass"
+    )
     g.add_argument("--opacity", type=float, default=0.5, help="overlay opacity, 0-1")
     g.add_argument("--gsd", type=float, help="metres per pixel, for areas in m^2")
     g.add_argument(

@@ -60,16 +60,16 @@ def read_image(path: str | Path, strict: bool = False) -> np.ndarray:
                 f"{path}: image mode is {im.mode} ({_describe(im.mode)}); training images must "
                 "be 8-bit RGB - convert it first"
             )
-        return np.array(im)
-    im = ImageOps.exif_transpose(im)
+        return np.asarray(im)  # read-only view: one copy of the pixels, not two
+    ImageOps.exif_transpose(im, in_place=True)  # no copy of a possibly huge image
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         a = np.asarray(im, dtype=np.float64)
         lo, hi = float(a.min()), float(a.max())
         a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
         return np.repeat(a.round().astype(np.uint8)[..., None], 3, axis=2)
     if im.mode == "RGB":
-        return np.array(im)
-    return np.array(im.convert("RGB"))
+        return np.asarray(im)
+    return np.asarray(im.convert("RGB"))
 
 
 def _describe(mode: str) -> str:
@@ -96,6 +96,10 @@ def read_mask_rgb(path: str | Path) -> np.ndarray:
     return np.array(im.convert("RGB"))
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 @contextmanager
 def atomic_path(dest: str | Path):
     """Yield a temporary path beside ``dest``; it replaces ``dest`` only if the block succeeds."""
@@ -105,6 +109,7 @@ def atomic_path(dest: str | Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give what open() would have
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):

@@ -11,6 +11,7 @@ out at once, so memory grows with the image *width*, never with its area.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import torch
 from .classes import ClassTable
 from .errors import AerialSegError
 from .models import SegmentationModel
+from .models.base import fold_batchnorm
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -61,7 +63,7 @@ def prepare(model: SegmentationModel, precision: str) -> SegmentationModel:
 
 def to_tensor(rgb: np.ndarray, precision: str = "fp32") -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, H, W) float on the 0-255 scale: what the model is fed."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).float()
+    x = torch.tensor(rgb).permute(2, 0, 1).unsqueeze(0).float()  # copies: input may be read-only
     if precision == "bf16":
         x = x.contiguous(memory_format=torch.channels_last)
     return x
@@ -118,9 +120,9 @@ class Tiling:
     """
 
     window: int = 1024
-    overlap: float = 0.25
+    overlap: float = 0.125
     border: int = 32
-    batch_size: int = 4
+    batch_size: int = 2
 
     def __post_init__(self):
         if self.window < 64 or self.window % 16:
@@ -192,8 +194,14 @@ def predict_bands(
             band = acc[:, lo - top : hi - top, b : b + w] / wsum[lo - top : hi - top, b : b + w]
             yield lo - b, band.permute(1, 2, 0).numpy()
         n = until - top
-        acc = torch.cat([acc[:, n:], torch.zeros(c, n, pw)], dim=1)
-        wsum = torch.cat([wsum[n:], torch.zeros(n, pw)], dim=0)
+        # shift the running sums up by n rows in place, n rows at a time so no copy overlaps
+        # its source (a fresh buffer would double this, the largest allocation, for a moment)
+        for i in range(0, win_h - n, n):
+            k = min(n, win_h - n - i)
+            acc[:, i : i + k] = acc[:, i + n : i + n + k]
+            wsum[i : i + k] = wsum[i + n : i + n + k]
+        acc[:, max(0, win_h - n) :] = 0
+        wsum[max(0, win_h - n) :] = 0
         top = until
 
     for y0 in rows:
@@ -257,7 +265,8 @@ class Segmenter:
         tiling: Tiling | None = None,
     ):
         self.precision = resolve_precision(precision)
-        self.model = prepare(model, self.precision)
+        # a private copy with batch norm folded into the convs: inference only, same outputs
+        self.model = prepare(fold_batchnorm(copy.deepcopy(model).eval()), self.precision)
         self.classes = classes
         self.meta = meta or {}
         self.tiling = tiling or Tiling()

@@ -12,13 +12,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from .classes import ClassTable  # noqa: E402
+from .classes import IGNORE_INDEX, ClassTable  # noqa: E402
 from .images import atomic_path  # noqa: E402
 
 
-def save_figure(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format=Path(path).suffix[1:] or "png")
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix[1:] or "png")
     plt.close(fig)
     return Path(path)
 
@@ -53,13 +53,18 @@ def training_curves(history: Sequence[dict], path: str | Path) -> Path:
 
 
 def examples(
-    samples, predictions: Sequence[np.ndarray], classes: ClassTable, path: str | Path
+    samples,
+    predictions: Sequence[np.ndarray],
+    classes: ClassTable,
+    path: str | Path,
+    dpi: int = 110,
 ) -> Path:
     """Rows of image | ground truth | prediction, with a class-colour legend."""
     n = len(samples)
     fig, axes = plt.subplots(n, 3, figsize=(12, 4 * n), squeeze=False)
     for row, s, pred in zip(axes, samples, predictions):
-        acc = float(np.mean((pred == s.labels)[s.labels != 255])) if (s.labels != 255).any() else 0
+        labelled = s.labels != IGNORE_INDEX
+        acc = float(np.mean(pred[labelled] == s.labels[labelled])) if labelled.any() else 0.0
         for ax, img, title in zip(
             row,
             (s.image, classes.colorize(s.labels), classes.colorize(pred)),
@@ -72,7 +77,7 @@ def examples(
         handles=legend_handles(classes), loc="lower center", ncol=len(classes), frameon=False
     )
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return save_figure(fig, path)
+    return save_figure(fig, path, dpi)
 
 
 def confusion_matrix(confusion: np.ndarray, classes: ClassTable, path: str | Path) -> Path:
