@@ -449,20 +449,13 @@ def evaluate_classifier(model, data: ImageSet, batch_size: int = 512) -> dict:
 
 
 def training_curves(history: Sequence[dict], path: str | Path) -> Path:
-    from .plots import plt, save_figure
+    from .plots import training_curves as curves
 
-    ep = [r["epoch"] for r in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    a.plot(ep, [r["train_loss"] for r in history], "y", label="Training loss")
-    a.plot(ep, [r["val_loss"] for r in history], "r", label="Validation loss")
-    a.set(title="Training and validation loss", xlabel="Epochs", ylabel="Cross-entropy")
-    b.plot(ep, [r["train_accuracy"] for r in history], "y", label="Training accuracy")
-    b.plot(ep, [r["val_accuracy"] for r in history], "r", label="Validation accuracy")
-    b.set(title="Training and validation accuracy", xlabel="Epochs", ylabel="Accuracy")
-    for ax in (a, b):
-        ax.legend()
-        ax.grid(alpha=0.3)
-    return save_figure(fig, path)
+    accuracy = (
+        ("train_accuracy", "y", "Training accuracy"),
+        ("val_accuracy", "r", "Validation accuracy"),
+    )
+    return curves(history, path, accuracy, "Training and validation accuracy", "Accuracy")
 
 
 def confusion_png(confusion, classes: ClassTable, path: str | Path) -> Path:

@@ -34,18 +34,31 @@ def legend_handles(classes: ClassTable, shares: Sequence[float] | None = None):
     ]
 
 
-def training_curves(history: Sequence[dict], path: str | Path) -> Path:
-    """Loss and IoU over epochs for training and validation, like the seed's two figures."""
+# (history key, line style, label) for the right-hand panel of the training curves
+SEGMENTATION_CURVES = (
+    ("train_jaccard", "y", "Training Jaccard"),
+    ("val_jaccard", "r", "Validation Jaccard"),
+    ("val_miou", "b--", "Validation mIoU"),
+    ("val_accuracy", "g:", "Validation accuracy"),
+)
+
+
+def training_curves(
+    history: Sequence[dict],
+    path: str | Path,
+    curves=SEGMENTATION_CURVES,
+    title: str = "Training and validation IoU",
+    ylabel: str = "IoU / accuracy",
+) -> Path:
+    """Loss (left) and the ``curves`` metrics (right) over epochs, like the seed's figures."""
     ep = [r["epoch"] for r in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     a.plot(ep, [r["train_loss"] for r in history], "y", label="Training loss")
     a.plot(ep, [r["val_loss"] for r in history], "r", label="Validation loss")
     a.set(title="Training and validation loss", xlabel="Epochs", ylabel="Loss")
-    b.plot(ep, [r["train_jaccard"] for r in history], "y", label="Training Jaccard")
-    b.plot(ep, [r["val_jaccard"] for r in history], "r", label="Validation Jaccard")
-    b.plot(ep, [r["val_miou"] for r in history], "b--", label="Validation mIoU")
-    b.plot(ep, [r["val_accuracy"] for r in history], "g:", label="Validation accuracy")
-    b.set(title="Training and validation IoU", xlabel="Epochs", ylabel="IoU / accuracy")
+    for key, style, label in curves:
+        b.plot(ep, [r[key] for r in history], style, label=label)
+    b.set(title=title, xlabel="Epochs", ylabel=ylabel)
     for ax in (a, b):
         ax.legend()
         ax.grid(alpha=0.3)
