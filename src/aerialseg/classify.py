@@ -12,7 +12,6 @@ Three kinds of data, all held in memory as one uint8 array of equal-sized RGB im
 from __future__ import annotations
 
 import colorsys
-import csv
 import dataclasses
 import json
 import pickle
@@ -638,11 +637,6 @@ def _write_history(history: list[dict], path: Path) -> None:
             )
         )
     write_text(path, "\n".join(lines) + "\n")
-
-
-def read_history(path: str | Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def load_classifier(path: str | Path):

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .classes import ClassTable
 from .errors import AerialSegError
@@ -162,7 +161,3 @@ def segment_to_files(
             del probs
     extra = {"model": seg.name, "tta": tta}
     return write_outputs(paths, rgb, labels, seg.classes, title, opacity, gsd, extra)
-
-
-def load_labels(path: str | Path) -> np.ndarray:
-    return np.array(Image.open(path))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -366,8 +365,3 @@ def train(
 ) -> dict:
     """Train a model as ``aerialseg train`` does; returns the best and last epoch's metrics."""
     return Trainer(cfg, out_dir, resume=resume, log=log, progress=progress).fit()
-
-
-def read_history(path: str | Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
