@@ -11,16 +11,16 @@ from collections.abc import Callable
 from torch import nn
 
 from ..errors import AerialSegError
-from .base import Normalize, SegmentationModel
+from .base import BaseModel, Normalize, SegmentationModel
 from .cnn import CNNClassifier
 from .unet import UNet
 
 TASKS = ("segmentation", "classification")
-_REGISTRY: dict[str, tuple[Callable[..., nn.Module], dict, str]] = {}
+_REGISTRY: dict[str, tuple[Callable[..., BaseModel], dict, str]] = {}
 
 
 def register(
-    name: str, factory: Callable[..., nn.Module], task: str = "segmentation", **defaults
+    name: str, factory: Callable[..., BaseModel], task: str = "segmentation", **defaults
 ) -> None:
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}")
@@ -37,7 +37,7 @@ def model_task(name: str) -> str | None:
     return _REGISTRY[name][2] if name in _REGISTRY else None
 
 
-def create_model(name: str, **kwargs) -> SegmentationModel:
+def create_model(name: str, **kwargs) -> BaseModel:
     """Build a registered model; ``kwargs`` override the name's defaults."""
     if name not in _REGISTRY:
         raise AerialSegError(f"unknown model {name!r}; valid names: {', '.join(list_models(None))}")
@@ -73,6 +73,7 @@ __all__ = [
     "TASKS",
     "CNNClassifier",
     "Normalize",
+    "BaseModel",
     "SegmentationModel",
     "UNet",
     "create_model",

@@ -56,9 +56,10 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
-class SegmentationModel(nn.Module):
-    """Base class: ``forward`` takes raw RGB (N, 3, H, W) on the 0-255 scale and returns logits
-    (N, C, H, W). ``config`` holds the registry name and keyword arguments that rebuild it."""
+class BaseModel(nn.Module):
+    """What every registered network shares: ``forward`` takes raw RGB (N, 3, H, W) on the
+    0-255 scale and returns class logits along dim 1; the input normalisation lives inside;
+    ``config`` holds the registry name and keyword arguments that rebuild the model."""
 
     name: str = ""
 
@@ -79,7 +80,11 @@ class SegmentationModel(nn.Module):
 
     @torch.inference_mode()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities (N, C, H, W) in eval mode, without autograd."""
+        """Class probabilities in eval mode, without autograd."""
         if self.training:
             self.eval()
         return torch.softmax(self(x).float(), dim=1)
+
+
+class SegmentationModel(BaseModel):
+    """A network whose logits are per pixel: (N, C, H, W) for an (N, 3, H, W) input."""

@@ -11,17 +11,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Normalize
+from .base import BaseModel
 
 
-class CNNClassifier(nn.Module):
+class CNNClassifier(BaseModel):
     """Raw RGB (N, 3, S, S) on the 0-255 scale -> class logits (N, C).
 
     ``input_size`` is fixed because the dense layer sees the flattened final feature map;
     callers resize or cut images to it. The default normalisation divides by 255, as the lab.
     """
-
-    name: str = ""
 
     def __init__(
         self,
@@ -33,10 +31,9 @@ class CNNClassifier(nn.Module):
         dense: int = 512,
         normalization: dict | None = None,
     ):
-        super().__init__()
+        super().__init__(num_classes, normalization)
         if blocks < 1 or input_size % 2**blocks:
             raise ValueError(f"input size {input_size} must be a multiple of 2**blocks={2**blocks}")
-        self.num_classes = num_classes
         self.input_size = input_size
         self.kwargs = dict(
             input_size=input_size,
@@ -45,7 +42,6 @@ class CNNClassifier(nn.Module):
             dropout=dropout,
             dense=dense,
         )
-        self.normalize = Normalize(**(normalization or {}))
         layers: list[nn.Module] = []
         cin = 3
         for i in range(blocks):
@@ -66,15 +62,6 @@ class CNNClassifier(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    @property
-    def config(self) -> dict:
-        return {
-            "name": self.name,
-            "num_classes": self.num_classes,
-            "normalization": self.normalize.config(),
-            **self.kwargs,
-        }
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != (self.input_size, self.input_size):
             raise ValueError(
@@ -82,10 +69,3 @@ class CNNClassifier(nn.Module):
                 f"{x.shape[-1]}x{x.shape[-2]}"
             )
         return self.head(self.features(self.normalize(x)))
-
-    @torch.inference_mode()
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities (N, C) in eval mode, without autograd."""
-        if self.training:
-            self.eval()
-        return torch.softmax(self(x).float(), dim=1)
