@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from torch import nn
-
 from ..errors import AerialSegError
 from .base import BaseModel, Normalize, SegmentationModel
 from .cnn import CNNClassifier
