@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
+from .config import DATA_ENV, data_root
 from .errors import AerialSegError
-
-DATA_ENV = "AERIALSEG_DATA"
-
-
-def _data(arg: str | None) -> str:
-    data = arg or os.environ.get(DATA_ENV)
-    if not data:
-        raise AerialSegError(f"give --data DIR (or set {DATA_ENV})")
-    return data
 
 
 def cmd_classify_train(args) -> int:
@@ -26,7 +17,7 @@ def cmd_classify_train(args) -> int:
         raise AerialSegError("give --epochs or --minutes, not both")
     flags = {k: getattr(args, k) for k in ClassifyConfig.__dataclass_fields__ if hasattr(args, k)}
     flags = {k: v for k, v in flags.items() if v is not None}
-    flags["data"] = _data(args.data)
+    flags["data"] = data_root(args.data)
     if args.minutes is not None:
         flags["epochs"] = 0
     cfg = ClassifyConfig(**flags)
@@ -127,7 +118,7 @@ def cmd_baseline(args) -> int:
 
     result = run_baseline(
         method=args.method,
-        data=_data(args.data),
+        data=data_root(args.data),
         val_fraction=args.val_fraction,
         seed=args.seed,
         max_pixels=args.train_pixels,

@@ -9,13 +9,8 @@ import sys
 from pathlib import Path
 
 from . import classify_cli
+from .config import DATA_ENV, data_root
 from .errors import AerialSegError
-
-DATA_ENV = "AERIALSEG_DATA"
-
-
-def _default_data() -> str | None:
-    return os.environ.get(DATA_ENV)
 
 
 def cmd_train(args) -> int:
@@ -38,7 +33,7 @@ def cmd_train(args) -> int:
             raise AerialSegError("give --out RUN_DIR (or --resume RUN_DIR)")
         out = Path(args.out)
         if flags["data"] is None:
-            flags["data"] = _default_data()
+            flags["data"] = os.environ.get(DATA_ENV)
     cfg = resolve_config(args.preset, args.config, flags, base)
     if args.minutes is not None:
         cfg.epochs = 0
@@ -59,9 +54,7 @@ def cmd_evaluate(args) -> int:
 
     seg = load_model(args.model, args.precision)
     classes, meta = seg.classes, seg.meta
-    data = args.data or _default_data()
-    if not data:
-        raise AerialSegError(f"give --data DIR (or set {DATA_ENV})")
+    data = data_root(args.data)
     samples = load_dataset(data, classes, progress=not args.quiet)
     if args.split == "val":
         held = set(meta.get("val_images", []))

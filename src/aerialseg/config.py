@@ -9,12 +9,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import AerialSegError
+
+DATA_ENV = "AERIALSEG_DATA"  # where commands look for the dataset when --data is not given
+
+
+def data_root(arg: str | None) -> str:
+    """``--data`` if given, else $AERIALSEG_DATA; one clear error if neither is set."""
+    data = arg or os.environ.get(DATA_ENV)
+    if not data:
+        raise AerialSegError(f"give --data DIR (or set {DATA_ENV})")
+    return data
 
 
 @dataclass
