@@ -24,12 +24,13 @@ import numpy as np
 import torch
 
 from aerialseg.baselines import METHODS, run_baseline
-from aerialseg.checkpoint import read_metadata
 from aerialseg.classes import DUBAI
-from aerialseg.data import load_dataset, split_images
+from aerialseg.data.segmentation import load_dataset
+from aerialseg.data.splits import split_images
 from aerialseg.errors import AerialSegError
-from aerialseg.evaluate import evaluate
-from aerialseg.infer import load_model
+from aerialseg.inference.evaluate import evaluate
+from aerialseg.inference.segmenter import load_model
+from aerialseg.io.checkpoint import read_metadata
 
 
 class Timed:

@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aerialseg.images import read_image
-from aerialseg.infer import Tiling, autocast, load_model, to_tensor
+from aerialseg.inference.segmenter import load_model
+from aerialseg.inference.tiling import Tiling
+from aerialseg.io.images import read_image
+from aerialseg.runtime import autocast, to_tensor
 
 W = 256
 

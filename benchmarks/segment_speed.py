@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aerialseg.infer import load_model, spline_ramp
+from aerialseg.inference.segmenter import load_model
+from aerialseg.inference.tiling import spline_ramp
 
 
 def seed_spline_window(size: int) -> np.ndarray:
@@ -60,7 +61,7 @@ def test_image() -> tuple[np.ndarray, str]:
     root = Path(os.environ.get("AERIALSEG_DATA", "../shared/datasets/dubai-aerial"))
     path = root / "Tile 7" / "images" / "image_part_001.jpg"
     if path.is_file():
-        from aerialseg.images import read_image
+        from aerialseg.io.images import read_image
 
         return read_image(path)[:1024, :1024].copy(), f"crop of {path.name} (Tile 7)"
     rng = np.random.default_rng(0)

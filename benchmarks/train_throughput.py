@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 
 from aerialseg.classes import DUBAI, IGNORE_INDEX
-from aerialseg.data import Batches, load_dataset
-from aerialseg.infer import resolve_precision
+from aerialseg.data.segmentation import Batches, load_dataset
 from aerialseg.losses import make_loss
 from aerialseg.models import create_model
 from aerialseg.models.unet import Dropout
-from aerialseg.train import train_step
+from aerialseg.runtime import resolve_precision
+from aerialseg.training.segmentation import train_step
 
 
 def batches(batch_size: int, n: int):

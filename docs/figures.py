@@ -9,8 +9,8 @@ import argparse
 import os
 from pathlib import Path
 
-from aerialseg.data import find_pairs, load_sample
-from aerialseg.infer import load_model
+from aerialseg.data.segmentation import find_pairs, load_sample
+from aerialseg.inference.segmenter import load_model
 from aerialseg.plots import examples
 
 

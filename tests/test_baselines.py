@@ -11,7 +11,8 @@ pytest.importorskip("sklearn")
 
 from aerialseg.baselines import FEATURES, PixelBaseline, pixel_features, run_baseline  # noqa: E402
 from aerialseg.classes import DUBAI  # noqa: E402
-from aerialseg.data import load_dataset, split_images  # noqa: E402
+from aerialseg.data.segmentation import load_dataset
+from aerialseg.data.splits import split_images  # noqa: E402
 from aerialseg.errors import AerialSegError  # noqa: E402
 
 

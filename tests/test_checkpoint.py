@@ -5,9 +5,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from aerialseg.checkpoint import load_checkpoint, save_checkpoint
 from aerialseg.classes import DUBAI, ClassTable
 from aerialseg.errors import AerialSegError
+from aerialseg.io.checkpoint import load_checkpoint, save_checkpoint
 from aerialseg.models import create_model
 
 

@@ -6,7 +6,7 @@ from PIL import Image
 
 from aerialseg.classes import DUBAI, IGNORE_INDEX, ClassTable
 from aerialseg.errors import AerialSegError
-from aerialseg.images import read_mask_rgb
+from aerialseg.io.images import read_mask_rgb
 
 
 def test_dubai_table_uses_the_mask_colours_not_classes_json():

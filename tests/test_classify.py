@@ -10,20 +10,20 @@ import pytest
 from PIL import Image
 
 from aerialseg.classes import DUBAI, IGNORE_INDEX
-from aerialseg.classify import (
-    ClassifyConfig,
+from aerialseg.cli import main
+from aerialseg.config import ClassifyConfig
+from aerialseg.data.cifar import read_cifar100
+from aerialseg.data.classification import (
     fit_square,
     folder_parts,
     landcover_patches,
     load_data,
     patch_labels,
-    read_cifar100,
     read_image_folder,
-    train_classifier,
 )
-from aerialseg.cli import main
-from aerialseg.data import Sample
+from aerialseg.data.segmentation import Sample
 from aerialseg.errors import AerialSegError
+from aerialseg.training.classification import train_classifier
 
 
 def aerialseg(*args):

@@ -183,8 +183,8 @@ def test_config_file_and_flags_override_in_order(tiny_dataset, tmp_path):
 
 @pytest.fixture
 def tiny_model(tmp_path):
-    from aerialseg.checkpoint import save_checkpoint
     from aerialseg.classes import DUBAI
+    from aerialseg.io.checkpoint import save_checkpoint
     from aerialseg.models import create_model
 
     return save_checkpoint(

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from aerialseg.checkpoint import load_checkpoint, save_checkpoint
-from aerialseg.classify import class_table
+from aerialseg.data.imageset import class_table
 from aerialseg.errors import AerialSegError
+from aerialseg.io.checkpoint import load_checkpoint, save_checkpoint
 from aerialseg.models import create_model, list_models
 
 

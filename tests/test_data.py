@@ -3,15 +3,8 @@ import pytest
 from PIL import Image
 
 from aerialseg.classes import DUBAI, IGNORE_INDEX
-from aerialseg.data import (
-    Batches,
-    dihedral,
-    find_pairs,
-    grid_patches,
-    load_dataset,
-    split_images,
-    split_patches_random,
-)
+from aerialseg.data.segmentation import Batches, dihedral, find_pairs, load_dataset
+from aerialseg.data.splits import grid_patches, split_images, split_patches_random
 from aerialseg.errors import AerialSegError
 
 from .conftest import make_scene, write_pair

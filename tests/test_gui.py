@@ -22,20 +22,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aerialseg.capture import (
-    MIN_DRAG,
-    Rect,
-    normalize,
-    parse_region,
-    save_result,
-    stats_line,
-    timestamped_stem,
-    to_image,
-    too_small,
-)
+from aerialseg.app.capture import MIN_DRAG, Rect, normalize, parse_region, to_image, too_small
+from aerialseg.app.window import Worker, fit
 from aerialseg.classes import DUBAI
 from aerialseg.errors import AerialSegError
-from aerialseg.gui import Worker, fit
+from aerialseg.inference.outputs import save_result, stats_line, timestamped_stem
 
 from .conftest import make_scene
 
@@ -284,7 +275,7 @@ needs_x = pytest.mark.skipif(_have_x_tools() is not None, reason=str(_have_x_too
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
-    from aerialseg.checkpoint import save_checkpoint
+    from aerialseg.io.checkpoint import save_checkpoint
     from aerialseg.models import create_model
 
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
@@ -307,7 +298,7 @@ def known_image(tmp_path) -> tuple[np.ndarray, Path]:
 
 
 def expected_labels(model: Path, rgb: np.ndarray) -> np.ndarray:
-    from aerialseg.infer import load_model
+    from aerialseg.inference.segmenter import load_model
 
     return load_model(model).segment(rgb)
 

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from aerialseg.errors import AerialSegError
-from aerialseg.images import read_image, save_image, set_max_pixels
+from aerialseg.io.images import read_image, save_image, set_max_pixels
 
 
 def test_lenient_reading_converts_rgba_grey_and_16_bit(tmp_path):

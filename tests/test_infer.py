@@ -4,7 +4,8 @@ import torch
 
 from aerialseg.classes import DUBAI
 from aerialseg.errors import AerialSegError
-from aerialseg.infer import Segmenter, Tiling, count_windows, spline_window
+from aerialseg.inference.segmenter import Segmenter
+from aerialseg.inference.tiling import Tiling, count_windows, spline_window
 from aerialseg.models import SegmentationModel, create_model
 
 
@@ -137,7 +138,7 @@ def test_bad_arrays_and_tiling_are_refused():
 
 
 def test_bundled_model_loads_offline_and_describes_itself():
-    from aerialseg.infer import DEFAULT_MODEL, load_model
+    from aerialseg.inference.segmenter import DEFAULT_MODEL, load_model
 
     assert DEFAULT_MODEL.is_file(), "the bundled model must ship with the package"
     assert DEFAULT_MODEL.stat().st_size < 10 * 2**20
@@ -151,9 +152,9 @@ def test_bundled_model_loads_offline_and_describes_itself():
 def test_bundled_model_on_its_held_out_real_images(real_data):
     """The shipped model must still score what its README table says on images it never saw
     (two of them here, to keep the default test run short)."""
-    from aerialseg.data import find_pairs, load_sample
-    from aerialseg.evaluate import evaluate
-    from aerialseg.infer import load_model
+    from aerialseg.data.segmentation import find_pairs, load_sample
+    from aerialseg.inference.evaluate import evaluate
+    from aerialseg.inference.segmenter import load_model
 
     seg = load_model()
     held = set(seg.meta["val_images"])

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from aerialseg.classes import DUBAI
-from aerialseg.outputs import class_stats, output_paths, overlay, write_outputs
+from aerialseg.inference.outputs import class_stats, output_paths, overlay, write_outputs
 
 
 def test_class_stats_with_ground_sampling_distance():

@@ -11,15 +11,17 @@ Quick tour::
     print(aerialseg.evaluate(seg, samples)["mean_iou"])
 """
 
-from .checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from .classes import DUBAI, IGNORE_INDEX, ClassTable
 from .config import TrainConfig
-from .data import Sample, find_pairs, load_dataset, split_images, split_patches_random
+from .data.segmentation import Sample, find_pairs, load_dataset
+from .data.splits import split_images, split_patches_random
 from .errors import AerialSegError
-from .evaluate import evaluate
-from .infer import Segmenter, Tiling, load_model
+from .inference.evaluate import evaluate
+from .inference.segmenter import Segmenter, load_model
+from .inference.tiling import Tiling
+from .io.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from .models import create_model, list_models
-from .train import train
+from .training.segmentation import train
 
 __version__ = "0.1.0"
 

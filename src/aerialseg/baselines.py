@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .classes import IGNORE_INDEX, ClassTable
-from .data import Sample
+from .data.segmentation import Sample
 from .errors import AerialSegError
 
 METHODS = ("kmeans", "svm", "random-forest")
@@ -202,8 +202,9 @@ def run_baseline(
     """Train ``method`` on the training images of the default image split and score it on the
     held-out ones; returns the ``aerialseg evaluate --json`` keys plus timings."""
     from .classes import DUBAI
-    from .data import load_dataset, split_images
-    from .evaluate import evaluate
+    from .data.segmentation import load_dataset
+    from .data.splits import split_images
+    from .inference.evaluate import evaluate
 
     _sklearn()
     base = PixelBaseline(method, DUBAI, clusters, seed)  # checks the arguments before loading
@@ -213,7 +214,7 @@ def run_baseline(
     samples = load_dataset(data, DUBAI, progress=progress)
     train, val = split_images(samples, val_fraction, seed)
     if out:
-        from .outputs import check_free, output_paths
+        from .inference.outputs import check_free, output_paths
 
         for s in val:
             check_free(output_paths(Path(out), s.id), overwrite)
@@ -229,7 +230,7 @@ def run_baseline(
 
         confusion_matrix(result["confusion_matrix"], DUBAI, confusion)
     if out:
-        from .outputs import output_paths, write_outputs
+        from .inference.outputs import output_paths, write_outputs
 
         for s, labels in zip(val, base.predictions):
             paths = output_paths(Path(out), s.id)

@@ -129,7 +129,7 @@ class ClassTable:
     @classmethod
     def from_file(cls, path: str | Path) -> ClassTable:
         """Load a table from JSON or YAML (``configs/dubai-classes.yaml`` shows the shape)."""
-        from .config import read_mapping
+        from .io.files import read_mapping
 
         try:
             return cls.from_dict(read_mapping(path, "class table"))

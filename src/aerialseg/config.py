@@ -76,6 +76,33 @@ class TrainConfig:
         return dataclasses.replace(cls(), **d)
 
 
+@dataclass
+class ClassifyConfig:
+    data: str = ""
+    dataset: str = "auto"  # auto | cifar100 | imagefolder | landcover
+    model: str = "cnn-islr"
+    base_filters: int | None = None
+    dropout: float | None = None
+    dense: int | None = None
+    size: int | None = None  # input side (CIFAR: 32; else default 32)
+    label: str = "fine"  # CIFAR-100 fine (100) or coarse (20) labels
+    min_share: float = 0.5  # landcover: share the majority class must cover
+    stride: int | None = None  # landcover: patch step (default = size, no overlap)
+    val_fraction: float = 0.2
+    seed: int = 0
+    limit: int | None = None  # at most this many training images (quick runs)
+    normalization: str = "scale"  # scale (x / 255, the lab's) | meanstd (training statistics)
+    augment: bool = False  # flips (+ rotations for aerial patches)
+    epochs: int = 30
+    minutes: float | None = None
+    batch_size: int = 128
+    lr: float = 1e-3
+    threads: int | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
 PRESETS: dict[str, dict] = {
     # The seed paper's recipe: its exact U-Net, fixed grid patches with per-patch min-max
     # scaling, a random 80/20 patch split, no augmentation, Adam at Keras' default 1e-3.

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .classes import IGNORE_INDEX
+from .classes import IGNORE_INDEX, ClassTable
 
 
 class SegmentationMetrics:
@@ -86,3 +86,22 @@ def summarize(
     if loss is not None:
         out["loss"] = float(loss)
     return out
+
+
+def classification_metrics(confusion: np.ndarray, classes: ClassTable) -> dict:
+    """Accuracy, per-class accuracy (recall; None where a class has no images) and the
+    confusion matrix (rows = truth, columns = prediction)."""
+    cm = np.asarray(confusion, dtype=np.int64)
+    n, rows = int(cm.sum()), cm.sum(1)
+    per_class = {
+        name: (float(cm[i, i] / rows[i]) if rows[i] else None)
+        for i, name in enumerate(classes.names)
+    }
+    present = [v for v in per_class.values() if v is not None]
+    return {
+        "accuracy": float(np.trace(cm) / n) if n else float("nan"),
+        "balanced_accuracy": float(np.mean(present)) if present else float("nan"),
+        "per_class_accuracy": per_class,
+        "confusion_matrix": cm.tolist(),
+        "images": n,
+    }

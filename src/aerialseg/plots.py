@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from .classes import IGNORE_INDEX, ClassTable  # noqa: E402
-from .images import atomic_path  # noqa: E402
+from .io.files import atomic_path  # noqa: E402
 
 
 def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:

@@ -8,14 +8,15 @@ import os
 import sys
 from pathlib import Path
 
-from . import classify_cli
-from .config import DATA_ENV, data_root
-from .errors import AerialSegError
+from ..config import DATA_ENV, data_root
+from ..errors import AerialSegError
+from . import classify as classify_cli
 
 
 def cmd_train(args) -> int:
-    from .config import TrainConfig, read_mapping, resolve_config
-    from .train import train
+    from ..config import TrainConfig, resolve_config
+    from ..io.files import read_mapping
+    from ..training.segmentation import train
 
     flags = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__}
     if args.minutes is not None and args.epochs is not None:
@@ -48,9 +49,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .data import load_dataset, unknown_pixel_report
-    from .evaluate import evaluate, format_table
-    from .infer import load_model
+    from ..data.segmentation import load_dataset, unknown_pixel_report
+    from ..inference.evaluate import evaluate, format_table
+    from ..inference.segmenter import load_model
 
     seg = load_model(args.model, args.precision)
     classes, meta = seg.classes, seg.meta
@@ -71,7 +72,7 @@ def cmd_evaluate(args) -> int:
         print(note, file=sys.stderr)
     result = evaluate(seg, samples, tta=args.tta, progress=not args.quiet)
     if args.confusion:
-        from .plots import confusion_matrix
+        from ..plots import confusion_matrix
 
         confusion_matrix(result["confusion_matrix"], classes, args.confusion)
     if args.json:
@@ -87,8 +88,7 @@ def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[str]
     """(image path, output name) for every file given or found under a folder given, and the
     inputs that do not exist. Under a folder, masks/ folders are skipped and the relative path
     becomes the output name, so 'Tile 1/images/a.jpg' and 'Tile 2/images/a.jpg' don't clash."""
-    from .data import _natural_key
-    from .images import IMAGE_SUFFIXES
+    from ..io.images import IMAGE_SUFFIXES, natural_key
 
     found, missing = [], []
     for arg in inputs:
@@ -102,7 +102,7 @@ def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[str]
                 and "masks" not in f.parent.parts
                 and not f.name.startswith(".")
             ]
-            for f in sorted(files, key=lambda f: _natural_key(str(f))):
+            for f in sorted(files, key=lambda f: natural_key(str(f))):
                 found.append((f, str(f.relative_to(p).with_suffix(""))))
         elif p.is_file():
             found.append((p, p.stem))
@@ -114,9 +114,10 @@ def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[str]
 def cmd_segment(args) -> int:
     from tqdm import tqdm
 
-    from .images import read_image, set_max_pixels
-    from .infer import Tiling, count_windows, load_model
-    from .outputs import check_free, output_paths, segment_to_files
+    from ..inference.outputs import check_free, output_paths, segment_to_files
+    from ..inference.segmenter import load_model
+    from ..inference.tiling import Tiling, count_windows
+    from ..io.images import read_image, set_max_pixels
 
     if args.max_pixels:
         set_max_pixels(args.max_pixels)
@@ -168,7 +169,7 @@ def cmd_segment(args) -> int:
 
 
 def cmd_download(args) -> int:
-    from .download import download, extract_archive
+    from ..io.download import download, extract_archive
 
     root = extract_archive(args.archive, args.out) if args.archive else download(args.out)
     print(f"dataset ready at {root}\nuse it with: export {DATA_ENV}={root.resolve()}")
@@ -176,7 +177,7 @@ def cmd_download(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .models import create_model, list_models, model_task
+    from ..models import create_model, list_models, model_task
 
     for name in list_models(None):
         m = create_model(name)
@@ -186,9 +187,9 @@ def cmd_models(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import gui_cli
-    from .config import PRESETS, add_config_flags
-    from .infer import Tiling
+    from ..config import PRESETS, add_config_flags
+    from ..inference.tiling import Tiling
+    from . import app as gui_cli
 
     p = argparse.ArgumentParser(prog="aerialseg", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)

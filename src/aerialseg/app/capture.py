@@ -1,4 +1,4 @@
-"""Screen capture without a window: rectangles, screen-to-screenshot mapping, grabbing, saving.
+"""Screen capture without a window: rectangles, screen-to-screenshot mapping, grabbing.
 
 The app grabs the whole virtual screen once, as soon as its own window is out of the way, and
 crops the rectangle the user framed from that grab. What is saved is therefore exactly what
@@ -7,25 +7,19 @@ was under the rectangle, whatever the overlay looked like and however slowly it 
 Coordinates: the overlay reports positions in the toolkit's units, which on a HiDPI screen
 (macOS Retina, Windows without DPI awareness) are not the screenshot's pixels. Rather than
 trusting platform scaling APIs, we map by the ratio of the screenshot's size to the size of
-the screen in toolkit units: both describe the same area, so the ratio *is* the scale.
-"""
+the screen in toolkit units: both describe the same area, so the ratio *is* the scale."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .errors import AerialSegError
+from ..errors import AerialSegError
 
 MIN_DRAG = 16  # a smaller rectangle is almost always a click, not a choice
 
@@ -153,58 +147,3 @@ def capture_region(region: Rect) -> np.ndarray:
             f"region {region} is not inside the screen ({sw}x{sh} at ({ox}, {oy}))"
         )
     return np.array(shot.crop(inside.box))
-
-
-def timestamped_stem(prefix: str, when: float | None = None) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in prefix) or "capture"
-    return f"{safe}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(when))}"
-
-
-def save_result(
-    folder: str | Path,
-    stem: str,
-    rgb: np.ndarray,
-    labels: np.ndarray,
-    classes,
-    model_name: str,
-    extra: dict | None = None,
-) -> dict[str, Path]:
-    """Write the input, colour mask, overlay, label PNG, figure and statistics of one result.
-
-    Everything is written into a hidden folder beside the outputs and moved into place only
-    once complete, so a failure (disk full, folder removed) leaves no partial set behind. A
-    stem already used in ``folder`` gets a -2, -3 ... suffix instead of overwriting.
-    """
-    from .images import save_image
-    from .outputs import output_paths, write_outputs
-
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".aerialseg-save-"))
-    except OSError as e:
-        raise AerialSegError(f"cannot write to {folder}: {e.strerror or e}") from None
-    try:
-        name, n = stem, 1
-        while any(folder.glob(f"{name}_*")):
-            n += 1
-            name = f"{stem}-{n}"
-        staged = {"input": tmp / f"{name}_input.png", **output_paths(tmp, name)}
-        save_image(staged["input"], rgb)
-        info = {"model": model_name, **(extra or {})}
-        write_outputs(staged, rgb, labels, classes, name, extra=info)
-        final = {k: folder / p.name for k, p in staged.items()}
-        for k, p in staged.items():
-            os.replace(p, final[k])
-        return final
-    except OSError as e:
-        raise AerialSegError(f"cannot save into {folder}: {e.strerror or e}") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def stats_line(info_path: Path) -> str:
-    """One line of class shares from a saved stats JSON, biggest first."""
-    rows = json.loads(Path(info_path).read_text())["classes"]
-    rows = sorted(rows, key=lambda r: -r["percent"])
-    return ", ".join(f"{r['class']} {r['percent']:.1f}%" for r in rows if r["percent"] > 0)

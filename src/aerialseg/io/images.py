@@ -1,22 +1,21 @@
-"""Reading images and masks with clear errors, and writing files atomically."""
+"""Reading images and masks with clear errors, finding image files, saving arrays as images."""
 
 from __future__ import annotations
 
-import os
-import tempfile
+import re
 import warnings
-from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import AerialSegError
+from ..errors import AerialSegError
+from .files import write_atomic
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+
+
 MAX_PIXELS = 150_000_000  # decompression-bomb guard (about 12 000 x 12 000); see set_max_pixels
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 def set_max_pixels(n: int) -> None:
@@ -96,32 +95,6 @@ def read_mask_rgb(path: str | Path) -> np.ndarray:
     return np.array(im.convert("RGB"))
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-@contextmanager
-def atomic_path(dest: str | Path):
-    """Yield a temporary path beside ``dest``; it replaces ``dest`` only if the block succeeds."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=dest.suffix)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give what open() would have
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_atomic(dest: str | Path, write: Callable[[Path], object]) -> Path:
-    with atomic_path(dest) as tmp:
-        write(tmp)
-    return Path(dest)
-
-
 def save_image(dest: str | Path, array: np.ndarray) -> Path:
     """Save a uint8 array as PNG/JPEG (by suffix), atomically."""
     dest = Path(dest)
@@ -129,5 +102,32 @@ def save_image(dest: str | Path, array: np.ndarray) -> Path:
     return write_atomic(dest, lambda p: Image.fromarray(array).save(p, format=fmt))
 
 
-def write_text(dest: str | Path, text: str) -> Path:
-    return write_atomic(dest, lambda p: p.write_text(text))
+def natural_key(s: str):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
+
+
+def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[str]]:
+    """(image path, output name) for every file given or found under a folder given, and the
+    inputs that do not exist. Under a folder, masks/ folders are skipped and the relative path
+    becomes the output name, so 'Tile 1/images/a.jpg' and 'Tile 2/images/a.jpg' don't clash."""
+    from .images import IMAGE_SUFFIXES, natural_key
+
+    found, missing = [], []
+    for arg in inputs:
+        p = Path(arg)
+        if p.is_dir():
+            files = [
+                f
+                for f in p.rglob("*")
+                if f.is_file()
+                and f.suffix.lower() in IMAGE_SUFFIXES
+                and "masks" not in f.parent.parts
+                and not f.name.startswith(".")
+            ]
+            for f in sorted(files, key=lambda f: natural_key(str(f))):
+                found.append((f, str(f.relative_to(p).with_suffix(""))))
+        elif p.is_file():
+            found.append((p, p.stem))
+        else:
+            missing.append(f"{p}: no such file or folder")
+    return found, missing

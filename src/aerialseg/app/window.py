@@ -24,18 +24,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .capture import (
-    Rect,
-    grab_screen,
-    make_dpi_aware,
-    normalize,
-    save_result,
-    timestamped_stem,
-    to_image,
-    too_small,
-)
-from .classes import ClassTable
-from .errors import AerialSegError
+from ..classes import ClassTable
+from ..errors import AerialSegError
+from ..inference.outputs import save_result, timestamped_stem
+from .capture import Rect, grab_screen, make_dpi_aware, normalize, to_image, too_small
 
 GRAB_DELAY_MS = 200  # time for the window manager to unmap us and repaint what was beneath
 POLL_MS = 20
@@ -411,7 +403,7 @@ class App:
         self.say(message, error=True)
 
     def load_model(self, path):
-        from .infer import load_model
+        from ..inference.segmenter import load_model
 
         def job():
             seg = load_model(path)
@@ -485,7 +477,7 @@ class App:
             self.open_path(path)
 
     def open_path(self, path: str):
-        from .images import read_image
+        from ..io.images import read_image
 
         name = Path(path).name
         self.segment(f"Reading and segmenting {name}…", lambda: read_image(path), str(path))
@@ -534,7 +526,7 @@ class App:
     # ------------------------------------------------------------------ showing a result
 
     def show(self, r: Result, released: float | None):
-        from .outputs import class_stats
+        from ..inference.outputs import class_stats
 
         self.result, self._preview = r, None
         self._set_buttons()
@@ -576,7 +568,7 @@ class App:
         opacity slider only recomputes a screen-sized blend."""
         from PIL import ImageTk
 
-        from .outputs import overlay
+        from ..inference.outputs import overlay
 
         self._redraw_pending = False
         r = self.result

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import torch
 from tqdm import tqdm
 
-from .data import Sample
-from .infer import Segmenter
-from .metrics import SegmentationMetrics
+from ..data.segmentation import Sample
+from ..metrics import SegmentationMetrics
+from .segmenter import Segmenter
 
 
 def evaluate(

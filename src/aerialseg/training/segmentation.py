@@ -12,26 +12,25 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import plots
-from .checkpoint import load_checkpoint, load_train_state, save_checkpoint, save_train_state
-from .classes import DUBAI, ClassTable
-from .config import TrainConfig
-from .data import (
+from .. import plots
+from ..classes import DUBAI, ClassTable
+from ..config import TrainConfig
+from ..data.segmentation import (
     Batches,
     Sample,
     class_pixel_counts,
     load_dataset,
     mean_std,
-    split_images,
-    split_patches_random,
     unknown_pixel_report,
 )
-from .errors import AerialSegError
-from .images import write_text
-from .infer import PRECISIONS, autocast, predict_logits, prepare, resolve_precision
-from .losses import LOSSES, make_loss
-from .metrics import SegmentationMetrics
-from .models import SegmentationModel, create_model, list_models
+from ..data.splits import split_images, split_patches_random
+from ..errors import AerialSegError
+from ..io.checkpoint import load_checkpoint, load_train_state, save_checkpoint, save_train_state
+from ..io.files import write_text
+from ..losses import LOSSES, make_loss
+from ..metrics import SegmentationMetrics
+from ..models import SegmentationModel, create_model, list_models
+from ..runtime import PRECISIONS, autocast, predict_logits, prepare, resolve_precision
 
 HISTORY_FIELDS = [
     "epoch",

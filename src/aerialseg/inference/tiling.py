@@ -1,84 +1,23 @@
-"""Running a model on images of any size: precision, blended sliding windows, TTA.
+"""Running a model on images of any size: blended sliding windows and TTA.
 
 Large images are cut into overlapping windows. Each window's class probabilities are weighted
 by a smooth spline window (full weight in the centre, falling to ~0 at the edges) and summed,
 so window borders, where a U-Net sees the least context, leave no seams. Windows are taken
 from a reflect-padded view of the image, so the image borders are predicted from window
 centres too. Window rows are processed top to bottom and every finished band of rows is handed
-out at once, so memory grows with the image *width*, never with its area.
-"""
+out at once, so memory grows with the image *width*, never with its area."""
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .classes import ClassTable
-from .errors import AerialSegError
-from .models import SegmentationModel
-from .models.base import fold_batchnorm
-
-PRECISIONS = ("auto", "bf16", "fp32")
-
-
-@functools.cache
-def cpu_has_fast_bf16() -> bool:
-    """True where the CPU does bf16 math natively (AVX512-BF16 or AMX); elsewhere bf16 autocast
-    is emulated and slower than fp32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
-def resolve_precision(precision: str) -> str:
-    if precision not in PRECISIONS:
-        raise AerialSegError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
-    if precision == "auto":
-        return "bf16" if cpu_has_fast_bf16() else "fp32"
-    return precision
-
-
-def autocast(precision: str):
-    """bf16 autocast on the CPU, or nothing for fp32."""
-    if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def prepare(model: SegmentationModel, precision: str) -> SegmentationModel:
-    """channels_last is what oneDNN's bf16 convolutions want; fp32 gains nothing from it."""
-    if precision == "bf16":
-        model = model.to(memory_format=torch.channels_last)
-    return model.eval()
-
-
-def to_tensor(rgb: np.ndarray, precision: str = "fp32") -> torch.Tensor:
-    """(H, W, 3) uint8 -> (1, 3, H, W) float on the 0-255 scale: what the model is fed."""
-    x = torch.tensor(rgb).permute(2, 0, 1).unsqueeze(0).float()  # copies: input may be read-only
-    if precision == "bf16":
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
-
-
-@torch.inference_mode()
-def predict_logits(model: SegmentationModel, rgb: np.ndarray, precision: str) -> torch.Tensor:
-    """Logits (1, C, H, W) float32 for a whole image in one forward pass."""
-    model.eval()
-    with autocast(precision):
-        return model(to_tensor(rgb, precision)).float()
-
-
-# ---------------------------------------------------------------------------------------------
-# Blending
+from ..errors import AerialSegError
+from ..models import SegmentationModel
+from ..runtime import autocast
 
 
 def spline_ramp(n: int) -> np.ndarray:
@@ -242,89 +181,3 @@ def _dihedral_t(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
     if k >= 4:
         x = x.flip(-1)
     return torch.rot90(x, -(k % 4), (-2, -1))
-
-
-# ---------------------------------------------------------------------------------------------
-# The user-facing predictor
-
-
-class Segmenter:
-    """A trained model ready to segment RGB images of any size.
-
-    >>> seg = load_model()                    # the bundled default model
-    >>> labels = seg.segment(rgb)             # (H, W) class indices
-    >>> probs = seg.predict_proba(rgb)        # (H, W, C) probabilities
-    """
-
-    def __init__(
-        self,
-        model: SegmentationModel,
-        classes: ClassTable,
-        meta: dict | None = None,
-        precision: str = "auto",
-        tiling: Tiling | None = None,
-    ):
-        self.precision = resolve_precision(precision)
-        # a private copy with batch norm folded into the convs: inference only, same outputs
-        self.model = prepare(fold_batchnorm(copy.deepcopy(model).eval()), self.precision)
-        self.classes = classes
-        self.meta = meta or {}
-        self.tiling = tiling or Tiling()
-
-    @property
-    def name(self) -> str:
-        return self.meta.get("name") or self.model.config["name"]
-
-    def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
-        """Exactly what the model is fed: (1, 3, H, W) float on the 0-255 scale (the model
-        normalises internally, with statistics stored in its checkpoint)."""
-        return to_tensor(check_rgb(rgb), self.precision)
-
-    def bands(self, rgb: np.ndarray, tta: bool = False, on_window=None):
-        return predict_bands(
-            self.model, check_rgb(rgb), self.precision, self.tiling, tta, on_window
-        )
-
-    def predict_proba(self, rgb: np.ndarray, tta: bool = False) -> np.ndarray:
-        """(H, W, C) float32 class probabilities (blended windows; 8-fold TTA if ``tta``)."""
-        rgb = check_rgb(rgb)
-        out = np.empty((*rgb.shape[:2], self.model.num_classes), dtype=np.float32)
-        for y, band in self.bands(rgb, tta):
-            out[y : y + len(band)] = band
-        return out
-
-    def segment(self, rgb: np.ndarray, tta: bool = False) -> np.ndarray:
-        """(H, W) uint8 class indices."""
-        rgb = check_rgb(rgb)
-        out = np.empty(rgb.shape[:2], dtype=np.uint8)
-        for y, band in self.bands(rgb, tta):
-            out[y : y + len(band)] = band.argmax(-1)
-        return out
-
-
-def check_rgb(rgb: np.ndarray) -> np.ndarray:
-    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise AerialSegError(f"expected an (H, W, 3) RGB array, got shape {np.shape(rgb)}")
-    if rgb.dtype != np.uint8:
-        raise AerialSegError(f"expected a uint8 RGB array, got {rgb.dtype}")
-    return rgb
-
-
-DEFAULT_MODEL = Path(__file__).parent / "weights" / "default.safetensors"
-
-
-def load_model(
-    path: str | Path | None = None, precision: str = "auto", tiling: Tiling | None = None
-) -> Segmenter:
-    """Load a checkpoint (None = the bundled default model) as a :class:`Segmenter`."""
-    from .checkpoint import load_checkpoint
-
-    if path is None:
-        path = DEFAULT_MODEL
-        if not path.is_file():
-            raise AerialSegError(
-                f"the bundled model is missing ({path}); reinstall aerialseg or pass --model"
-            )
-    model, classes, meta = load_checkpoint(path)
-    meta.setdefault("name", Path(path).stem)
-    return Segmenter(model, classes, meta, precision, tiling)

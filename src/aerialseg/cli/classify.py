@@ -6,12 +6,13 @@ import json
 import sys
 from pathlib import Path
 
-from .config import DATA_ENV, data_root
-from .errors import AerialSegError
+from ..config import DATA_ENV, data_root
+from ..errors import AerialSegError
 
 
 def cmd_classify_train(args) -> int:
-    from .classify import ClassifyConfig, train_classifier
+    from ..config import ClassifyConfig
+    from ..training.classification import train_classifier
 
     if args.minutes is not None and args.epochs is not None:
         raise AerialSegError("give --epochs or --minutes, not both")
@@ -32,7 +33,9 @@ def cmd_classify_train(args) -> int:
 
 
 def cmd_classify_evaluate(args) -> int:
-    from .classify import confusion_png, evaluate_classifier, load_classifier, load_data
+    from ..data.classification import load_data
+    from ..inference.classifier import evaluate_classifier, load_classifier
+    from ..training.classification import confusion_png
 
     model, classes, meta = load_classifier(args.model)
     ds = dict(meta["dataset"])
@@ -67,9 +70,9 @@ def cmd_classify_evaluate(args) -> int:
 def cmd_classify_predict(args) -> int:
     from tqdm import tqdm
 
-    from .classify import fit_square, load_classifier, predict_proba, top_k
-    from .cli import collect_images
-    from .images import read_image
+    from ..data.imageset import fit_square
+    from ..inference.classifier import load_classifier, predict_proba, top_k
+    from ..io.images import collect_images, read_image
 
     model, classes, _ = load_classifier(args.model)
     images, failures = collect_images(args.inputs)
@@ -104,8 +107,8 @@ def cmd_classify_predict(args) -> int:
 
 
 def _write_patch_map(model, classes, rgb, path, name, args) -> None:
-    from .classify import patch_map
-    from .outputs import check_free, output_paths, write_outputs
+    from ..inference.classifier import patch_map
+    from ..inference.outputs import check_free, output_paths, write_outputs
 
     paths = output_paths(Path(args.out), name)
     check_free(paths, args.overwrite)
@@ -114,7 +117,7 @@ def _write_patch_map(model, classes, rgb, path, name, args) -> None:
 
 
 def cmd_baseline(args) -> int:
-    from .baselines import run_baseline
+    from ..baselines import run_baseline
 
     result = run_baseline(
         method=args.method,
@@ -132,7 +135,7 @@ def cmd_baseline(args) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    from .evaluate import format_table
+    from ..inference.evaluate import format_table
 
     print(format_table(result))
     print(

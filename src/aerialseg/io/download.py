@@ -6,7 +6,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from .errors import AerialSegError
+from ..errors import AerialSegError
 
 KAGGLE_ID = "humansintheloop/semantic-segmentation-of-aerial-imagery"
 KAGGLE_URL = f"https://www.kaggle.com/datasets/{KAGGLE_ID}"

@@ -6,14 +6,15 @@ import time
 
 
 def cmd_gui(args) -> int:
-    from .gui import run_app
+    from ..app.window import run_app
 
     return run_app(args.model, args.tta, args.image, args.save_dir, args.autosave, args.verbose)
 
 
 def cmd_capture(args) -> int:
-    from .capture import capture_region, parse_region, save_result, stats_line, timestamped_stem
-    from .infer import load_model
+    from ..app.capture import capture_region, parse_region
+    from ..inference.outputs import save_result, stats_line, timestamped_stem
+    from ..inference.segmenter import load_model
 
     region = parse_region(args.region)
     seg = load_model(args.model)  # first: a bad model should fail before anything is grabbed

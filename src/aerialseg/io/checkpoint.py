@@ -15,10 +15,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .classes import ClassTable
-from .errors import AerialSegError
-from .images import atomic_path
-from .models import SegmentationModel, create_model
+from ..classes import ClassTable
+from ..errors import AerialSegError
+from ..models import SegmentationModel, create_model
+from .files import atomic_path
 
 FORMAT = "aerialseg/1"
 KEY = "aerialseg"

@@ -6,13 +6,18 @@ import contextlib
 import csv
 import io
 import json
+import os
+import shutil
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
-from .classes import ClassTable
-from .errors import AerialSegError
-from .images import atomic_path, save_image, write_text
+from ..classes import ClassTable
+from ..errors import AerialSegError
+from ..io.files import atomic_path, write_text
+from ..io.images import save_image
 
 SUFFIXES = {
     "labels": "_labels.png",  # class index per pixel (mode L)
@@ -77,7 +82,7 @@ def side_by_side(
     stats: list[dict],
     path: Path,
 ) -> Path:
-    from .plots import legend_handles, plt, save_figure
+    from ..plots import legend_handles, plt, save_figure
 
     step = max(1, -(-max(rgb.shape[:2]) // FIGURE_MAX_SIDE))
     small, lab = rgb[::step, ::step], labels[::step, ::step]
@@ -161,3 +166,55 @@ def segment_to_files(
             del probs
     extra = {"model": seg.name, "tta": tta}
     return write_outputs(paths, rgb, labels, seg.classes, title, opacity, gsd, extra)
+
+
+def timestamped_stem(prefix: str, when: float | None = None) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in prefix) or "capture"
+    return f"{safe}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(when))}"
+
+
+def save_result(
+    folder: str | Path,
+    stem: str,
+    rgb: np.ndarray,
+    labels: np.ndarray,
+    classes,
+    model_name: str,
+    extra: dict | None = None,
+) -> dict[str, Path]:
+    """Write the input, colour mask, overlay, label PNG, figure and statistics of one result.
+
+    Everything is written into a hidden folder beside the outputs and moved into place only
+    once complete, so a failure (disk full, folder removed) leaves no partial set behind. A
+    stem already used in ``folder`` gets a -2, -3 ... suffix instead of overwriting.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".aerialseg-save-"))
+    except OSError as e:
+        raise AerialSegError(f"cannot write to {folder}: {e.strerror or e}") from None
+    try:
+        name, n = stem, 1
+        while any(folder.glob(f"{name}_*")):
+            n += 1
+            name = f"{stem}-{n}"
+        staged = {"input": tmp / f"{name}_input.png", **output_paths(tmp, name)}
+        save_image(staged["input"], rgb)
+        info = {"model": model_name, **(extra or {})}
+        write_outputs(staged, rgb, labels, classes, name, extra=info)
+        final = {k: folder / p.name for k, p in staged.items()}
+        for k, p in staged.items():
+            os.replace(p, final[k])
+        return final
+    except OSError as e:
+        raise AerialSegError(f"cannot save into {folder}: {e.strerror or e}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def stats_line(info_path: Path) -> str:
+    """One line of class shares from a saved stats JSON, biggest first."""
+    rows = json.loads(Path(info_path).read_text())["classes"]
+    rows = sorted(rows, key=lambda r: -r["percent"])
+    return ", ".join(f"{r['class']} {r['percent']:.1f}%" for r in rows if r["percent"] > 0)

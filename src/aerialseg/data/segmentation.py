@@ -1,14 +1,7 @@
-"""Dataset reading, splits, sampling and augmentation.
-
-Every image is decoded once and kept in memory as uint8 (tiles 1-7 of the Dubai set are ~70 MB);
-batches are cut from those arrays in the training process itself, because this machine has two
-cores and worker processes would only fight the model for them.
-"""
+"""Segmentation datasets: finding image/mask pairs, decoding them, sampling training batches."""
 
 from __future__ import annotations
 
-import re
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .classes import IGNORE_INDEX, ClassTable
-from .errors import AerialSegError
-from .images import IMAGE_SUFFIXES, read_image, read_mask_rgb
+from ..classes import ClassTable
+from ..errors import AerialSegError
+from ..io.images import IMAGE_SUFFIXES, natural_key, read_image, read_mask_rgb
 
 
 @dataclass(frozen=True)
@@ -46,13 +39,9 @@ class Sample:
         return self.labels.size
 
 
-def _natural_key(s: str):
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
-
-
 def _files(folder: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
-    for p in sorted(folder.iterdir(), key=lambda p: _natural_key(p.name)):
+    for p in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
             if p.stem in found:
                 raise AerialSegError(f"{p}: two files named {p.stem}.* in {folder}")
@@ -68,7 +57,7 @@ def _pairs_in(folder: Path, group: str) -> list[Pair]:
         raise AerialSegError(f"{masks[stem]}: mask has no image in {folder / 'images'}")
     return [
         Pair(f"{group}/{stem}" if group else stem, group, images[stem], masks[stem])
-        for stem in sorted(images, key=_natural_key)
+        for stem in sorted(images, key=natural_key)
     ]
 
 
@@ -88,7 +77,7 @@ def find_pairs(root: str | Path) -> list[Pair]:
     else:
         groups = [
             d
-            for d in sorted(root.iterdir(), key=lambda p: _natural_key(p.name))
+            for d in sorted(root.iterdir(), key=lambda p: natural_key(p.name))
             if d.is_dir() and ((d / "images").is_dir() or (d / "masks").is_dir())
         ]
         pairs = [p for d in groups for p in _pairs_in(d, d.name)]
@@ -141,85 +130,6 @@ def unknown_pixel_report(samples: Sequence[Sample]) -> str | None:
         f"{total:,} mask pixels ({share:.2%}) in {len(bad)} masks have no class colour and are "
         f"ignored (most: {worst.id}, {worst.unknown_pixels:,})"
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Splits
-
-
-def split_images(
-    samples: Sequence[Sample],
-    val_fraction: float = 0.2,
-    seed: int = 0,
-    val_groups: Sequence[str] = (),
-    val_ids: Sequence[str] = (),
-) -> tuple[list[Sample], list[Sample]]:
-    """Image-level split: no image contributes to both sides.
-
-    With ``val_groups``/``val_ids`` those are held out; otherwise ``val_fraction`` of the images
-    of every group (tile) are drawn with ``seed``, so each tile is represented on both sides.
-    """
-    if val_groups or val_ids:
-        groups = {s.group for s in samples}
-        ids = {s.id for s in samples}
-        for g in val_groups:
-            if g not in groups:
-                raise AerialSegError(f"held-out tile {g!r} is not in the data ({sorted(groups)})")
-        for i in val_ids:
-            if i not in ids:
-                raise AerialSegError(f"held-out image {i!r} is not in the data")
-        held = {s.id for s in samples if s.group in set(val_groups) or s.id in set(val_ids)}
-    else:
-        if not 0 < val_fraction < 1:
-            raise AerialSegError(f"validation fraction must be between 0 and 1, not {val_fraction}")
-        rng = np.random.default_rng(seed)
-        by_group: dict[str, list[str]] = defaultdict(list)
-        for s in samples:
-            by_group[s.group].append(s.id)
-        held = set()
-        for group in sorted(by_group):
-            ids = sorted(by_group[group], key=_natural_key)
-            n = int(round(val_fraction * len(ids)))
-            held.update(rng.permutation(ids)[:n].tolist())
-        if not held and len(samples) >= 2:  # tiny groups: still hold out one image overall
-            held = {rng.choice([s.id for s in samples])}
-    train = [s for s in samples if s.id not in held]
-    val = [s for s in samples if s.id in held]
-    if not train or not val:
-        raise AerialSegError(
-            f"split leaves {len(train)} training and {len(val)} validation images; need both"
-        )
-    return train, val
-
-
-def grid_patches(samples: Sequence[Sample], size: int) -> list[Sample]:
-    """The seed's patching: crop each image to a multiple of ``size`` (top-left), then cut it
-    into non-overlapping ``size`` x ``size`` patches."""
-    out = []
-    for s in samples:
-        rows, cols = s.labels.shape[0] // size, s.labels.shape[1] // size
-        for r in range(rows):
-            for c in range(cols):
-                ys, xs = slice(r * size, (r + 1) * size), slice(c * size, (c + 1) * size)
-                out.append(Sample(f"{s.id}@{r},{c}", s.group, s.image[ys, xs], s.labels[ys, xs]))
-    return out
-
-
-def split_patches_random(
-    samples: Sequence[Sample], size: int = 256, val_fraction: float = 0.2, seed: int = 0
-) -> tuple[list[Sample], list[Sample]]:
-    """The seed's split: a random 80/20 split of grid patches. Neighbouring patches of one image
-    land on both sides, so validation scores are optimistic - kept only for comparison."""
-    patches = grid_patches(samples, size)
-    if len(patches) < 2:
-        raise AerialSegError(f"need at least 2 patches of {size}x{size} for a patch split")
-    order = np.random.default_rng(seed).permutation(len(patches))
-    n_val = max(1, int(round(val_fraction * len(patches))))
-    return [patches[i] for i in order[n_val:]], [patches[i] for i in order[:n_val]]
-
-
-# ---------------------------------------------------------------------------------------------
-# Sampling and augmentation
 
 
 def dihedral(a: np.ndarray, k: int) -> np.ndarray:
@@ -313,21 +223,3 @@ class Batches:
         ).float()
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         return ((x - mean) * c + mean * b).clamp_(0, 255)
-
-
-__all__ = [
-    "IGNORE_INDEX",
-    "Batches",
-    "Pair",
-    "Sample",
-    "class_pixel_counts",
-    "dihedral",
-    "find_pairs",
-    "grid_patches",
-    "load_dataset",
-    "load_sample",
-    "mean_std",
-    "split_images",
-    "split_patches_random",
-    "unknown_pixel_report",
-]
