@@ -24,12 +24,6 @@ from .splits import holdout, split_images
 KINDS = ("auto", "cifar100", "imagefolder", "landcover")
 
 
-
-
-
-
-
-
 def _class_dirs(root: Path) -> list[Path]:
     return sorted(
         (d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")),
@@ -185,8 +179,6 @@ def load_data(ds: dict, which: Sequence[str], progress: bool = False) -> dict[st
         if not len(out[name]):
             raise AerialSegError(f"{root}: the {name} split has no images")
     return out
-
-
 
 
 def describe_dataset(cfg: ClassifyConfig) -> dict:

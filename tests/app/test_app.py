@@ -28,7 +28,7 @@ from aerialseg.classes import DUBAI
 from aerialseg.errors import AerialSegError
 from aerialseg.inference.outputs import save_result, stats_line, timestamped_stem
 
-from .conftest import make_scene
+from ..helpers import make_scene
 
 # ---------------------------------------------------------------------------------------------
 # Pure logic

@@ -7,7 +7,7 @@ from aerialseg.data.segmentation import Batches, dihedral, find_pairs, load_data
 from aerialseg.data.splits import grid_patches, split_images, split_patches_random
 from aerialseg.errors import AerialSegError
 
-from .conftest import make_scene, write_pair
+from ..helpers import make_scene, write_pair
 
 
 def test_finds_kaggle_layout_with_spaces_in_names(tiny_dataset):
@@ -136,7 +136,7 @@ def test_random_crop_batches_keep_image_and_labels_aligned(tiny_dataset):
     x, y = batches[0]
     assert x.shape == (4, 3, 32, 32) and y.shape == (4, 32, 32)
     # the synthetic photo colour is a function of the label: check it survived flips/crops
-    from .conftest import PHOTO_COLORS
+    from ..helpers import PHOTO_COLORS
 
     for xi, yi in zip(x, y):
         expected = PHOTO_COLORS[yi.numpy()].astype(float)

@@ -1,0 +1,70 @@
+"""Helpers shared by the tests: tiny synthetic scenes made in code, the CLI in a subprocess,
+a tiny checkpoint. Fixtures built on them are in conftest.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from aerialseg.classes import DUBAI
+
+# A distinct photo colour per class, so that a model can learn the synthetic task quickly.
+PHOTO_COLORS = np.array(
+    [[200, 60, 60], [190, 170, 120], [90, 90, 90], [40, 140, 40], [30, 60, 170], [240, 240, 240]],
+    dtype=np.uint8,
+)
+
+
+def make_scene(h: int, w: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A random layout of class rectangles: (photo RGB, labels)."""
+    rng = np.random.default_rng(seed)
+    labels = np.full((h, w), 1, dtype=np.uint8)
+    for _ in range(8):
+        y, x = rng.integers(0, h - 8), rng.integers(0, w - 8)
+        labels[y : y + rng.integers(8, h // 2), x : x + rng.integers(8, w // 2)] = rng.integers(6)
+    noise = rng.integers(-12, 13, size=(h, w, 3))
+    photo = np.clip(PHOTO_COLORS[labels].astype(int) + noise, 0, 255).astype(np.uint8)
+    return photo, labels
+
+
+def write_pair(folder: Path, stem: str, photo: np.ndarray, labels: np.ndarray, palette=False):
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "masks").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(photo).save(folder / "images" / f"{stem}.jpg", quality=95)
+    mask = Image.fromarray(DUBAI.colorize(labels))
+    if palette:
+        mask = mask.quantize(palette=_palette_image(), dither=Image.Dither.NONE)
+    mask.save(folder / "masks" / f"{stem}.png")
+
+
+def _palette_image():
+    pal = Image.new("P", (1, 1))
+    flat = [v for c in DUBAI.colors for v in c] + [0, 0, 0]
+    pal.putpalette(flat + [0] * (768 - len(flat)))
+    return pal
+
+
+def run_aerialseg(*args, cwd=None, env: dict | None = None, timeout: float = 600):
+    """The ``aerialseg`` command in a child process, as a user runs it (``env`` is added to
+    this process's environment)."""
+    return subprocess.run(
+        [sys.executable, "-m", "aerialseg", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **env} if env else None,
+        timeout=timeout,
+    )
+
+
+def tiny_checkpoint(path: Path, arch: str = "unet", **kwargs) -> Path:
+    """An untrained segmentation checkpoint of a 4-filter network: loads and runs in ms."""
+    from aerialseg.io.checkpoint import save_checkpoint
+    from aerialseg.models import create_model
+
+    return save_checkpoint(path, create_model(arch, base_filters=4, **kwargs), DUBAI)
