@@ -1,231 +1,31 @@
-"""The desktop app: frame part of the screen (or open an image), see it segmented, save it.
+"""The app's window: toolbar, keys, and the actions behind them (capture, open, save, model).
 
-Tk must only be touched from the thread running its main loop, so everything slow (loading the
-model, segmenting, saving) runs on one worker thread and hands its result back through a queue
-that the main loop polls. The window therefore never freezes, and the worker's single slot is
-also what refuses a second capture while one is still being segmented.
-
-The capture overlay is not a live translucent window: the screen is grabbed the moment the app
-has hidden itself and the overlay shows that grab, dimmed. It looks like a translucent overlay
-(without needing a compositor, which X11 often lacks), and what is cropped is by construction
-exactly what the user saw inside the rectangle.
+Everything slow runs on the worker thread (worker.py), so the window never freezes and a second
+request while one runs is refused, visibly. Capture hides the window, grabs the screen
+(capture.py) and shows it in a full-screen overlay (overlay.py) on which the user drags a
+rectangle; the result is drawn by views.py. Tkinter and the model are imported only when the
+app runs: ``from aerialseg.app.window import run_app`` imports neither.
 """
 
 from __future__ import annotations
 
-import queue
 import sys
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from ..classes import ClassTable
 from ..errors import AerialSegError
 from ..inference.outputs import save_result, timestamped_stem
-from .capture import Rect, grab_screen, make_dpi_aware, normalize, to_image, too_small
+from .capture import Rect, grab_screen, make_dpi_aware
+from .drop import enable_file_drop
+from .overlay import Overlay, screen_area
+from .views import HINT, Views
+from .worker import Result, Worker, log_to_stdout
 
 GRAB_DELAY_MS = 200  # time for the window manager to unmap us and repaint what was beneath
 POLL_MS = 20
-HINT = "Capture (c) frames part of the screen; Open image… (o) reads a file."
 IMAGE_TYPES = [("Images", "*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp"), ("All files", "*")]
-
-
-def log_to_stdout(verbose: bool) -> Callable[[str], None]:
-    """Timestamps are time.monotonic(), which on one machine is shared by all processes: the
-    latency benchmark compares them with its own clock."""
-
-    def log(msg: str) -> None:
-        if verbose:
-            print(f"{time.monotonic():.4f} {msg}", flush=True)
-
-    return log
-
-
-class Worker:
-    """One background thread running one job at a time; Tk-side code submits and polls."""
-
-    def __init__(self):
-        self._jobs: queue.Queue = queue.Queue()
-        self._done: queue.Queue = queue.Queue()
-        self.busy_with: str | None = None  # read and written on the Tk thread only
-        self.started = 0.0
-        threading.Thread(target=self._run, daemon=True, name="aerialseg-worker").start()
-
-    def submit(self, what: str, job: Callable, on_done: Callable, on_error: Callable) -> bool:
-        """Start ``job()`` unless a job is running; False (and nothing started) if one is."""
-        if self.busy_with:
-            return False
-        self.busy_with, self.started = what, time.monotonic()
-        self._jobs.put((job, on_done, on_error))
-        return True
-
-    def poll(self) -> None:
-        """Call the finished job's callback, on the calling (Tk) thread."""
-        try:
-            callback, value = self._done.get_nowait()
-        except queue.Empty:
-            return
-        self.busy_with = None
-        callback(value)
-
-    def _run(self) -> None:
-        while True:
-            job, on_done, on_error = self._jobs.get()
-            try:
-                self._done.put((on_done, job()))
-            except AerialSegError as e:
-                self._done.put((on_error, str(e)))
-            except Exception as e:  # a bug or a broken file: say so in the window, keep going
-                self._done.put((on_error, f"{type(e).__name__}: {e}"))
-
-
-@dataclass
-class Result:
-    rgb: np.ndarray
-    labels: np.ndarray
-    source: str
-    classes: ClassTable
-    model_name: str
-    seconds: float
-    tta: bool
-
-
-def fit(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
-    """(w, h) of ``size`` scaled to fit inside ``box``, keeping its shape."""
-    s = min(box[0] / size[0], box[1] / size[1])
-    return max(1, round(size[0] * s)), max(1, round(size[1] * s))
-
-
-def screen_area(root) -> Rect:
-    """The virtual screen (all monitors) in Tk's units, where the overlay must go."""
-    if sys.platform == "win32":
-        import ctypes
-
-        m = ctypes.windll.user32.GetSystemMetrics
-        return Rect(m(76), m(77), m(78), m(79))
-    return Rect(0, 0, root.winfo_screenwidth(), root.winfo_screenheight())
-
-
-def enable_file_drop(widgets, on_file: Callable[[str], None]) -> bool:
-    """Accept files dropped from a file manager, where the tkdnd Tcl extension is installed
-    (Debian/Ubuntu: apt install tkdnd). The standard library has no drag and drop of its own.
-    tkdnd delivers a drop to the widget under the pointer, not to its parents, so every
-    widget that should take drops is registered."""
-    import tkinter as tk
-
-    tcl = widgets[0].tk
-    try:
-        tcl.call("package", "require", "tkdnd")
-    except tk.TclError:
-        return False
-
-    def dropped(data: str) -> str:
-        # tkdnd hands over a Tcl list of paths, except that a single path with spaces can
-        # arrive unquoted: try the whole string as one path first
-        paths = [data] if Path(data).exists() else tcl.splitlist(data)
-        if paths:
-            on_file(paths[0])
-        return "copy"
-
-    command = widgets[0].register(dropped)
-    for w in widgets:
-        tcl.call("tkdnd::drop_target", "register", w._w, "DND_Files")
-        tcl.call("bind", w._w, "<<Drop:DND_Files>>", f"{command} %D")
-    return True
-
-
-class Overlay:
-    """Full-screen selection over a screenshot. Calls ``done(rgb, rect, release_time)`` with
-    the framed pixels, or ``cancel()``."""
-
-    def __init__(self, root, shot: Image.Image, area: Rect, done, cancel, log):
-        import tkinter as tk
-
-        from PIL import ImageTk
-
-        self.shot, self.area, self.done, self.cancel, self.log = shot, area, done, cancel, log
-        self.top = top = tk.Toplevel(root)
-        top.overrideredirect(True)
-        top.geometry(f"{area.w}x{area.h}{area.x:+d}{area.y:+d}")
-        top.attributes("-topmost", True)
-        self.canvas = c = tk.Canvas(
-            top, width=area.w, height=area.h, highlightthickness=0, cursor="crosshair", bd=0
-        )
-        c.pack()
-        shown = shot.resize((area.w, area.h)) if shot.size != (area.w, area.h) else shot
-        self.photo = ImageTk.PhotoImage(Image.eval(shown, lambda v: v * 55 // 100))
-        c.create_image(0, 0, image=self.photo, anchor="nw")
-        self.hlines = [c.create_line(0, 0, 0, 0, fill=f, dash=d) for f, d in _CROSS]
-        self.vlines = [c.create_line(0, 0, 0, 0, fill=f, dash=d) for f, d in _CROSS]
-        self.box = c.create_rectangle(0, 0, 0, 0, outline="#FFD400", width=2)
-        self.label = c.create_text(0, 0, fill="white", anchor="sw", font=("TkDefaultFont", 11))
-        self.hint = c.create_text(
-            area.w // 2,
-            40,
-            fill="white",
-            font=("TkDefaultFont", 14),
-            text="Drag a rectangle to segment it — Esc or right-click cancels",
-        )
-        self.start: tuple[int, int] | None = None
-        c.bind("<Motion>", self._move)
-        c.bind("<ButtonPress-1>", self._press)
-        c.bind("<B1-Motion>", self._drag)
-        c.bind("<ButtonRelease-1>", self._release)
-        c.bind("<ButtonPress-3>", self._cancel)
-        top.bind("<Escape>", self._cancel)
-        top.update_idletasks()
-        top.focus_force()
-        log(f"overlay shown {area.w}x{area.h} over a {shot.width}x{shot.height} screenshot")
-
-    def _move(self, e):
-        for line in self.hlines:
-            self.canvas.coords(line, 0, e.y, self.area.w, e.y)
-        for line in self.vlines:
-            self.canvas.coords(line, e.x, 0, e.x, self.area.h)
-
-    def _press(self, e):
-        self.start = (e.x, e.y)
-
-    def _drag(self, e):
-        self._move(e)
-        if self.start:
-            r = normalize(*self.start, e.x, e.y)
-            self.canvas.coords(self.box, *r.box)
-            self.canvas.coords(self.label, r.x, r.y - 4)
-            self.canvas.itemconfigure(self.label, text=f"{r.w} × {r.h}")
-
-    def _release(self, e):
-        released = time.monotonic()
-        if not self.start:
-            return
-        r = normalize(*self.start, e.x, e.y)
-        self.start = None
-        if too_small(r):
-            self.canvas.coords(self.box, 0, 0, 0, 0)
-            self.canvas.itemconfigure(self.label, text="")
-            self.canvas.itemconfigure(
-                self.hint, text="Too small: drag at least 16 × 16 px — Esc or right-click cancels"
-            )
-            self.log(f"ignored a {r.w}x{r.h} drag")
-            return
-        px = to_image(r, self.area.w, self.area.h, self.shot.size)
-        rgb = np.array(self.shot.crop(px.box))
-        self.log(f"released {r} -> screenshot pixels {px}")
-        self.top.destroy()
-        self.done(rgb, Rect(r.x + self.area.x, r.y + self.area.y, r.w, r.h), released)
-
-    def _cancel(self, e=None):
-        self.top.destroy()
-        self.log("capture cancelled")
-        self.cancel()
-
-
-_CROSS = (("white", ()), ("black", (4, 4)))  # a dashed pair: visible on light and dark screens
 
 
 class App:
@@ -239,9 +39,6 @@ class App:
         self.result: Result | None = None
         self.pending_image: str | None = None
         self.tta = tk.BooleanVar(value=tta)
-        self.opacity = tk.DoubleVar(value=1.0)
-        self._photos: list = []
-        self._preview: tuple | None = None
         self.closing = False
         self._build()
         root.report_callback_exception = self._bug
@@ -252,7 +49,6 @@ class App:
     # ------------------------------------------------------------------ layout
 
     def _build(self):
-        import tkinter as tk
         from tkinter import ttk
 
         root = self.root
@@ -277,43 +73,7 @@ class App:
         self.status = ttk.Label(bar, text="", anchor="e")
         self.status.pack(side="right", fill="x", expand=True, padx=6)
 
-        # direct children of the window: tkdnd 2.6 on X11 delivered no drops to a canvas nested
-        # in a frame (tried under Xvfb)
-        self.canvases = []
-        for col, title in enumerate(("Image", "Segmentation")):
-            ttk.Label(root, text=title, anchor="center").grid(row=1, column=col, sticky="ew")
-            c = tk.Canvas(root, background="#2B2B2B", highlightthickness=0)
-            c.grid(
-                row=2, column=col, sticky="nsew", padx=(6 if col == 0 else 3, 3 if col == 0 else 6)
-            )
-            root.columnconfigure(col, weight=1, uniform="view")
-            self.canvases.append(c)
-        root.rowconfigure(2, weight=1)
-        self.canvases[0].bind("<Configure>", lambda e: self._schedule_redraw())
-        self.canvases[0].create_text(
-            10,
-            10,
-            anchor="nw",
-            fill="#DDDDDD",
-            text=HINT,
-            tags="hint",
-        )
-
-        foot = ttk.Frame(root, padding=(6, 2, 6, 6))
-        foot.grid(row=3, column=0, columnspan=2, sticky="ew")
-        ttk.Label(foot, text="Mask opacity").pack(side="left")
-        ttk.Scale(
-            foot,
-            from_=0,
-            to=1,
-            variable=self.opacity,
-            length=140,
-            command=lambda v: self._schedule_redraw(),
-        ).pack(side="left", padx=(4, 12))
-        self.legend = ttk.Frame(foot)
-        self.legend.pack(side="left", fill="x", expand=True)
-        self.info = ttk.Label(root, text="", padding=(8, 0, 8, 6))
-        self.info.grid(row=4, column=0, columnspan=2, sticky="ew")
+        self.views = Views(root)
 
         for key, action in (
             ("c", self.capture),
@@ -323,8 +83,8 @@ class App:
             ("t", lambda: self.tta.set(not self.tta.get())),
         ):
             root.bind(f"<KeyPress-{key}>", lambda e, a=action: a())
-        if enable_file_drop(self.canvases, self._dropped):
-            self.canvases[0].itemconfigure("hint", text=HINT + " Or drop an image here.")
+        if enable_file_drop(self.views.canvases, self._dropped):
+            self.views.set_hint(HINT + " Or drop an image here.")
         self._set_buttons()
 
     def _dropped(self, path: str):
@@ -526,67 +286,24 @@ class App:
     # ------------------------------------------------------------------ showing a result
 
     def show(self, r: Result, released: float | None):
-        from ..inference.outputs import class_stats
-
-        self.result, self._preview = r, None
+        self.result = r
         self._set_buttons()
-        self._redraw()
-        for child in self.legend.winfo_children():
-            child.destroy()
-        import tkinter as tk
-        from tkinter import ttk
-
-        for row in class_stats(r.labels, r.classes):
-            tk.Label(self.legend, background=row["color"], width=2, relief="solid", bd=1).pack(
-                side="left", padx=(8, 2)
-            )
-            ttk.Label(self.legend, text=f"{row['class']} {row['percent']:.1f}%").pack(side="left")
-        h, w = r.labels.shape
-        info = f"Model {r.model_name}{' with TTA' if r.tta else ''} · {w} × {h} px · "
-        info += f"segmented in {r.seconds:.2f} s"
-        self.info.configure(text=info)
+        info = self.views.show(r)
         self.say(f"Segmented {r.source}")
         self.root.update_idletasks()  # drawn now, not at the next idle moment
+        h, w = r.labels.shape
         if released is None:
             self.log(f"result shown {w}x{h} segment_s={r.seconds:.3f}")
         else:
             latency = time.monotonic() - released
-            self.info.configure(text=f"{info} · on screen {latency:.2f} s after mouse release")
+            self.views.info.configure(
+                text=f"{info} · on screen {latency:.2f} s after mouse release"
+            )
             self.log(
                 f"result shown {w}x{h} segment_s={r.seconds:.3f} release_to_shown={latency:.3f}"
             )
         if self.autosave:
             self._save_into(self.autosave)
-
-    def _schedule_redraw(self):
-        if not getattr(self, "_redraw_pending", False):
-            self._redraw_pending = True
-            self.root.after(30, self._redraw)
-
-    def _redraw(self):
-        """Both views at the canvas size; the downscaled photo and labels are kept, so the
-        opacity slider only recomputes a screen-sized blend."""
-        from PIL import ImageTk
-
-        from ..inference.outputs import overlay
-
-        self._redraw_pending = False
-        r = self.result
-        if r is None:
-            return
-        c = self.canvases[0]
-        box = (max(c.winfo_width(), 50), max(c.winfo_height(), 50))
-        size = fit((r.rgb.shape[1], r.rgb.shape[0]), box)
-        if self._preview is None or self._preview[0] != size:
-            photo = np.array(Image.fromarray(r.rgb).resize(size, Image.Resampling.BILINEAR))
-            labels = np.array(Image.fromarray(r.labels).resize(size, Image.Resampling.NEAREST))
-            self._preview = (size, photo, labels)
-        _, photo, labels = self._preview
-        blend = overlay(photo, labels, r.classes, round(self.opacity.get(), 2))
-        self._photos = [ImageTk.PhotoImage(Image.fromarray(a)) for a in (photo, blend)]
-        for canvas, image in zip(self.canvases, self._photos):
-            canvas.delete("all")
-            canvas.create_image(box[0] // 2, box[1] // 2, image=image, anchor="center")
 
 
 def run_app(model=None, tta=False, image=None, save_dir=None, autosave=None, verbose=False):

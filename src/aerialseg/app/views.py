@@ -1,0 +1,127 @@
+"""The lower part of the window: the image and its segmentation side by side, the mask opacity
+slider, the legend (each class's colour and share) and the information line under it."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from .worker import Result
+
+HINT = "Capture (c) frames part of the screen; Open image… (o) reads a file."
+REDRAW_DELAY_MS = 30  # a window resize or a slider drag sends many events: draw once after them
+
+
+def fit(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
+    """(w, h) of ``size`` scaled to fit inside ``box``, keeping its shape."""
+    s = min(box[0] / size[0], box[1] / size[1])
+    return max(1, round(size[0] * s)), max(1, round(size[1] * s))
+
+
+class Views:
+    """Grid rows 1 to 4 of ``root`` (row 0 is the app's toolbar), and what they show."""
+
+    def __init__(self, root):
+        import tkinter as tk
+        from tkinter import ttk
+
+        self.root = root
+        self.opacity = tk.DoubleVar(value=1.0)
+        self.result: Result | None = None
+        self._photos: list = []
+        self._preview: tuple | None = None  # (size, photo, labels) downscaled to the canvas
+        self._redraw_pending = False
+
+        # direct children of the window: tkdnd 2.6 on X11 delivered no drops to a canvas nested
+        # in a frame (tried under Xvfb)
+        self.canvases = []
+        for col, title in enumerate(("Image", "Segmentation")):
+            ttk.Label(root, text=title, anchor="center").grid(row=1, column=col, sticky="ew")
+            c = tk.Canvas(root, background="#2B2B2B", highlightthickness=0)
+            c.grid(
+                row=2, column=col, sticky="nsew", padx=(6 if col == 0 else 3, 3 if col == 0 else 6)
+            )
+            root.columnconfigure(col, weight=1, uniform="view")
+            self.canvases.append(c)
+        root.rowconfigure(2, weight=1)
+        self.canvases[0].bind("<Configure>", lambda e: self._schedule_redraw())
+        self.canvases[0].create_text(
+            10,
+            10,
+            anchor="nw",
+            fill="#DDDDDD",
+            text=HINT,
+            tags="hint",
+        )
+
+        foot = ttk.Frame(root, padding=(6, 2, 6, 6))
+        foot.grid(row=3, column=0, columnspan=2, sticky="ew")
+        ttk.Label(foot, text="Mask opacity").pack(side="left")
+        ttk.Scale(
+            foot,
+            from_=0,
+            to=1,
+            variable=self.opacity,
+            length=140,
+            command=lambda v: self._schedule_redraw(),
+        ).pack(side="left", padx=(4, 12))
+        self.legend = ttk.Frame(foot)
+        self.legend.pack(side="left", fill="x", expand=True)
+        self.info = ttk.Label(root, text="", padding=(8, 0, 8, 6))
+        self.info.grid(row=4, column=0, columnspan=2, sticky="ew")
+
+    def set_hint(self, text: str) -> None:
+        """The text shown in the empty image view, before the first result."""
+        self.canvases[0].itemconfigure("hint", text=text)
+
+    def show(self, r: Result) -> str:
+        """Draw ``r`` with its legend and information line; returns that line."""
+        import tkinter as tk
+        from tkinter import ttk
+
+        from ..inference.outputs import class_stats
+
+        self.result, self._preview = r, None
+        self._redraw()
+        for child in self.legend.winfo_children():
+            child.destroy()
+        for row in class_stats(r.labels, r.classes):
+            tk.Label(self.legend, background=row["color"], width=2, relief="solid", bd=1).pack(
+                side="left", padx=(8, 2)
+            )
+            ttk.Label(self.legend, text=f"{row['class']} {row['percent']:.1f}%").pack(side="left")
+        h, w = r.labels.shape
+        info = f"Model {r.model_name}{' with TTA' if r.tta else ''} · {w} × {h} px · "
+        info += f"segmented in {r.seconds:.2f} s"
+        self.info.configure(text=info)
+        return info
+
+    def _schedule_redraw(self):
+        if not self._redraw_pending:
+            self._redraw_pending = True
+            self.root.after(REDRAW_DELAY_MS, self._redraw)
+
+    def _redraw(self):
+        """Both views at the canvas size; the downscaled photo and labels are kept, so the
+        opacity slider only recomputes a screen-sized blend."""
+        from PIL import ImageTk
+
+        from ..inference.outputs import overlay
+
+        self._redraw_pending = False
+        r = self.result
+        if r is None:
+            return
+        c = self.canvases[0]
+        box = (max(c.winfo_width(), 50), max(c.winfo_height(), 50))
+        size = fit((r.rgb.shape[1], r.rgb.shape[0]), box)
+        if self._preview is None or self._preview[0] != size:
+            photo = np.array(Image.fromarray(r.rgb).resize(size, Image.Resampling.BILINEAR))
+            labels = np.array(Image.fromarray(r.labels).resize(size, Image.Resampling.NEAREST))
+            self._preview = (size, photo, labels)
+        _, photo, labels = self._preview
+        blend = overlay(photo, labels, r.classes, round(self.opacity.get(), 2))
+        self._photos = [ImageTk.PhotoImage(Image.fromarray(a)) for a in (photo, blend)]
+        for canvas, image in zip(self.canvases, self._photos):
+            canvas.delete("all")
+            canvas.create_image(box[0] // 2, box[1] // 2, image=image, anchor="center")
