@@ -9,41 +9,54 @@ Quick tour::
     labels = seg.segment(rgb)                  # (H, W) class indices for a uint8 RGB array
     samples = aerialseg.load_dataset("path/to/dubai", seg.classes)
     print(aerialseg.evaluate(seg, samples)["mean_iou"])
+
+Importing the package changes nothing in the process (no matplotlib backend, no Pillow limit,
+no umask) and imports nothing heavy: each name below is imported when first used, so the
+command line starts fast and a user mistake is reported at once.
 """
 
-from .classes import DUBAI, IGNORE_INDEX, ClassTable
-from .config import TrainConfig
-from .data.segmentation import Sample, find_pairs, load_dataset
-from .data.splits import split_images, split_patches_random
-from .errors import AerialSegError
-from .inference.evaluate import evaluate
-from .inference.segmenter import Segmenter, load_model
-from .inference.tiling import Tiling
-from .io.checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from .models import create_model, list_models
-from .training.segmentation import train
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "DUBAI",
-    "IGNORE_INDEX",
-    "AerialSegError",
-    "ClassTable",
-    "Sample",
-    "Segmenter",
-    "Tiling",
-    "TrainConfig",
-    "create_model",
-    "evaluate",
-    "find_pairs",
-    "list_models",
-    "load_checkpoint",
-    "load_dataset",
-    "load_model",
-    "read_metadata",
-    "save_checkpoint",
-    "split_images",
-    "split_patches_random",
-    "train",
-]
+# public name -> module that defines it
+_API = {
+    "AerialSegError": "errors",
+    "ClassTable": "classes",
+    "DUBAI": "classes",
+    "IGNORE_INDEX": "classes",
+    "TrainConfig": "config",
+    "ClassifyConfig": "config",
+    "Sample": "data.segmentation",
+    "find_pairs": "data.segmentation",
+    "load_dataset": "data.segmentation",
+    "split_images": "data.splits",
+    "split_patches_random": "data.splits",
+    "create_model": "models",
+    "list_models": "models",
+    "load_checkpoint": "io.checkpoint",
+    "read_metadata": "io.checkpoint",
+    "save_checkpoint": "io.checkpoint",
+    "Segmenter": "inference.segmenter",
+    "load_model": "inference.segmenter",
+    "Tiling": "inference.tiling",
+    "evaluate": "inference.evaluate",
+    "train": "training.segmentation",
+}
+
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+        globals()[name] = value  # later lookups are plain attribute reads
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])
+
+
+__all__ = sorted(_API)

@@ -18,12 +18,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .classes import IGNORE_INDEX, ClassTable
-from .data.segmentation import Sample
 from .errors import AerialSegError
+
+if TYPE_CHECKING:
+    from .data.segmentation import Sample
 
 METHODS = ("kmeans", "svm", "random-forest")
 DEFAULT_PIXELS = {"kmeans": 200_000, "svm": 50_000, "random-forest": 200_000}

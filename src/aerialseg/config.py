@@ -1,21 +1,22 @@
-"""The training configuration: one dataclass, overridable from a preset, a file and flags.
+"""Run configurations: one dataclass per task, overridable from a preset, a file and flags.
 
 Precedence: defaults < ``--preset`` < ``--config FILE`` < command-line flags. The resolved
-config is saved into the run folder and into every checkpoint.
+config is saved into the run folder and into every checkpoint. Each field carries its help
+text and allowed values, from which the command line generates its flags and checks.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import os
-import types
-import typing
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from .errors import AerialSegError
+from .io.files import read_mapping
+from .losses import LOSSES
+from .models.registry import list_models
+from .runtime import PRECISIONS
 
 DATA_ENV = "AERIALSEG_DATA"  # where commands look for the dataset when --data is not given
 
@@ -28,86 +29,185 @@ def data_root(arg: str | None) -> str:
     return data
 
 
-@dataclass
-class TrainConfig:
-    data: str = ""  # dataset root (Kaggle 'Tile N/' layout or images/ + masks/)
-    classes: str = ""  # class-table file (JSON/YAML); empty = the Dubai table
-    # model
-    model: str = "unet"  # registry name, see `aerialseg models`
-    base_filters: int | None = None  # width of the first level (None = the model's default)
-    depth: int | None = None  # number of 2x2 poolings
-    batch_norm: bool | None = None
-    dropout: float | None = None
-    normalization: str = "meanstd"  # meanstd (training-set statistics) | minmax (per patch)
-    # data
-    split: str = "image"  # image (leakage-free) | random-patch (the seed's 80/20 of patches)
-    val_fraction: float = 0.2
-    val_tiles: list[str] = field(default_factory=list)  # hold out these groups (e.g. "Tile 7")
-    val_images: list[str] = field(default_factory=list)  # hold out these ids ("Tile 1/image_..")
-    sampling: str = "random-crop"  # random-crop | patches (fixed grid patches)
-    patch_size: int = 256
-    patches_per_epoch: int | None = None  # None = training area / patch area
-    augment: bool = True  # the 8 flips/rotations
-    jitter: float = 0.1  # brightness/contrast jitter
-    # optimisation
-    epochs: int = 30
-    minutes: float | None = None  # stop after this much training time (the schedule follows it)
-    batch_size: int = 16
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    schedule: str = "cosine"  # cosine | constant
-    loss: str = "dice+focal"
-    class_weights: list[float] | None = None  # per class, or empty for none
-    balanced_weights: bool = False  # inverse-frequency class weights from the training labels
-    precision: str = "auto"  # auto | bf16 | fp32
-    threads: int | None = None  # torch threads (None = all cores)
-    seed: int = 0
-    examples: int = 3  # validation images in the example-predictions figure
+def opt(
+    default,
+    help: str,
+    choices: Sequence[str] | Callable[[], Sequence[str]] | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+):
+    """A config field with its help text, allowed values (a sequence, or a function giving
+    them, for registries) and numeric bounds; ``low_open`` excludes ``low`` itself."""
+    meta = {"help": help, "choices": choices, "low": low, "high": high, "low_open": low_open}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def field_choices(f: dataclasses.Field) -> Sequence[str] | None:
+    choices = f.metadata.get("choices")
+    return choices() if callable(choices) else choices
+
+
+class Config:
+    """What the task configs share: dict round trips and checks of every field's value."""
+
+    RENAMED = {"model": "arch"}  # old key -> new key, so older config files and runs still load
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
+    def from_dict(cls, d: dict):
+        d = dict(d)
+        for old, new in cls.RENAMED.items():
+            if old in d and new not in d:
+                d[new] = d.pop(old)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise AerialSegError(f"unknown config keys: {', '.join(unknown)}")
-        return dataclasses.replace(cls(), **d)
+        cfg = dataclasses.replace(cls(), **d)
+        cfg.check()
+        return cfg
+
+    def check(self) -> None:
+        """One clear error for a value of the wrong type, not allowed, or out of bounds."""
+        for f in dataclasses.fields(self):
+            value, name = getattr(self, f.name), f.name.replace("_", " ")
+            if value is None:
+                continue
+            kind = _kind(f)
+            ok = {
+                "bool": isinstance(value, bool),
+                "int": isinstance(value, int) and not isinstance(value, bool),
+                "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+                "str": isinstance(value, str),
+                "list": isinstance(value, list),
+            }[kind]
+            if not ok:
+                article = "an" if kind == "int" else "a"
+                raise AerialSegError(f"{name} must be {article} {kind}, not {value!r}")
+            choices = field_choices(f)
+            if choices is not None and value not in choices:
+                raise AerialSegError(f"unknown {name} {value!r}; valid: {', '.join(choices)}")
+            low, high = f.metadata.get("low"), f.metadata.get("high")
+            if low is not None and (value < low or (f.metadata["low_open"] and value == low)):
+                bound = f"> {low}" if f.metadata["low_open"] else f">= {low}"
+                raise AerialSegError(f"{name} must be {bound}, not {value}")
+            if high is not None and value > high:
+                raise AerialSegError(f"{name} must be <= {high}, not {value}")
+
+
+def _kind(f: dataclasses.Field) -> str:
+    """bool, int, float, str or list, from the field's annotation (a string here)."""
+    t = str(f.type).replace(" | None", "")
+    return "list" if t.startswith("list") else t
 
 
 @dataclass
-class ClassifyConfig:
-    data: str = ""
-    dataset: str = "auto"  # auto | cifar100 | imagefolder | landcover
-    model: str = "cnn-islr"
-    base_filters: int | None = None
-    dropout: float | None = None
-    dense: int | None = None
-    size: int | None = None  # input side (CIFAR: 32; else default 32)
-    label: str = "fine"  # CIFAR-100 fine (100) or coarse (20) labels
-    min_share: float = 0.5  # landcover: share the majority class must cover
-    stride: int | None = None  # landcover: patch step (default = size, no overlap)
-    val_fraction: float = 0.2
-    seed: int = 0
-    limit: int | None = None  # at most this many training images (quick runs)
-    normalization: str = "scale"  # scale (x / 255, the lab's) | meanstd (training statistics)
-    augment: bool = False  # flips (+ rotations for aerial patches)
-    epochs: int = 30
-    minutes: float | None = None
-    batch_size: int = 128
-    lr: float = 1e-3
-    threads: int | None = None
+class TrainConfig(Config):
+    data: str = opt("", "dataset root (Kaggle 'Tile N/' layout or images/ + masks/)")
+    classes: str = opt("", "class-table file (JSON/YAML); empty = the Dubai table")
+    # model
+    arch: str = opt("unet", "architecture (see `aerialseg models`)", choices=list_models)
+    base_filters: int | None = opt(None, "width of the first level (default: the arch's)", low=1)
+    depth: int | None = opt(None, "number of 2x2 poolings (default: the arch's)", low=1)
+    batch_norm: bool | None = opt(None, "batch norm after each conv (default: the arch's)")
+    dropout: float | None = opt(None, "dropout rate (default: the arch's)", low=0, high=0.95)
+    normalization: str = opt(
+        "meanstd",
+        "meanstd: training-set statistics stored in the model; minmax: per patch (the seed's)",
+        choices=("meanstd", "minmax"),
+    )
+    # data
+    split: str = opt(
+        "image",
+        "image: whole images held out (leakage-free); random-patch: the seed's 80/20 of patches",
+        choices=("image", "random-patch"),
+    )
+    val_fraction: float = opt(
+        0.2, "share of each tile's images held out", low=0, high=1, low_open=True
+    )
+    val_tiles: list[str] = opt([], "hold out these whole tiles instead, e.g. 'Tile 7'")
+    val_images: list[str] = opt([], "hold out these image ids instead ('Tile 1/image_part_001')")
+    sampling: str = opt(
+        "random-crop",
+        "random-crop: area-weighted random crops; patches: the fixed grid patches",
+        choices=("random-crop", "patches"),
+    )
+    patch_size: int = opt(256, "training patch side in pixels (a multiple of 16)", low=32)
+    patches_per_epoch: int | None = opt(None, "default: training area / patch area", low=1)
+    augment: bool = opt(True, "random flips/rotations (the 8 symmetries of the square)")
+    jitter: float = opt(0.1, "brightness/contrast jitter, +- this share", low=0, high=1)
+    # optimisation
+    epochs: int = opt(30, "epochs to train (ignored with --minutes)", low=0)
+    minutes: float | None = opt(
+        None, "train for this long instead; the schedule follows the clock", low=0, low_open=True
+    )
+    batch_size: int = opt(16, "patches per step", low=1)
+    lr: float = opt(2e-3, "Adam learning rate (peak of the schedule)", low=0, low_open=True)
+    weight_decay: float = opt(0.0, "Adam weight decay", low=0)
+    schedule: str = opt(
+        "cosine", "cosine: warm-up then cosine decay; constant", choices=("cosine", "constant")
+    )
+    loss: str = opt("dice+focal", "training loss", choices=LOSSES)
+    class_weights: list[float] | None = opt(None, "one weight per class (Dice and CE terms)")
+    balanced_weights: bool = opt(False, "inverse-frequency class weights from training labels")
+    precision: str = opt(
+        "auto", "auto: bf16 where the CPU does it natively, else fp32", choices=PRECISIONS
+    )
+    threads: int | None = opt(None, "torch threads (default: all cores)", low=1)
+    seed: int = opt(0, "seed of the split, sampling and initialisation")
+    examples: int = opt(3, "validation images in examples.png", low=0)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+
+@dataclass
+class ClassifyConfig(Config):
+    data: str = opt("", "cifar-100-python/, an image folder, or a segmentation dataset")
+    dataset: str = opt(
+        "auto",
+        "what --data holds (auto: detect)",
+        choices=("auto", "cifar100", "imagefolder", "landcover"),
+    )
+    arch: str = opt(
+        "cnn-islr",
+        "architecture (cnn-islr: the ISLR2 lab's; cnn-seed: the paper's)",
+        choices=lambda: list_models("classification"),
+    )
+    base_filters: int | None = opt(None, "filters of the first block (default: 32)", low=1)
+    dropout: float | None = opt(None, "dropout before the dense layer", low=0, high=0.95)
+    dense: int | None = opt(None, "units of the dense layer (default: 512)", low=1)
+    size: int | None = opt(None, "input side in pixels (default 32; CIFAR is 32)", low=8)
+    label: str = opt(
+        "fine", "CIFAR-100 label set: fine (100) or coarse (20)", choices=("fine", "coarse")
+    )
+    min_share: float = opt(
+        0.5, "landcover: share the majority class must cover", low=0, high=1, low_open=True
+    )
+    stride: int | None = opt(None, "landcover: patch step (default: the size)", low=1)
+    val_fraction: float = opt(0.2, "share of images held out", low=0, high=1, low_open=True)
+    seed: int = opt(0, "seed of the split, shuffling and initialisation")
+    limit: int | None = opt(None, "use at most this many training images", low=1)
+    normalization: str = opt(
+        "scale",
+        "scale: x / 255 (the lab's); meanstd: training-set statistics",
+        choices=("scale", "meanstd"),
+    )
+    augment: bool = opt(False, "random flips (and rotations for aerial patches)")
+    epochs: int = opt(30, "epochs to train (ignored with --minutes)", low=0)
+    minutes: float | None = opt(None, "train for this long instead", low=0, low_open=True)
+    batch_size: int = opt(128, "images per step", low=1)
+    lr: float = opt(1e-3, "RMSprop learning rate", low=0, low_open=True)
+    threads: int | None = opt(None, "torch threads (default: all cores)", low=1)
 
 
 PRESETS: dict[str, dict] = {
     # The seed paper's recipe: its exact U-Net, fixed grid patches with per-patch min-max
     # scaling, a random 80/20 patch split, no augmentation, Adam at Keras' default 1e-3.
     "seed": dict(
-        model="unet-seed",
+        arch="unet-seed",
         normalization="minmax",
         split="random-patch",
         sampling="patches",
@@ -121,58 +221,14 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def read_mapping(path: str | Path, what: str = "config") -> dict:
-    """A JSON or YAML file (by suffix) that must hold a mapping; errors name the file."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise AerialSegError(f"{path}: cannot read {what} ({e.strerror})") from None
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            d = yaml.safe_load(text) or {}
-        else:
-            d = json.loads(text)
-    except Exception as e:  # noqa: BLE001 - any parse error is the user's file
-        raise AerialSegError(f"{path}: cannot parse {what}: {e}") from None
-    if not isinstance(d, dict):
-        raise AerialSegError(f"{path}: {what} must be a mapping of keys to values")
-    return d
-
-
-def _parser_for(tp) -> tuple[typing.Callable | None, dict]:
-    """argparse settings for a field type: str, int, float, bool, list[...], or X | None."""
-    if isinstance(tp, types.UnionType):  # X | None: parse as X
-        tp = next(a for a in typing.get_args(tp) if a is not type(None))
-    if tp is bool:
-        return None, {"action": argparse.BooleanOptionalAction}
-    if typing.get_origin(tp) is list:
-        item = typing.get_args(tp)[0]
-        return (lambda s: [item(v.strip()) for v in s.split(",") if v.strip()]), {
-            "metavar": "A,B,..."
-        }
-    return tp, {}
-
-
-def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """One ``--flag`` per config field; unset flags stay ``None`` so they override nothing."""
-    hints = typing.get_type_hints(TrainConfig)
-    group = parser.add_argument_group("training config (also settable in --config FILE)")
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in skip:
-            continue
-        conv, extra = _parser_for(hints[f.name])
-        kw = {"type": conv} if conv else {}
-        group.add_argument(
-            "--" + f.name.replace("_", "-"), dest=f.name, default=None, **kw, **extra
-        )
-
-
 def resolve_config(
-    preset: str | None, config_file: str | None, flags: dict, base: dict | None = None
-) -> TrainConfig:
+    preset: str | None,
+    config_file: str | None,
+    flags: dict,
+    base: dict | None = None,
+    cls: type[Config] = TrainConfig,
+):
+    """``cls`` from ``base`` (a resumed run's config) < preset < config file < set flags."""
     d: dict = dict(base or {})
     if preset:
         if preset not in PRESETS:
@@ -181,4 +237,4 @@ def resolve_config(
     if config_file:
         d.update(read_mapping(config_file))
     d.update({k: v for k, v in flags.items() if v is not None})
-    return TrainConfig.from_dict(d)
+    return cls.from_dict(d)

@@ -7,12 +7,12 @@ batch per class, and focal loss with alpha 0.25, gamma 2 averaged over pixels *a
 All terms are computed from one log-softmax and the probability of the true class, gathered per
 pixel; no one-hot tensor is built (at 16 x 6 x 256 x 256 those copies cost as much as several
 convolutions on a CPU).
+
+torch is imported inside :func:`make_loss`, so the names in :data:`LOSSES` can be listed and
+checked (command-line help, config checks) without importing it.
 """
 
 from __future__ import annotations
-
-import torch
-import torch.nn.functional as F
 
 from .classes import IGNORE_INDEX
 from .errors import AerialSegError
@@ -28,7 +28,7 @@ def _dice(logp, logp_t, target, valid, weights, smooth=1e-5):
     inter = probs.new_zeros(c).index_add(0, t, logp_t.exp().flatten() * validf)
     if not bool(valid.all()):
         probs = probs * valid.unsqueeze(1)
-    denom = probs.sum((0, 2, 3)) + torch.bincount(t, weights=validf, minlength=c)[:c]
+    denom = probs.sum((0, 2, 3)) + t.bincount(weights=validf, minlength=c)[:c]
     score = (2 * inter + smooth) / (denom + smooth)
     if weights is not None:
         score = score * weights * len(weights) / weights.sum()
@@ -41,17 +41,19 @@ def _focal(logp_t, valid, num_classes, alpha=0.25, gamma=2.0):
     return (loss * valid).sum() / valid.sum().clamp_min(1) / num_classes
 
 
-def make_loss(name: str, weights: torch.Tensor | None = None):
+def make_loss(name: str, weights=None):
     """Return ``loss(logits, target)`` for one of :data:`LOSSES`; ``weights`` per class
     (used by Dice and cross-entropy)."""
     if name not in LOSSES:
         raise AerialSegError(f"unknown loss {name!r}; valid: {', '.join(LOSSES)}")
+    import torch.nn.functional as F
+
     parts = set(name.split("+"))
 
-    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def loss(logits, target):
         logp = logits.float().log_softmax(1)
         valid = target != IGNORE_INDEX
-        safe = torch.where(valid, target, 0)
+        safe = target.where(valid, 0)
         logp_t = logp.gather(1, safe.unsqueeze(1)).squeeze(1)
         total = logp.new_zeros(())
         if "dice" in parts:

@@ -1,16 +1,23 @@
-"""Where and how a model runs: numeric precision, autocast and memory format."""
+"""Where and how a model runs: numeric precision, autocast and memory format.
+
+torch is imported inside the functions that use it, so :data:`PRECISIONS` and
+:func:`resolve_precision` serve command-line help and checks without importing torch.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import AerialSegError
-from .models import SegmentationModel
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from .models import SegmentationModel
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -36,6 +43,8 @@ def resolve_precision(precision: str) -> str:
 
 def autocast(precision: str):
     """bf16 autocast on the CPU, or nothing for fp32."""
+    import torch
+
     if precision == "bf16":
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -43,6 +52,8 @@ def autocast(precision: str):
 
 def prepare(model: SegmentationModel, precision: str) -> SegmentationModel:
     """channels_last is what oneDNN's bf16 convolutions want; fp32 gains nothing from it."""
+    import torch
+
     if precision == "bf16":
         model = model.to(memory_format=torch.channels_last)
     return model.eval()
@@ -50,15 +61,18 @@ def prepare(model: SegmentationModel, precision: str) -> SegmentationModel:
 
 def to_tensor(rgb: np.ndarray, precision: str = "fp32") -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, H, W) float on the 0-255 scale: what the model is fed."""
+    import torch
+
     x = torch.tensor(rgb).permute(2, 0, 1).unsqueeze(0).float()  # copies: input may be read-only
     if precision == "bf16":
         x = x.contiguous(memory_format=torch.channels_last)
     return x
 
 
-@torch.inference_mode()
 def predict_logits(model: SegmentationModel, rgb: np.ndarray, precision: str) -> torch.Tensor:
     """Logits (1, C, H, W) float32 for a whole image in one forward pass."""
+    import torch
+
     model.eval()
-    with autocast(precision):
+    with torch.inference_mode(), autocast(precision):
         return model(to_tensor(rgb, precision)).float()

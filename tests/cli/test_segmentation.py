@@ -51,10 +51,28 @@ def test_train_then_evaluate_end_to_end(tiny_dataset, tmp_path):
     assert len((run / "history.csv").read_text().splitlines()) == 3
     assert json.loads((run / "config.json").read_text())["patch_size"] == 32
 
+    split = json.loads((run / "split.json").read_text())
+    # by default only what the model never trained on: on its own data, its validation images
     r = aerialseg(
         "evaluate", "--model", run / "best.safetensors", "--data", tiny_dataset, "--json", "-q"
     )
     assert r.returncode == 0, r.stderr
+    assert sorted(json.loads(r.stdout)["images"]) == split["val"]
+    assert "held-out validation images" in r.stderr  # says which images and why
+
+    r = aerialseg(
+        "evaluate",
+        "--model",
+        run / "best.safetensors",
+        "--data",
+        tiny_dataset,
+        "--split",
+        "all",
+        "--json",
+        "-q",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "training images included" in r.stderr
     result = json.loads(r.stdout)
     assert set(result) >= {
         "pixel_accuracy",
@@ -82,7 +100,6 @@ def test_train_then_evaluate_end_to_end(tiny_dataset, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert "mIoU (land cover)" in r.stdout and (tmp_path / "cm.png").stat().st_size > 0
-    split = json.loads((run / "split.json").read_text())
     assert f"images: {len(split['val'])}" in r.stdout
 
     # resume: extend the same run by one epoch
@@ -107,7 +124,7 @@ def test_seed_preset_trains_on_random_patch_split(tiny_dataset, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     cfg = json.loads((tmp_path / "s/config.json").read_text())
-    assert cfg["model"] == "unet-seed" and cfg["split"] == "random-patch"
+    assert cfg["arch"] == "unet-seed" and cfg["split"] == "random-patch"
     r = aerialseg(
         "evaluate",
         "--model",
@@ -125,8 +142,8 @@ def test_seed_preset_trains_on_random_patch_split(tiny_dataset, tmp_path):
     [
         (["train", "--data", "/nonexistent", "--out", "{tmp}/r"], "no such data folder"),
         (
-            ["train", "--data", "{data}", "--out", "{tmp}/r", "--model", "vgg"],
-            "valid: unet, unet-seed",
+            ["train", "--data", "{data}", "--out", "{tmp}/r", "--arch", "vgg"],
+            "invalid choice: 'vgg' (choose from 'unet', 'unet-seed')",
         ),
         (
             ["train", "--data", "{data}", "--out", "{tmp}/r", "--patch-size", "128"],
@@ -254,7 +271,7 @@ def test_segment_writes_all_outputs_and_reports_bad_files(tiny_dataset, tiny_mod
 
 def test_segment_errors(tiny_model, tmp_path):
     r = aerialseg("segment", tmp_path / "nothing.jpg", "--model", tiny_model)
-    assert r.returncode == 1 and "no such file or folder" in r.stderr
+    assert r.returncode == 2 and "nothing.jpg: no such file or folder" in r.stderr
     r = aerialseg("segment", tmp_path, "--model", tiny_model)
     assert r.returncode == 2 and "no images found" in r.stderr
     r = aerialseg("segment", tmp_path, "--model", tiny_model, "--window", "100")

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from aerialseg.errors import AerialSegError
-from aerialseg.io.images import read_image, save_image, set_max_pixels
+from aerialseg.io.images import read_image, save_image
 
 
 def test_lenient_reading_converts_rgba_grey_and_16_bit(tmp_path):
@@ -41,12 +41,23 @@ def test_tiff_reads(tmp_path):
 
 def test_pixel_limit_gives_a_clear_error(tmp_path):
     Image.new("RGB", (300, 200)).save(tmp_path / "big.png")
-    set_max_pixels(50_000)
+    before = Image.MAX_IMAGE_PIXELS
+    with pytest.raises(AerialSegError, match="300x200 is over the 50,000-pixel limit"):
+        read_image(tmp_path / "big.png", max_pixels=50_000)
+    assert Image.MAX_IMAGE_PIXELS == before  # Pillow's process-wide limit is left as it was
+
+
+def test_pixel_limit_above_pillows_own_is_honoured(tmp_path):
+    """--max-pixels above Pillow's default bomb limit must let such an image through (Pillow's
+    limit is lifted for the call only)."""
+    Image.new("RGB", (300, 200)).save(tmp_path / "big.png")
+    before = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = 20_000  # Pillow alone would refuse 60 000 pixels as a bomb
     try:
-        with pytest.raises(AerialSegError, match="300x200 is over the 50,000-pixel limit"):
-            read_image(tmp_path / "big.png")
+        assert read_image(tmp_path / "big.png", max_pixels=100_000).shape == (200, 300, 3)
+        assert Image.MAX_IMAGE_PIXELS == 20_000
     finally:
-        set_max_pixels(150_000_000)
+        Image.MAX_IMAGE_PIXELS = before
 
 
 def test_not_an_image(tmp_path):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from . import common
+
 
 def cmd_gui(args) -> int:
     from ..app.window import run_app
@@ -33,17 +35,19 @@ def cmd_capture(args) -> int:
     return 0
 
 
-def add_parsers(sub) -> None:
-    g = sub.add_parser(
+def add_gui(sub, help: str) -> None:
+    g = common.subcommand(
+        sub,
         "gui",
-        help="desktop app: frame part of the screen (or open an image), see it segmented",
-        description="Opens the desktop app. Capture hides the window; drag a rectangle over "
-        "the screen (Esc or right-click cancels) and the region is segmented beside the "
-        "screenshot. Keys: c capture, o open, s save, m model, t TTA. Image files can also be "
-        "dropped on the window where the tkdnd Tcl extension is installed.",
+        cmd_gui,
+        help,
+        "Opens the desktop app. Capture hides the window; drag a rectangle over the screen "
+        "(Esc or right-click cancels) and the region is segmented beside the screenshot. Keys: "
+        "c capture, o open, s save, m model, t TTA. Image files can also be dropped on the "
+        "window where the tkdnd Tcl extension is installed.",
     )
     g.add_argument("image", nargs="?", help="an image to segment at start")
-    g.add_argument("--model", help="checkpoint (default: the bundled model)")
+    common.add_model(g)
     g.add_argument("--tta", action="store_true", help="start with TTA (8 flips/rotations) on")
     g.add_argument("--save-dir", metavar="DIR", help="folder Save… offers first")
     g.add_argument(
@@ -54,17 +58,22 @@ def add_parsers(sub) -> None:
     g.add_argument(
         "-v", "--verbose", action="store_true", help="log each step with a timestamp to stdout"
     )
-    g.set_defaults(func=cmd_gui)
 
-    c = sub.add_parser(
+
+def add_capture(sub, help: str) -> None:
+    c = common.subcommand(
+        sub,
         "capture",
-        help="screenshot a screen region, segment it and save the results (no window)",
-        description="Grabs X,Y,W,H (desktop pixels; the virtual screen on Windows, where "
-        "monitors left of the main one have negative X: write --region=-1920,0,800,600) and "
-        "writes input, mask, overlay, labels and statistics into --out.",
+        cmd_capture,
+        help,
+        "Grabs X,Y,W,H (desktop pixels; the virtual screen on Windows, where monitors left of "
+        "the main one have negative X: write --region=-1920,0,800,600) and writes input, mask, "
+        "overlay, labels and statistics into --out.",
     )
     c.add_argument("--region", required=True, metavar="X,Y,W,H")
     c.add_argument("--out", required=True, metavar="DIR")
-    c.add_argument("--model", help="checkpoint (default: the bundled model)")
+    common.add_model(c)
     c.add_argument("--tta", action="store_true", help="average the 8 flips/rotations")
-    c.set_defaults(func=cmd_capture)
+
+
+PARSERS = {"gui": add_gui, "capture": add_capture}

@@ -1,15 +1,20 @@
-"""Evaluation on whole images with the same metrics code as training."""
+"""Evaluation on whole images with the same metrics code as training.
+
+Which images to score is decided before anything heavy is imported (torch is imported inside
+:func:`evaluate`), so a wrong folder or split is reported at once.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from tqdm import tqdm
+from ..errors import AerialSegError
 
-from ..data.segmentation import Sample
-from ..metrics import SegmentationMetrics
-from .segmenter import Segmenter
+if TYPE_CHECKING:
+    from ..data.segmentation import Sample
+    from .segmenter import Segmenter
 
 
 def evaluate(
@@ -17,6 +22,11 @@ def evaluate(
 ) -> dict:
     """Metrics over ``samples`` (whole images, predicted as ``aerialseg segment`` does):
     the keys of ``aerialseg evaluate --json``."""
+    import torch
+    from tqdm import tqdm
+
+    from ..metrics import SegmentationMetrics
+
     classes = seg.classes
     metrics = SegmentationMetrics(len(classes), classes.land_cover)
     for s in tqdm(
@@ -50,3 +60,49 @@ def format_table(result: dict) -> str:
         f"images: {len(result['images'])}",
     ]
     return "\n".join(lines)
+
+
+SPLITS = ("auto", "val", "all")
+
+
+def images_to_score(
+    samples: Sequence[Sample], meta: dict, data: str | Path, split: str = "auto"
+) -> tuple[list[Sample], str]:
+    """The images ``aerialseg evaluate`` scores, and a line saying which and why.
+
+    ``auto`` scores only what the model did not train on: on its own training data (the same
+    folder, or one holding its validation images) that is its validation images, on any other
+    folder every image. ``val`` insists on the validation images; ``all`` takes every image,
+    training images included, which flatters the figures.
+    """
+    if split not in SPLITS:
+        raise AerialSegError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+    held = set(meta.get("val_images") or [])
+    ids = {s.id for s in samples}
+    trained_on = meta.get("train_config", {}).get("data")
+    own = bool(held & ids) or (
+        trained_on is not None and Path(trained_on).resolve() == Path(data).resolve()
+    )
+    n = len(samples)
+    if split == "all":
+        note = " (training images included: figures are optimistic)" if own else ""
+        return list(samples), f"scoring all {n} images{note}"
+    if meta.get("split") == "random-patch" and own:
+        if split == "val":
+            raise AerialSegError(
+                "this model was trained on a random patch split: every image was partly seen "
+                "in training, so there is no held-out image (use --split all)"
+            )
+        return list(samples), (
+            f"scoring all {n} images: this model trained on random patches of every image, "
+            "so none is held out (figures are optimistic)"
+        )
+    if split == "val" or own:
+        chosen = [s for s in samples if s.id in held]
+        if not chosen:
+            raise AerialSegError(f"none of the model's validation images are in {data}")
+        return chosen, (
+            f"scoring the model's {len(chosen)} held-out validation images of {n} "
+            "(the others trained it; --split all scores every image)"
+        )
+    return list(samples), f"scoring all {n} images (the model never trained on this data)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,44 +16,53 @@ from .files import write_atomic
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 
-MAX_PIXELS = 150_000_000  # decompression-bomb guard (about 12 000 x 12 000); see set_max_pixels
+MAX_PIXELS = 150_000_000  # decompression-bomb guard (about 12 000 x 12 000); --max-pixels
 
 
-def set_max_pixels(n: int) -> None:
-    global MAX_PIXELS
-    MAX_PIXELS = Image.MAX_IMAGE_PIXELS = int(n)
-
-
-def _open(path: Path) -> Image.Image:
+@contextmanager
+def _pillow_limit(max_pixels: int):
+    """Pillow's own decompression-bomb guard is a process-wide setting: set it to our limit
+    for this one call and put back what the process had."""
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with warnings.catch_warnings():  # we give our own error just below
+        with warnings.catch_warnings():  # we give our own error
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+def _open(path: Path, max_pixels: int) -> Image.Image:
+    try:
+        with _pillow_limit(max_pixels):
             im = Image.open(path)
-        if im.width * im.height > MAX_PIXELS:
+        if im.width * im.height > max_pixels:
             raise AerialSegError(
-                f"{path}: {im.width}x{im.height} is over the {MAX_PIXELS:,}-pixel limit"
+                f"{path}: {im.width}x{im.height} is over the {max_pixels:,}-pixel limit"
             )
         im.load()
         return im
     except AerialSegError:
         raise
     except Image.DecompressionBombError:
-        raise AerialSegError(f"{path}: image is over the {MAX_PIXELS:,}-pixel limit") from None
+        raise AerialSegError(f"{path}: image is over the {max_pixels:,}-pixel limit") from None
     except FileNotFoundError:
         raise AerialSegError(f"{path}: no such file") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise AerialSegError(f"{path}: cannot read image ({e})") from None
 
 
-def read_image(path: str | Path, strict: bool = False) -> np.ndarray:
+def read_image(path: str | Path, strict: bool = False, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image as (H, W, 3) uint8 RGB, with EXIF orientation applied.
 
     ``strict`` (used for training data) refuses anything but 8-bit RGB: a grayscale, RGBA or
     16-bit training image usually means the wrong file, and silently converting it would hide
-    that. Otherwise alpha is dropped, grey is replicated and 16-bit is rescaled.
+    that. Otherwise alpha is dropped, grey is replicated and 16-bit is rescaled. Images over
+    ``max_pixels`` are refused before they are decoded.
     """
     path = Path(path)
-    im = _open(path)
+    im = _open(path, max_pixels)
     if strict:
         if im.mode != "RGB":
             raise AerialSegError(
@@ -87,7 +97,7 @@ def _describe(mode: str) -> str:
 def read_mask_rgb(path: str | Path) -> np.ndarray:
     """Read a colour mask as (H, W, 3) uint8; palette PNGs are expanded to their colours."""
     path = Path(path)
-    im = _open(path)
+    im = _open(path, MAX_PIXELS)
     if im.mode not in ("RGB", "P", "RGBA"):
         raise AerialSegError(
             f"{path}: mask mode is {im.mode} ({_describe(im.mode)}); masks must be RGB or palette"

@@ -1,0 +1,151 @@
+"""The conventions every command follows, in one place.
+
+- ``--data DIR`` falls back to $AERIALSEG_DATA; ``--precision``, ``-q/--quiet`` mean the same
+  everywhere.
+- A checkpoint file is always ``--model PATH`` (alias ``--checkpoint``); an architecture name
+  is always ``--arch``. Old spellings keep working with a one-line deprecation note.
+- Run settings are flags generated from the task's config dataclass, with the field's help,
+  default and allowed values.
+- A user mistake raises :class:`AerialSegError`; ``main`` prints it as one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from ..config import DATA_ENV, field_choices
+from ..runtime import PRECISIONS
+
+
+def add_data(parser: argparse.ArgumentParser, what: str = "dataset root") -> None:
+    parser.add_argument("--data", metavar="DIR", help=f"{what} (default: ${DATA_ENV})")
+
+
+def add_precision(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="auto: bf16 where the CPU does it natively, else fp32 (default: auto)",
+    )
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def add_model(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    """``--model PATH``: the checkpoint to use (``--checkpoint`` is the same flag); where it
+    is optional, the bundled model."""
+    parser.add_argument(
+        "--model",
+        "--checkpoint",
+        dest="model",
+        metavar="PATH",
+        required=required,
+        help="checkpoint file (.safetensors)"
+        + ("" if required else "; default: the bundled model"),
+    )
+
+
+def number(kind: type, low: float | None = None, high: float | None = None, low_open=False):
+    """An argparse type: ``kind`` (int or float) within [low, high] (``low`` excluded when
+    ``low_open``), so a bad value is refused before anything is loaded."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if low is not None and (value < low or (low_open and value == low)):
+            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+class Deprecated(argparse.Action):
+    """An old flag spelling: works as ``dest`` does, and says once what to write instead."""
+
+    def __init__(self, option_strings, dest, instead: str, **kw):
+        self.instead = instead
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(
+            f"aerialseg: note: {option_string} is deprecated here; use {self.instead}",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
+
+
+def _flag_type(annotation: str):
+    """argparse settings for a field annotation: str, int, float, bool, list[...], X | None."""
+    t = annotation.replace(" | None", "")
+    if t == "bool":
+        return {"action": argparse.BooleanOptionalAction}
+    if t.startswith("list["):
+        item = {"str": str, "int": int, "float": float}[t[5:-1]]
+        return {
+            "type": lambda s: [item(v.strip()) for v in s.split(",") if v.strip()],
+            "metavar": "A,B,...",
+        }
+    if t == "str":
+        return {"type": str}
+    return {"type": {"int": int, "float": float}[t], "metavar": {"int": "N", "float": "X"}[t]}
+
+
+def add_config_flags(
+    parser: argparse.ArgumentParser, config_cls, title: str, skip: tuple[str, ...] = ()
+) -> None:
+    """One ``--flag`` per field of ``config_cls``. Unset flags stay ``None``, so they override
+    nothing from a preset, config file or resumed run."""
+    group = parser.add_argument_group(title)
+    defaults = config_cls()
+    for f in dataclasses.fields(config_cls):
+        if f.name in skip:
+            continue
+        kw = _flag_type(f.type)
+        default = getattr(defaults, f.name)
+        text = f.metadata.get("help", "")
+        choices = field_choices(f)
+        if choices is not None:
+            kw["choices"] = choices
+        if default not in (None, "", []):
+            shown = ",".join(map(str, default)) if isinstance(default, list) else default
+            text += f" (default: {shown})"
+        group.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            default=None,
+            help=text.replace("%", "%%"),
+            **kw,
+        )
+
+
+def flag_values(args: argparse.Namespace, config_cls) -> dict:
+    """The config fields given on the command line (unset flags are left out)."""
+    names = (f.name for f in dataclasses.fields(config_cls))
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+
+
+def report_failures(failures: list[str]) -> int:
+    """Exit status 1 after listing what failed, 0 when nothing did."""
+    if not failures:
+        return 0
+    print(f"aerialseg: {len(failures)} failed:", file=sys.stderr)
+    for f in failures:
+        print(f"  {f}", file=sys.stderr)
+    return 1
+
+
+def subcommand(sub, name: str, func, help: str, description: str | None = None):
+    """Add command ``name`` that runs ``func(args)``; the one way every command is added."""
+    p = sub.add_parser(name, help=help, description=description or help[0].upper() + help[1:] + ".")
+    p.set_defaults(func=func)
+    return p

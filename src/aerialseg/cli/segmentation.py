@@ -1,0 +1,227 @@
+"""``aerialseg train``, ``evaluate`` and ``segment``: the segmentation commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..config import DATA_ENV, PRESETS, TrainConfig, data_root, resolve_config
+from ..errors import AerialSegError
+from ..inference.evaluate import SPLITS
+from ..inference.tiling import Tiling
+from ..io.files import read_mapping
+from ..io.images import MAX_PIXELS
+from . import common
+
+
+def cmd_train(args) -> int:
+    flags = common.flag_values(args, TrainConfig)
+    if args.minutes is not None and args.epochs is not None:
+        raise AerialSegError("give --epochs or --minutes, not both")
+    base = None
+    if args.resume:
+        run = Path(args.resume)
+        if not (run / "config.json").is_file():
+            raise AerialSegError(f"{run}: not a run folder (no config.json) - cannot resume")
+        if args.out and Path(args.out) != run:
+            raise AerialSegError("--resume continues RUN_DIR in place; drop --out")
+        base, out = read_mapping(run / "config.json"), run
+    else:
+        if not args.out:
+            raise AerialSegError("give --out RUN_DIR (or --resume RUN_DIR)")
+        out = Path(args.out)
+        flags.setdefault("data", os.environ.get(DATA_ENV))
+    cfg = resolve_config(args.preset, args.config, flags, base)
+    if args.minutes is not None:
+        cfg.epochs = 0
+    from ..training.segmentation import train  # torch: only once the config is sound
+
+    result = train(cfg, out, resume=bool(args.resume), progress=not args.quiet)
+    best = result["best"]
+    print(
+        f"best epoch {best['epoch']}: val accuracy {best['val_accuracy']:.4f}, "
+        f"val mIoU {best['val_miou']:.4f}, val Jaccard {best['val_jaccard']:.4f}"
+    )
+    print(f"run folder: {out} (best.safetensors, history.csv, curves.png, examples.png)")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from ..data.segmentation import load_dataset, unknown_pixel_report
+    from ..inference.evaluate import evaluate, format_table, images_to_score
+    from ..inference.segmenter import load_model
+
+    data = data_root(args.data)
+    seg = load_model(args.model, args.precision)
+    samples = load_dataset(data, seg.classes, progress=not args.quiet)
+    samples, why = images_to_score(samples, seg.meta, data, args.split)
+    log = sys.stderr if args.json else sys.stdout
+    print(why, file=log)
+    note = unknown_pixel_report(samples)
+    if note:
+        print(note, file=sys.stderr)
+    result = evaluate(seg, samples, tta=args.tta, progress=not args.quiet)
+    result["split"] = args.split
+    if args.confusion:
+        from ..plots import confusion_matrix
+
+        confusion_matrix(result["confusion_matrix"], seg.classes, args.confusion)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(format_table(result))
+    if args.confusion:
+        print(f"confusion matrix: {args.confusion}")
+    return 0
+
+
+def cmd_segment(args) -> int:
+    from ..io.images import collect_images
+
+    tiling = Tiling(window=args.window, overlap=args.overlap, batch_size=args.batch_size)
+    images, failures = collect_images(args.inputs)
+    if not images:
+        if failures:
+            raise AerialSegError("; ".join(failures))
+        raise AerialSegError(f"no images found in {' '.join(args.inputs)}")
+    # torch and the model only once the inputs are known to exist
+    from tqdm import tqdm
+
+    from ..inference.outputs import check_free, output_paths, segment_to_files
+    from ..inference.segmenter import load_model
+    from ..inference.tiling import count_windows
+    from ..io.images import read_image
+
+    seg = load_model(args.model, args.precision, tiling)
+    out = Path(args.out)
+    done = 0
+    quiet = True if args.quiet else None  # None: tqdm shows bars only on a terminal
+    for path, name in tqdm(images, unit="img", desc="segmenting", disable=quiet):
+        try:
+            paths = output_paths(out, name, args.save_probabilities)
+            check_free(paths, args.overwrite)
+            rgb = read_image(path, max_pixels=args.max_pixels)
+            h, w = rgb.shape[:2]
+            total = count_windows(h, w, tiling)
+            with tqdm(total=total, unit="win", leave=False, desc=path.name, disable=quiet) as bar:
+                segment_to_files(
+                    seg, rgb, paths, str(path), args.tta, args.opacity, args.gsd, bar.update
+                )
+            done += 1
+        except AerialSegError as e:
+            failures.append(str(e))
+            tqdm.write(f"aerialseg: error: {e}", file=sys.stderr)
+    print(
+        f"segmented {done} image{'s' * (done != 1)} with {seg.name} -> {out}/ "
+        "(*_mask.png, *_overlay.jpg, *_figure.png, *_labels.png, *_stats.json/.csv)"
+    )
+    return common.report_failures(failures)
+
+
+def add_train(sub, help: str) -> None:
+    t = common.subcommand(
+        sub,
+        "train",
+        cmd_train,
+        help,
+        "Train a U-Net; writes checkpoints, history.csv, curves.png and examples.png into the "
+        "run folder. Settings: defaults < --preset < --config FILE < flags.",
+    )
+    t.add_argument("--out", metavar="RUN_DIR", help="run folder to create")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    t.add_argument("--config", metavar="FILE", help="JSON/YAML file of config values")
+    t.add_argument("--preset", choices=sorted(PRESETS), help="named recipe (seed: the paper's)")
+    common.add_quiet(t)
+    common.add_config_flags(t, TrainConfig, "training config (also settable in --config FILE)")
+    t.add_argument("--model", dest="arch", action=common.Deprecated, instead="--arch")
+
+
+def add_evaluate(sub, help: str) -> None:
+    e = common.subcommand(
+        sub,
+        "evaluate",
+        cmd_evaluate,
+        help,
+        "Score a model on the whole images of a dataset: per-class IoU, mIoU, pixel accuracy. "
+        "By default only images the model did not train on are scored (on its own training "
+        "data: its validation images); the command says which it scored.",
+    )
+    common.add_model(e)
+    common.add_data(e)
+    e.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="auto",
+        help="auto: images the model never trained on; val: its validation images; all: "
+        "every image, training images included (default: auto)",
+    )
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--confusion", metavar="PNG", help="write a confusion-matrix picture")
+    e.add_argument("--tta", action="store_true", help="average the 8 flips/rotations")
+    common.add_precision(e)
+    common.add_quiet(e)
+
+
+def add_segment(sub, help: str) -> None:
+    g = common.subcommand(
+        sub,
+        "segment",
+        cmd_segment,
+        help,
+        "Blended sliding-window segmentation of images of any size; writes label PNG, colour "
+        "mask, overlay, figure and class statistics per image.",
+    )
+    g.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    common.add_model(g)
+    g.add_argument(
+        "--out", default="segmented", metavar="DIR", help="output folder (default: %(default)s)"
+    )
+    g.add_argument("--tta", action="store_true", help="average the 8 flips/rotations")
+    g.add_argument(
+        "--window",
+        type=common.number(int, 32),
+        default=Tiling.window,
+        help="window side in pixels (default: %(default)s)",
+    )
+    g.add_argument(
+        "--overlap",
+        type=common.number(float, 0, 0.5),
+        default=Tiling.overlap,
+        help="share of a window that neighbours overlap and blend, 0-0.5 (default: %(default)s)",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=common.number(int, 1),
+        default=Tiling.batch_size,
+        help="windows per forward pass (default: %(default)s)",
+    )
+    g.add_argument(
+        "--opacity",
+        type=common.number(float, 0, 1),
+        default=0.5,
+        help="overlay opacity, 0-1 (default: %(default)s)",
+    )
+    g.add_argument(
+        "--gsd",
+        type=common.number(float, 0, low_open=True),
+        help="metres per pixel, for areas in m^2",
+    )
+    g.add_argument(
+        "--save-probabilities",
+        action="store_true",
+        help="also write per-class probabilities (H, W, C) float16 .npy",
+    )
+    g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    g.add_argument(
+        "--max-pixels",
+        type=common.number(int, 1),
+        default=MAX_PIXELS,
+        help="refuse larger images (default: %(default)s)",
+    )
+    common.add_precision(g)
+    common.add_quiet(g)
+
+
+PARSERS = {"train": add_train, "evaluate": add_evaluate, "segment": add_segment}
