@@ -24,8 +24,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageGrab
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.test_gui import VirtualScreen  # noqa: E402
+from aerialseg.app.virtual_screen import VirtualScreen, missing_tools
 
 SCREEN = (1600, 1000)
 REGION = (1024, 768)
@@ -70,6 +69,8 @@ def main() -> None:
     ap.add_argument("--image", default=IMAGE, help=f"under $AERIALSEG_DATA (default: {IMAGE})")
     ap.add_argument("--screenshot", help="save a PNG of the app window showing the last result")
     args = ap.parse_args()
+    if why := missing_tools():
+        sys.exit(f"cannot run the app on a virtual screen: {why}")
 
     screen = VirtualScreen(*SCREEN)
     busy0, wall0 = cpu_busy_seconds(), time.monotonic()
