@@ -33,8 +33,11 @@ demo: install  # segment the dataset's images with the bundled model, then score
 		--confusion runs/demo/confusion.png
 	@echo "Outputs are in runs/demo/ (per image: *_figure.png, *_overlay.jpg, *_mask.png, ...)"
 
-bench: install  # the README's figures (minutes of CPU; run on an otherwise idle machine)
+bench: install  # every README figure (about an hour of CPU; run on an otherwise idle machine)
+	$(PY) benchmarks/cli_startup.py
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/segment_speed.py
 	$(PY) benchmarks/seams.py
 	$(PY) benchmarks/segment_memory.py
+	$(PY) benchmarks/gui_latency.py --rounds 10
+	$(PY) benchmarks/baselines.py --unet src/aerialseg/weights/default.safetensors

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import torch
 
 from aerialseg.baselines import METHODS, run_baseline
 from aerialseg.classes import DUBAI
+from aerialseg.config import data_root
 from aerialseg.data.segmentation import load_dataset
 from aerialseg.data.splits import split_images
 from aerialseg.errors import AerialSegError
@@ -109,7 +109,7 @@ def figure(rows: list[dict], path: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=os.environ.get("AERIALSEG_DATA"))
+    ap.add_argument("--data", help="dataset root (default: $AERIALSEG_DATA)")
     ap.add_argument(
         "--unet",
         action="append",
@@ -121,8 +121,7 @@ def main() -> None:
     ap.add_argument("--json", help="write all results here")
     ap.add_argument("--figure", help="write a per-class IoU bar chart here")
     args = ap.parse_args()
-    if not args.data:
-        ap.error("give --data DIR (or set AERIALSEG_DATA)")
+    args.data = data_root(args.data)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.unet:  # fail before minutes of baselines, not after

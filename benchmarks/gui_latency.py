@@ -25,6 +25,7 @@ import torch
 from PIL import Image, ImageGrab
 
 from aerialseg.app.virtual_screen import VirtualScreen, missing_tools
+from aerialseg.config import data_root
 
 SCREEN = (1600, 1000)
 REGION = (1024, 768)
@@ -38,7 +39,7 @@ IMAGE = "Tile 7/images/image_part_003.jpg"
 
 def aerial_screen(name: str, path: Path) -> None:
     """A screen-sized crop of a real aerial image, in a temporary PNG (never committed)."""
-    root = Path(os.environ.get("AERIALSEG_DATA", "../shared/datasets/dubai-aerial"))
+    root = Path(data_root())
     src = root / name
     if not src.is_file():
         sys.exit(f"{src} not found (set AERIALSEG_DATA or pass --image)")

@@ -15,12 +15,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from aerialseg.config import data_root
 from aerialseg.inference.segmenter import load_model
 from aerialseg.inference.tiling import Tiling
 from aerialseg.io.images import read_image
@@ -39,7 +39,7 @@ def window_labels(seg, rgb, y, x):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model")
-    root = Path(os.environ.get("AERIALSEG_DATA", "../shared/datasets/dubai-aerial"))
+    root = Path(data_root())
     ap.add_argument("--image", default=str(root / "Tile 5" / "images" / "image_part_002.jpg"))
     args = ap.parse_args()
     rgb = read_image(args.image)

@@ -10,7 +10,6 @@ getrusage(RUSAGE_CHILDREN).
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import subprocess
 import sys
@@ -21,11 +20,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from aerialseg.config import data_root
+
 
 def make_image(size: int, path: Path) -> str:
-    root = Path(os.environ.get("AERIALSEG_DATA", "../shared/datasets/dubai-aerial"))
-    src = root / "Tile 7" / "images" / "image_part_001.jpg"
-    if src.is_file():
+    root = data_root(required=False)
+    src = Path(root or ".") / "Tile 7" / "images" / "image_part_001.jpg"
+    if root and src.is_file():
         tile = np.array(Image.open(src).convert("RGB"))
         what = f"{src.name} mirrored out"
     else:

@@ -12,7 +12,6 @@ alternating rounds in one process.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aerialseg.config import data_root
 from aerialseg.inference.segmenter import load_model
 from aerialseg.inference.tiling import spline_ramp
 
@@ -58,9 +58,9 @@ def seed_predict(model, rgb: np.ndarray, window: int = 256) -> np.ndarray:
 
 
 def test_image() -> tuple[np.ndarray, str]:
-    root = Path(os.environ.get("AERIALSEG_DATA", "../shared/datasets/dubai-aerial"))
-    path = root / "Tile 7" / "images" / "image_part_001.jpg"
-    if path.is_file():
+    root = data_root(required=False)
+    path = Path(root or ".") / "Tile 7" / "images" / "image_part_001.jpg"
+    if root and path.is_file():
         from aerialseg.io.images import read_image
 
         return read_image(path)[:1024, :1024].copy(), f"crop of {path.name} (Tile 7)"

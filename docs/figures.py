@@ -6,9 +6,9 @@ python docs/figures.py [--images 2]
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
+from aerialseg.config import data_root
 from aerialseg.data.segmentation import find_pairs, load_sample
 from aerialseg.inference.segmenter import load_model
 from aerialseg.plots import examples
@@ -18,7 +18,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=2)
     args = ap.parse_args()
-    root = Path(os.environ.get("AERIALSEG_DATA", "../shared/datasets/dubai-aerial"))
+    root = Path(data_root())
     seg = load_model()
     held = set(seg.meta["val_images"])
     pairs = [p for p in find_pairs(root) if p.id in held]

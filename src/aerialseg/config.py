@@ -21,10 +21,11 @@ from .runtime import PRECISIONS
 DATA_ENV = "AERIALSEG_DATA"  # where commands look for the dataset when --data is not given
 
 
-def data_root(arg: str | None) -> str:
-    """``--data`` if given, else $AERIALSEG_DATA; one clear error if neither is set."""
+def data_root(arg: str | None = None, required: bool = True) -> str | None:
+    """``--data`` if given, else $AERIALSEG_DATA; one clear error if neither is set (None
+    when not ``required``: the caller has something else to work on)."""
     data = arg or os.environ.get(DATA_ENV)
-    if not data:
+    if not data and required:
         raise AerialSegError(f"give --data DIR (or set {DATA_ENV})")
     return data
 
