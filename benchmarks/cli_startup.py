@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     times: dict[str, list[float]] = {name: [] for name in CASES}
-    for name, argv in CASES.items():  # warm the file cache once
+    for argv in CASES.values():  # warm the file cache once
         seconds(argv)
     for _ in range(args.runs):
         for name, argv in CASES.items():

@@ -39,9 +39,9 @@ IMAGE = "Tile 7/images/image_part_003.jpg"
 
 def aerial_screen(name: str, path: Path) -> None:
     """A screen-sized crop of a real aerial image, in a temporary PNG (never committed)."""
-    root = Path(data_root())
-    src = root / name
-    if not src.is_file():
+    root = data_root(required=False)
+    src = Path(root or ".") / name
+    if not root or not src.is_file():
         sys.exit(f"{src} not found (set AERIALSEG_DATA or pass --image)")
     im = Image.open(src).convert("RGB")
     if im.width < SCREEN[0] or im.height < SCREEN[1]:

@@ -1,8 +1,6 @@
 """The classic baselines on synthetic scenes whose photo colours separate the classes."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,9 +9,11 @@ pytest.importorskip("sklearn")
 
 from aerialseg.baselines import FEATURES, PixelBaseline, pixel_features, run_baseline  # noqa: E402
 from aerialseg.classes import DUBAI  # noqa: E402
-from aerialseg.data.segmentation import load_dataset
+from aerialseg.data.segmentation import load_dataset  # noqa: E402
 from aerialseg.data.splits import split_images  # noqa: E402
 from aerialseg.errors import AerialSegError  # noqa: E402
+
+from .helpers import run_aerialseg  # noqa: E402
 
 
 def test_pixel_features():
@@ -46,10 +46,20 @@ def test_kmeans_is_reported_as_unsupervised(tiny_dataset):
 
 
 def test_baseline_cli_writes_segment_outputs(tiny_dataset, tmp_path):
-    cmd = [sys.executable, "-m", "aerialseg.cli", "baseline", "--method", "random-forest"]
-    cmd += ["--data", str(tiny_dataset), "--val-fraction", "0.34", "--train-pixels", "2000"]
-    cmd += ["--out", str(tmp_path / "o"), "--confusion", str(tmp_path / "cm.png"), "--json", "-q"]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    r = run_aerialseg(
+        *[
+            "baseline",
+            "--method",
+            "random-forest",
+            "--data",
+            tiny_dataset,
+            "--val-fraction",
+            "0.34",
+        ],
+        *["--train-pixels", "2000", "--out", tmp_path / "o", "--confusion", tmp_path / "cm.png"],
+        *["--json", "-q"],
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)  # the JSON alone: log lines go to stderr
     keys = {"pixel_accuracy", "mean_iou", "mean_iou_land_cover", "micro_jaccard"}
@@ -58,7 +68,7 @@ def test_baseline_cli_writes_segment_outputs(tiny_dataset, tmp_path):
         for suffix in ("_mask.png", "_overlay.jpg", "_figure.png", "_stats.json"):
             assert (tmp_path / "o" / f"{image_id}{suffix}").stat().st_size > 0
     assert (tmp_path / "cm.png").stat().st_size > 0
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)  # outputs exist now
+    r = run_aerialseg(*args, timeout=300)  # the outputs exist now
     assert r.returncode == 2 and r.stderr.startswith("aerialseg: error: ") and "exists" in r.stderr
 
 

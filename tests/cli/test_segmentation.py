@@ -1,21 +1,10 @@
 """The CLI run for real, as a user would: in a subprocess, checking files and exit codes."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-
-def aerialseg(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "aerialseg.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=600,
-    )
-
+from ..helpers import run_aerialseg as aerialseg
 
 TINY = [
     "--patch-size",

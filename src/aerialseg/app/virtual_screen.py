@@ -135,7 +135,7 @@ class VirtualScreen:
     def start_app(self, *args) -> None:
         """``aerialseg gui -v *args`` on this screen; its log lines go to ``wait_for``."""
         self.app = self._start(
-            [sys.executable, "-m", "aerialseg.cli", "gui", "-v", *map(str, args)],
+            [sys.executable, "-m", "aerialseg", "gui", "-v", *map(str, args)],
             env=self.env,
             stdout=subprocess.PIPE,
             text=True,
