@@ -46,20 +46,10 @@ def test_kmeans_is_reported_as_unsupervised(tiny_dataset):
 
 
 def test_baseline_cli_writes_segment_outputs(tiny_dataset, tmp_path):
-    r = run_aerialseg(
-        *[
-            "baseline",
-            "--method",
-            "random-forest",
-            "--data",
-            tiny_dataset,
-            "--val-fraction",
-            "0.34",
-        ],
-        *["--train-pixels", "2000", "--out", tmp_path / "o", "--confusion", tmp_path / "cm.png"],
-        *["--json", "-q"],
-        timeout=300,
-    )
+    args = ["baseline", "--method", "random-forest", "--data", tiny_dataset]
+    args += ["--val-fraction", "0.34", "--train-pixels", "2000", "--json", "-q"]
+    args += ["--out", tmp_path / "o", "--confusion", tmp_path / "cm.png"]
+    r = run_aerialseg(*args, timeout=300)
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)  # the JSON alone: log lines go to stderr
     keys = {"pixel_accuracy", "mean_iou", "mean_iou_land_cover", "micro_jaccard"}
