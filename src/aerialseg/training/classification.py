@@ -1,10 +1,12 @@
-"""Training an image classifier (the ISLR2 CNN)."""
+"""Training an image classifier (the ISLR2 CNN): what classification adds to :mod:`.loop`.
+
+Data are equal-sized images in memory, shuffled every epoch; the optimiser is the ISLR lab's
+RMSprop at a constant rate; the best epoch is the one with the best validation accuracy.
+"""
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,19 +19,8 @@ from ..data.imageset import ImageSet
 from ..data.segmentation import dihedral
 from ..errors import AerialSegError
 from ..inference.classifier import evaluate_classifier, to_batch
-from ..io.checkpoint import save_checkpoint
-from ..io.files import write_text
 from ..models import create_model, list_models
-
-
-def training_curves(history: Sequence[dict], path: str | Path) -> Path:
-    from ..plots import training_curves as curves
-
-    accuracy = (
-        ("train_accuracy", "y", "Training accuracy"),
-        ("val_accuracy", "r", "Validation accuracy"),
-    )
-    return curves(history, path, accuracy, "Training and validation accuracy", "Accuracy")
+from .loop import Task, fit
 
 
 def confusion_png(confusion, classes: ClassTable, path: str | Path) -> Path:
@@ -48,10 +39,14 @@ def confusion_png(confusion, classes: ClassTable, path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-HISTORY_FIELDS = ["epoch", "seconds", "minutes", "train_loss", "train_accuracy"]
-
-
-HISTORY_FIELDS += ["val_loss", "val_accuracy", "val_balanced_accuracy"]
+# history.csv's columns after the loop's epoch, seconds, minutes
+HISTORY_FIELDS = (
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "val_balanced_accuracy",
+)
 
 
 def check_model_name(name: str) -> None:
@@ -61,7 +56,7 @@ def check_model_name(name: str) -> None:
 
 
 def build_classifier(cfg: ClassifyConfig, train: ImageSet, size: int):
-    check_model_name(cfg.model)
+    check_model_name(cfg.arch)
     if cfg.normalization == "scale":
         norm = {"kind": "meanstd", "mean": [0.0] * 3, "std": [255.0] * 3}
     elif cfg.normalization == "meanstd":
@@ -73,7 +68,7 @@ def build_classifier(cfg: ClassifyConfig, train: ImageSet, size: int):
     arch = {k: getattr(cfg, k) for k in ("base_filters", "dropout", "dense")}
     arch = {k: v for k, v in arch.items() if v is not None}
     return create_model(
-        cfg.model, num_classes=len(train.classes), input_size=size, normalization=norm, **arch
+        cfg.arch, num_classes=len(train.classes), input_size=size, normalization=norm, **arch
     )
 
 
@@ -88,126 +83,133 @@ def _augment(images: np.ndarray, rng: np.random.Generator, rotations: bool) -> n
     return images
 
 
+class _Running:
+    """Mean loss and accuracy over the batches of an epoch, weighted by batch size."""
+
+    def __init__(self):
+        self.loss_sum, self.correct, self.seen = 0.0, 0, 0
+
+    def update(self, loss: float, correct: int, n: int) -> None:
+        self.loss_sum += loss * n
+        self.correct += correct
+        self.seen += n
+
+    def compute(self) -> dict:
+        return {"loss": self.loss_sum / self.seen, "accuracy": self.correct / self.seen}
+
+
+class ClassificationTask(Task):
+    """The CNN on whole (small) images, shuffled every epoch."""
+
+    name = "classification"
+    history_fields = HISTORY_FIELDS
+    best_key = "val_accuracy"
+    curves = (
+        (
+            ("train_accuracy", "y", "Training accuracy"),
+            ("val_accuracy", "r", "Validation accuracy"),
+        ),
+        "Training and validation accuracy",
+        "Accuracy",
+    )
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        if cfg.batch_size < 1 or cfg.lr <= 0:
+            raise AerialSegError("batch size must be >= 1 and the learning rate > 0")
+        if cfg.epochs < 1 and not cfg.minutes:
+            raise AerialSegError("give at least one epoch (or --minutes)")
+        check_model_name(cfg.arch)  # before minutes of data loading
+        ds = describe_dataset(cfg)
+        parts = load_data(ds, ("train", "val"), self.progress)
+        train, val = parts["train"], parts["val"]
+        if ds["kind"] == "imagefolder":
+            ds["names"] = list(train.classes.names)
+        if cfg.limit:
+            keep = np.random.default_rng(cfg.seed).permutation(len(train))[: cfg.limit]
+            train = train.subset(np.sort(keep))
+        self.ds, self.train, self.val, self.classes = ds, train, val, train.classes
+        self.model = build_classifier(cfg, train, ds["size"])
+        counts = ", ".join(f"{n} {c}" for n, c in zip(train.classes.names, train.counts()))
+        self.log(
+            f"{ds['kind']}: {len(train)} training and {len(val)} validation images of "
+            f"{ds['size']}x{ds['size']}, {len(train.classes)} classes"
+            + (f" (training: {counts})" if len(train.classes) <= 10 else "")
+        )
+        # Keras' RMSprop defaults (rho 0.9, eps 1e-7), which the ISLR lab used
+        self.optimizer = torch.optim.RMSprop(
+            self.model.parameters(), lr=cfg.lr, alpha=0.9, eps=1e-7
+        )
+
+    def num_batches(self) -> int:
+        return -(-len(self.train) // self.cfg.batch_size)
+
+    def batches(self, rng: np.random.Generator):
+        size, order = self.cfg.batch_size, rng.permutation(len(self.train))
+        for b in range(self.num_batches()):
+            idx = np.sort(order[b * size : (b + 1) * size])  # sorted: faster gathering
+            images = self.train.images[idx]
+            if self.cfg.augment:
+                images = _augment(images, rng, self.ds["kind"] == "landcover")
+            yield to_batch(images), torch.from_numpy(self.train.labels[idx])
+
+    def learning_rate(self, progress: float) -> float:
+        return self.cfg.lr  # constant, as in the lab
+
+    def new_metrics(self) -> _Running:
+        return _Running()
+
+    def training_step(self, batch, metrics: _Running) -> float:
+        x, y = batch
+        logits = self.model(x)
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        metrics.update(loss.item(), int((logits.argmax(1) == y).sum()), len(y))
+        return loss.item()
+
+    def validate(self) -> dict:
+        return evaluate_classifier(self.model, self.val)
+
+    def history_row(self, train: dict, val: dict) -> dict:
+        return {
+            "train_loss": train["loss"],
+            "train_accuracy": train["accuracy"],
+            "val_loss": val["loss"],
+            "val_accuracy": val["accuracy"],
+            "val_balanced_accuracy": val["balanced_accuracy"],
+        }
+
+    def epoch_line(self, row: dict) -> str:
+        return (
+            f"loss: {row['train_loss']:.4f} - accuracy: {row['train_accuracy']:.4f} - "
+            f"val_loss: {row['val_loss']:.4f} - val_accuracy: {row['val_accuracy']:.4f}"
+        )
+
+    def checkpoint_meta(self, epoch: int, metrics: dict) -> dict:
+        return {
+            "task": "classification",
+            # how to rebuild the same data and split (``classify evaluate`` reads it)
+            "dataset": self.ds,
+            "train_config": self.cfg.to_dict(),
+            "epoch": epoch,
+            "train_images": len(self.train),
+            "metrics": metrics,
+        }
+
+    def on_best(self, val: dict, out: Path) -> None:
+        confusion_png(val["confusion_matrix"], self.classes, out / "confusion.png")
+
+
 def train_classifier(
     cfg: ClassifyConfig,
     out_dir: str | Path,
     log: Callable[[str], None] = print,
     progress: bool = True,
+    resume: bool = False,
 ) -> dict:
-    """Train as ``aerialseg classify train`` does; returns the best and last epoch's rows."""
-    from tqdm import tqdm
-
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        raise AerialSegError(f"{out}: run folder exists and is not empty (pick a new folder)")
-    if cfg.batch_size < 1 or cfg.lr <= 0:
-        raise AerialSegError("batch size must be >= 1 and the learning rate > 0")
-    if cfg.epochs < 1 and not cfg.minutes:
-        raise AerialSegError("give at least one epoch (or --minutes)")
-    check_model_name(cfg.model)  # before minutes of data loading
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    ds = describe_dataset(cfg)
-    parts = load_data(ds, ("train", "val"), progress)
-    train, val = parts["train"], parts["val"]
-    if ds["kind"] == "imagefolder":
-        ds["names"] = list(train.classes.names)
-    if cfg.limit:
-        keep = np.random.default_rng(cfg.seed).permutation(len(train))[: cfg.limit]
-        train = train.subset(np.sort(keep))
-    model = build_classifier(cfg, train, ds["size"])
-    counts = ", ".join(f"{n} {c}" for n, c in zip(train.classes.names, train.counts()))
-    log(
-        f"{ds['kind']}: {len(train)} training and {len(val)} validation images of "
-        f"{ds['size']}x{ds['size']}, {len(train.classes)} classes"
-        + (f" (training: {counts})" if len(train.classes) <= 10 else "")
-    )
-    # Keras' RMSprop defaults (rho 0.9, eps 1e-7), which the ISLR lab used
-    opt = torch.optim.RMSprop(model.parameters(), lr=cfg.lr, alpha=0.9, eps=1e-7)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
-    write_text(out / "status.json", json.dumps({"status": "running"}) + "\n")
-    history: list[dict] = []
-    best, elapsed, epoch = -1.0, 0.0, 0
-    n_batches = -(-len(train) // cfg.batch_size)
-    while (epoch < cfg.epochs) if not cfg.minutes else elapsed < cfg.minutes * 60:
-        t0 = time.perf_counter()
-        rng = np.random.default_rng([cfg.seed, epoch])
-        torch.manual_seed(cfg.seed * 100_003 + epoch)
-        model.train()
-        order = rng.permutation(len(train))
-        loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(
-            range(n_batches),
-            desc=f"epoch {epoch + 1}",
-            unit="batch",
-            leave=False,
-            disable=None if progress else True,
-        )
-        for b in bar:
-            idx = np.sort(order[b * cfg.batch_size : (b + 1) * cfg.batch_size])
-            images = train.images[idx]
-            if cfg.augment:
-                images = _augment(images, rng, ds["kind"] == "landcover")
-            y = torch.from_numpy(train.labels[idx])
-            logits = model(to_batch(images))
-            loss = torch.nn.functional.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(idx)
-            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-            if cfg.minutes and elapsed + time.perf_counter() - t0 >= cfg.minutes * 60:
-                break
-        bar.close()
-        va = evaluate_classifier(model, val)
-        seconds = time.perf_counter() - t0
-        elapsed += seconds
-        epoch += 1
-        row = {
-            "epoch": epoch,
-            "seconds": round(seconds, 2),
-            "minutes": round(elapsed / 60, 3),
-            "train_loss": loss_sum / seen,
-            "train_accuracy": correct / seen,
-            "val_loss": va["loss"],
-            "val_accuracy": va["accuracy"],
-            "val_balanced_accuracy": va["balanced_accuracy"],
-        }
-        history.append(row)
-        log(
-            f"Epoch {epoch}/{cfg.epochs if not cfg.minutes else '-'} - {seconds:.0f}s - loss: "
-            f"{row['train_loss']:.4f} - accuracy: {row['train_accuracy']:.4f} - val_loss: "
-            f"{row['val_loss']:.4f} - val_accuracy: {row['val_accuracy']:.4f}"
-        )
-        meta = {
-            "task": "classification",
-            "dataset": ds,
-            "train_config": cfg.to_dict(),
-            "epoch": epoch,
-            "train_images": len(train),
-            "metrics": {**va, "train_minutes": elapsed / 60},
-        }
-        save_checkpoint(out / "last.safetensors", model, train.classes, **meta)
-        if va["accuracy"] > best:
-            best = va["accuracy"]
-            save_checkpoint(out / "best.safetensors", model, train.classes, **meta)
-            confusion_png(va["confusion_matrix"], train.classes, out / "confusion.png")
-        _write_history(history, out / "history.csv")
-        training_curves(history, out / "curves.png")
-    done = {"status": "complete", "epochs": epoch, "train_minutes": round(elapsed / 60, 2)}
-    write_text(out / "status.json", json.dumps(done) + "\n")
-    return {"best": max(history, key=lambda r: r["val_accuracy"]), "last": history[-1]}
-
-
-def _write_history(history: list[dict], path: Path) -> None:
-    lines = [",".join(HISTORY_FIELDS)]
-    for r in history:
-        lines.append(
-            ",".join(
-                f"{r[k]:.6g}" if isinstance(r[k], float) else str(r[k]) for k in HISTORY_FIELDS
-            )
-        )
-    write_text(path, "\n".join(lines) + "\n")
+    """Train as ``aerialseg classify train`` does; returns the best and last epoch's rows.
+    ``resume`` continues the interrupted run in ``out_dir`` (``cfg`` as it was, or with more
+    epochs or minutes)."""
+    return fit(ClassificationTask(cfg, log, progress), out_dir, resume)

@@ -1,18 +1,19 @@
-"""The training loop: a short, plain PyTorch loop (no framework) over in-memory batches."""
+"""Training the U-Net: what segmentation adds to the shared loop in :mod:`.loop`.
+
+Data are whole images held in memory, sampled as random crops (or the seed's fixed patches);
+validation runs on whole held-out images; the best epoch is the one with the best mIoU.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from .. import plots
 from ..classes import DUBAI, ClassTable
 from ..config import TrainConfig
 from ..data.segmentation import (
@@ -25,17 +26,16 @@ from ..data.segmentation import (
 )
 from ..data.splits import split_images, split_patches_random
 from ..errors import AerialSegError
-from ..io.checkpoint import load_checkpoint, load_train_state, save_checkpoint, save_train_state
+from ..io.checkpoint import load_checkpoint
 from ..io.files import write_text
 from ..losses import LOSSES, make_loss
 from ..metrics import SegmentationMetrics
 from ..models import SegmentationModel, create_model, list_models
 from ..runtime import PRECISIONS, autocast, predict_logits, prepare, resolve_precision
+from .loop import Task, fit
 
-HISTORY_FIELDS = [
-    "epoch",
-    "seconds",
-    "minutes",
+# history.csv's columns after the loop's epoch, seconds, minutes
+HISTORY_FIELDS = (
     "lr",
     "train_loss",
     "train_accuracy",
@@ -45,12 +45,19 @@ HISTORY_FIELDS = [
     "val_jaccard",
     "val_miou",
     "val_miou_land_cover",
-]
+)
+# (history column, line style, label) for the right-hand panel of curves.png
+CURVES = (
+    ("train_jaccard", "y", "Training Jaccard"),
+    ("val_jaccard", "r", "Validation Jaccard"),
+    ("val_miou", "b--", "Validation mIoU"),
+    ("val_accuracy", "g:", "Validation accuracy"),
+)
 
 
 def check_config(cfg: TrainConfig) -> None:
     choices = {
-        "model": list_models(),
+        "arch": list_models(),
         "loss": LOSSES,
         "split": ("image", "random-patch"),
         "sampling": ("random-crop", "patches"),
@@ -85,7 +92,7 @@ def build_model(cfg: TrainConfig, classes: ClassTable, train: Sequence[Sample]):
         raise AerialSegError(f"unknown normalisation {cfg.normalization!r}: use meanstd or minmax")
     arch = {k: getattr(cfg, k) for k in ("base_filters", "depth", "batch_norm", "dropout")}
     arch = {k: v for k, v in arch.items() if v is not None}
-    return create_model(cfg.model, num_classes=len(classes), normalization=norm, **arch)
+    return create_model(cfg.arch, num_classes=len(classes), normalization=norm, **arch)
 
 
 def class_weights(cfg: TrainConfig, classes: ClassTable, train: Sequence[Sample]):
@@ -142,217 +149,114 @@ def validate(
     return metrics.compute()
 
 
-class Trainer:
-    """Holds the state of one run; :meth:`fit` runs it. Use :func:`train` for the whole thing."""
+class SegmentationTask(Task):
+    """The U-Net on image patches; validation on whole held-out images."""
 
-    def __init__(
-        self,
-        cfg: TrainConfig,
-        out_dir: str | Path,
-        resume: bool = False,
-        log: Callable[[str], None] = print,
-        progress: bool = True,
-    ):
-        self.cfg, self.out, self.log, self.progress = cfg, Path(out_dir), log, progress
-        state_file = self.out / "train_state.pt"
-        if resume:
-            if not state_file.is_file():
-                raise AerialSegError(f"{self.out}: nothing to resume (no train_state.pt)")
-        elif self.out.exists() and any(self.out.iterdir()):
-            raise AerialSegError(
-                f"{self.out}: run folder exists and is not empty "
-                "(use --resume to continue it, or pick a new folder)"
-            )
+    name = "segmentation"
+    history_fields = HISTORY_FIELDS
+    best_key = "val_miou"
+    curves = (CURVES, "Training and validation IoU", "IoU / accuracy")
+
+    def setup(self) -> None:
+        cfg, log = self.cfg, self.log
         check_config(cfg)  # fail on a typo before minutes of data loading
         self.classes = ClassTable.from_file(cfg.classes) if cfg.classes else DUBAI
         self.precision = resolve_precision(cfg.precision)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-
-        samples = load_dataset(cfg.data, self.classes, cfg.patch_size, progress=progress)
+        samples = load_dataset(cfg.data, self.classes, cfg.patch_size, progress=self.progress)
         note = unknown_pixel_report(samples)
         if note:
             log(note)
         self.train_set, self.val_set = split_samples(cfg, samples)
-        self.batches = Batches(
+        patches = cfg.split == "random-patch" or cfg.sampling == "patches"
+        self.train_batches = Batches(
             self.train_set,
             cfg.patch_size,
             cfg.batch_size,
-            mode="patches"
-            if cfg.split == "random-patch" or cfg.sampling == "patches"
-            else "random-crop",
+            mode="patches" if patches else "random-crop",
             augment=cfg.augment,
             jitter=cfg.jitter,
             patches_per_epoch=cfg.patches_per_epoch,
         )
         if cfg.split == "random-patch" and cfg.sampling != "patches":
             log("note: the random-patch split trains on its fixed patches (sampling=patches)")
-
-        self.weights = class_weights(cfg, self.classes, self.train_set)
-        self.loss_fn = make_loss(cfg.loss, self.weights)
+        self.loss_fn = make_loss(cfg.loss, class_weights(cfg, self.classes, self.train_set))
         self.model = prepare(build_model(cfg, self.classes, self.train_set), self.precision)
-        self.opt = torch.optim.Adam(
+        self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
-        self.history: list[dict] = []
-        self.start_epoch, self.elapsed, self.best = 0, 0.0, -1.0
-        if resume:
-            self._resume(state_file)
 
-    def _resume(self, state_file: Path) -> None:
-        model, _, meta = load_checkpoint(self.out / "last.safetensors")
-        self.model.load_state_dict(model.state_dict())
-        state = load_train_state(state_file)
-        self.opt.load_state_dict(state["optimizer"])
-        self.start_epoch, self.elapsed = int(state["epoch"]), float(state["elapsed"])
-        self.best = float(state["best"])
-        self.history = json.loads(state["history"])
-        self.log(f"resuming at epoch {self.start_epoch + 1} ({self.elapsed / 60:.1f} min done)")
-
-    def _meta(self, epoch: int, metrics: dict) -> dict:
-        return {
-            "train_config": self.cfg.to_dict(),
-            "epoch": epoch,
-            "metrics": metrics,
-            "val_images": sorted({s.id.split("@")[0] for s in self.val_set}),
-            "split": self.cfg.split,
-        }
-
-    def _write_plan(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        write_text(self.out / "config.json", json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+    def on_fit_start(self, out: Path) -> None:
         split = {
             "train": sorted({s.id for s in self.train_set}),
             "val": sorted({s.id for s in self.val_set}),
         }
-        write_text(self.out / "split.json", json.dumps(split, indent=1) + "\n")
-        write_text(self.out / "status.json", json.dumps({"status": "running"}) + "\n")
+        write_text(out / "split.json", json.dumps(split, indent=1) + "\n")
 
-    def _progress(self, epoch: int, step: int, since: float) -> float:
-        cfg = self.cfg
-        if cfg.minutes:  # a time budget replaces the epoch count
-            return (self.elapsed + time.perf_counter() - since) / (cfg.minutes * 60)
-        return (epoch + step / len(self.batches)) / cfg.epochs
+    def num_batches(self) -> int:
+        return len(self.train_batches)
 
-    def _done(self, epoch: int) -> bool:
-        if self.cfg.minutes:
-            return self.elapsed >= self.cfg.minutes * 60
-        return epoch >= self.cfg.epochs
+    def batches(self, rng: np.random.Generator):
+        return self.train_batches.epoch(rng)
 
-    def train_epoch(self, epoch: int, t0: float) -> dict:
-        cfg, model = self.cfg, self.model
-        rng = np.random.default_rng([cfg.seed, epoch])  # per-epoch streams: resume is exact
-        torch.manual_seed(cfg.seed * 100_003 + epoch)
-        metrics = SegmentationMetrics(len(self.classes), self.classes.land_cover)
-        model.train()
-        bar = tqdm(
-            self.batches.epoch(rng),
-            total=len(self.batches),
-            leave=False,
-            desc=f"epoch {epoch + 1}",
-            unit="batch",
-            disable=None if self.progress else True,
+    def learning_rate(self, progress: float) -> float:
+        return lr_at(self.cfg, progress)
+
+    def new_metrics(self) -> SegmentationMetrics:
+        return SegmentationMetrics(len(self.classes), self.classes.land_cover)
+
+    def training_step(self, batch, metrics: SegmentationMetrics) -> float:
+        x, y = batch
+        logits, loss = train_step(self.model, self.optimizer, self.loss_fn, x, y, self.precision)
+        with torch.no_grad():
+            metrics.update(y, logits.detach().float().softmax(1), loss.item())
+        return loss.item()
+
+    def validate(self) -> dict:
+        return validate(self.model, self.val_set, self.classes, self.loss_fn, self.precision)
+
+    def history_row(self, train: dict, val: dict) -> dict:
+        return {
+            "lr": train["lr"],
+            "train_loss": train["loss"],
+            "train_accuracy": train["pixel_accuracy"],
+            "train_jaccard": train["micro_jaccard"],
+            "val_loss": val["loss"],
+            "val_accuracy": val["pixel_accuracy"],
+            "val_jaccard": val["micro_jaccard"],
+            "val_miou": val["mean_iou"],
+            "val_miou_land_cover": val["mean_iou_land_cover"],
+        }
+
+    def epoch_line(self, row: dict) -> str:
+        # the seed's Keras line (jaccard_coef is its metric's name) plus our mIoU
+        return (
+            f"loss: {row['train_loss']:.4f} - accuracy: {row['train_accuracy']:.4f}"
+            f" - jaccard_coef: {row['train_jaccard']:.4f} - val_loss: {row['val_loss']:.4f}"
+            f" - val_accuracy: {row['val_accuracy']:.4f} - val_jaccard_coef: "
+            f"{row['val_jaccard']:.4f} - val_mIoU: {row['val_miou']:.4f}"
         )
-        for step, (x, y) in enumerate(bar):
-            lr = lr_at(cfg, self._progress(epoch, step, t0))
-            for g in self.opt.param_groups:
-                g["lr"] = lr
-            logits, loss = train_step(model, self.opt, self.loss_fn, x, y, self.precision)
-            with torch.no_grad():
-                metrics.update(y, logits.detach().float().softmax(1), loss.item())
-            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-            if cfg.minutes and self.elapsed + time.perf_counter() - t0 >= cfg.minutes * 60:
-                break
-        bar.close()
-        out = metrics.compute()
-        out["lr"] = lr
-        return out
 
-    def fit(self) -> dict:
-        self._write_plan()
-        cfg, out = self.cfg, self.out
-        epoch = self.start_epoch
-        while not self._done(epoch):
-            t0 = time.perf_counter()
-            tr = self.train_epoch(epoch, t0)
-            va = validate(self.model, self.val_set, self.classes, self.loss_fn, self.precision)
-            self.elapsed += time.perf_counter() - t0
-            epoch += 1
-            row = {
-                "epoch": epoch,
-                "seconds": round(time.perf_counter() - t0, 2),
-                "minutes": round(self.elapsed / 60, 3),
-                "lr": tr["lr"],
-                "train_loss": tr["loss"],
-                "train_accuracy": tr["pixel_accuracy"],
-                "train_jaccard": tr["micro_jaccard"],
-                "val_loss": va["loss"],
-                "val_accuracy": va["pixel_accuracy"],
-                "val_jaccard": va["micro_jaccard"],
-                "val_miou": va["mean_iou"],
-                "val_miou_land_cover": va["mean_iou_land_cover"],
-            }
-            self.history.append(row)
-            self.log(
-                f"Epoch {epoch}/{cfg.epochs if not cfg.minutes else '-'} - {row['seconds']:.0f}s"
-                f" - loss: {row['train_loss']:.4f} - accuracy: {row['train_accuracy']:.4f}"
-                f" - jaccard_coef: {row['train_jaccard']:.4f} - val_loss: {row['val_loss']:.4f}"
-                f" - val_accuracy: {row['val_accuracy']:.4f} - val_jaccard_coef: "
-                f"{row['val_jaccard']:.4f} - val_mIoU: {row['val_miou']:.4f}"
-            )
-            meta = self._meta(epoch, {**va, "train_minutes": self.elapsed / 60})
-            save_checkpoint(out / "last.safetensors", self.model, self.classes, **meta)
-            if va["mean_iou"] > self.best:
-                self.best = va["mean_iou"]
-                save_checkpoint(out / "best.safetensors", self.model, self.classes, **meta)
-            save_train_state(
-                out / "train_state.pt",
-                {
-                    "optimizer": self.opt.state_dict(),
-                    "epoch": epoch,
-                    "elapsed": self.elapsed,
-                    "best": self.best,
-                    "history": json.dumps(self.history),
-                },
-            )
-            self._write_history()
-            plots.training_curves(self.history, out / "curves.png")
-        if not self.history:
-            raise AerialSegError("no epoch was run (epochs is 0 and no --minutes)")
-        self._finish()
-        best = max(self.history, key=lambda r: r["val_miou"])
-        return {"best": best, "last": self.history[-1], "run_dir": str(out)}
+    def checkpoint_meta(self, epoch: int, metrics: dict) -> dict:
+        return {
+            "train_config": self.cfg.to_dict(),
+            "epoch": epoch,
+            "metrics": metrics,
+            # ``evaluate --split val`` finds the held-out images again by these names
+            "val_images": sorted({s.id.split("@")[0] for s in self.val_set}),
+            "split": self.cfg.split,
+        }
 
-    def _write_history(self) -> None:
-        lines = [",".join(HISTORY_FIELDS)]
-        for r in self.history:
-            lines.append(
-                ",".join(
-                    f"{r[k]:.6g}" if isinstance(r[k], float) else str(r[k]) for k in HISTORY_FIELDS
-                )
-            )
-        write_text(self.out / "history.csv", "\n".join(lines) + "\n")
-
-    def _finish(self) -> None:
-        model, classes, _ = load_checkpoint(self.out / "best.safetensors")
-        model = prepare(model, self.precision)
+    def on_fit_end(self, out: Path) -> None:
         shown = self.val_set[: self.cfg.examples]
-        if shown:
-            preds = [
-                predict_logits(model, s.image, self.precision)[0].argmax(0).numpy() for s in shown
-            ]
-            plots.examples(shown, preds, classes, self.out / "examples.png")
-        write_text(
-            self.out / "status.json",
-            json.dumps(
-                {
-                    "status": "complete",
-                    "epochs": len(self.history),
-                    "train_minutes": round(self.elapsed / 60, 2),
-                }
-            )
-            + "\n",
-        )
+        if not shown:
+            return
+        from .. import plots
+
+        # the best checkpoint, as saved: the figure shows what best.safetensors does
+        model, classes, _ = load_checkpoint(out / "best.safetensors")
+        model = prepare(model, self.precision)
+        preds = [predict_logits(model, s.image, self.precision)[0].argmax(0).numpy() for s in shown]
+        plots.examples(shown, preds, classes, out / "examples.png")
 
 
 def train(
@@ -363,4 +267,5 @@ def train(
     progress: bool = True,
 ) -> dict:
     """Train a model as ``aerialseg train`` does; returns the best and last epoch's metrics."""
-    return Trainer(cfg, out_dir, resume=resume, log=log, progress=progress).fit()
+    result = fit(SegmentationTask(cfg, log, progress), out_dir, resume)
+    return {**result, "run_dir": str(Path(out_dir))}

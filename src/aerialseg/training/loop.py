@@ -1,0 +1,247 @@
+"""The one training loop and its run folder, shared by every task.
+
+As torchgeo's BaseTask, without Lightning: a :class:`Task` fills in what differs between
+tasks (data, model, optimiser, one training step, validation, what is logged and kept), and
+:func:`fit` does everything else the same way for all of them:
+
+- the run folder: ``config.json`` and the task's plan files at the start, ``status.json``
+  (``running``, then ``complete``), ``history.csv`` and ``curves.png`` after every epoch;
+- per-epoch random streams, so that a resumed run repeats an uninterrupted one exactly;
+- a number of epochs, or a time budget (``minutes``) that the lr schedule follows instead;
+- ``last.safetensors``, ``best.safetensors`` and ``train_state.pt`` (for resuming), each
+  written atomically, so a run killed at any moment leaves whole files behind.
+
+Run folder files, history columns and the printed epoch lines are what the README documents;
+change them only together with it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..errors import AerialSegError
+from ..io.checkpoint import load_checkpoint, load_train_state, save_checkpoint, save_train_state
+from ..io.files import write_text
+
+STATE_FILE = "train_state.pt"
+# The loop's own history columns; a task's ``history_fields`` follow them.
+LOOP_FIELDS = ("epoch", "seconds", "minutes")
+
+
+class Task:
+    """What one kind of training run fills in; :func:`fit` calls these hooks.
+
+    ``cfg`` needs ``seed``, ``epochs``, ``minutes``, ``threads`` and ``to_dict()``. The
+    constructor only stores its arguments: :meth:`setup` does the slow work (loading data) and
+    runs only once :func:`fit` has checked the run folder, so a mistake costs no waiting.
+    """
+
+    name = ""  # the checkpoint's task, for resuming from an older run folder
+    history_fields: tuple[str, ...] = ()  # history.csv's columns after LOOP_FIELDS
+    best_key = ""  # the history column whose highest value makes an epoch the best
+    # plots.training_curves' right panel: ((column, line style, label), ...), title, y label
+    curves: tuple = ((), "", "")
+
+    # set by setup()
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    classes: object  # a ClassTable, stored in every checkpoint
+
+    def __init__(self, cfg, log: Callable[[str], None] = print, progress: bool = True):
+        self.cfg, self.log, self.progress = cfg, log, progress
+
+    def setup(self) -> None:
+        """Check the config, load the data, build ``model``, ``optimizer`` and ``classes``."""
+        raise NotImplementedError
+
+    def on_fit_start(self, out: Path) -> None:
+        """Write the task's plan files (e.g. the split) beside config.json."""
+
+    def num_batches(self) -> int:
+        raise NotImplementedError
+
+    def batches(self, rng: np.random.Generator) -> Iterable:
+        """One epoch's training batches; all their randomness must come from ``rng``."""
+        raise NotImplementedError
+
+    def learning_rate(self, progress: float) -> float:
+        """The lr at ``progress`` (0 to 1) of the run, by epochs or by time."""
+        raise NotImplementedError
+
+    def new_metrics(self):
+        """A fresh accumulator of training metrics, handed to every training_step; the loop
+        only calls its ``compute()`` at the end of the epoch."""
+        raise NotImplementedError
+
+    def training_step(self, batch, metrics) -> float:
+        """One optimisation step on ``batch``; updates ``metrics`` and returns the loss."""
+        raise NotImplementedError
+
+    def validate(self) -> dict:
+        raise NotImplementedError
+
+    def history_row(self, train: dict, val: dict) -> dict:
+        """The ``history_fields`` of an epoch from training (with ``lr``) and validation
+        metrics."""
+        raise NotImplementedError
+
+    def epoch_line(self, row: dict) -> str:
+        """What the printed epoch line shows after ``Epoch N/M - Ss - ``."""
+        raise NotImplementedError
+
+    def checkpoint_meta(self, epoch: int, metrics: dict) -> dict:
+        """Metadata stored with the weights of this epoch (``metrics``: validation + time)."""
+        raise NotImplementedError
+
+    def on_best(self, val: dict, out: Path) -> None:
+        """Called after a new best.safetensors was written."""
+
+    def on_fit_end(self, out: Path) -> None:
+        """End-of-run extras (example figures), before status.json says complete."""
+
+
+def check_run_folder(out: Path, resume: bool) -> None:
+    # Never mix two runs in one folder: a new run needs an empty one, a resumed one its state.
+    if resume:
+        if not (out / STATE_FILE).is_file():
+            raise AerialSegError(f"{out}: nothing to resume (no {STATE_FILE})")
+    elif out.exists() and any(out.iterdir()):
+        raise AerialSegError(
+            f"{out}: run folder exists and is not empty "
+            "(use --resume to continue it, or pick a new folder)"
+        )
+
+
+def fit(task: Task, out_dir: str | Path, resume: bool = False) -> dict:
+    """Run ``task`` into the folder ``out_dir`` (continuing it with ``resume``); returns the
+    best and the last epoch's history rows."""
+    cfg, out, log = task.cfg, Path(out_dir), task.log
+    check_run_folder(out, resume)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    task.setup()
+    history: list[dict] = []
+    epoch, elapsed, best = 0, 0.0, -1.0
+    if resume:
+        epoch, elapsed, best, history = _restore(task, out)
+        log(f"resuming at epoch {epoch + 1} ({elapsed / 60:.1f} min done)")
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+    task.on_fit_start(out)
+    write_text(out / "status.json", json.dumps({"status": "running"}) + "\n")
+
+    # A time budget replaces the epoch count: the run stops, and the schedule ends, with it.
+    budget = cfg.minutes * 60 if cfg.minutes else None
+    while (elapsed < budget) if budget else (epoch < cfg.epochs):
+        t0 = time.perf_counter()
+        train = _train_epoch(task, epoch, elapsed, t0, budget)
+        val = task.validate()
+        seconds = time.perf_counter() - t0
+        elapsed += seconds  # validation counts against the budget too
+        epoch += 1
+        row = {
+            "epoch": epoch,
+            "seconds": round(seconds, 2),
+            "minutes": round(elapsed / 60, 3),
+            **task.history_row(train, val),
+        }
+        history.append(row)
+        log(
+            f"Epoch {epoch}/{'-' if budget else cfg.epochs} - {row['seconds']:.0f}s - "
+            + task.epoch_line(row)
+        )
+
+        meta = task.checkpoint_meta(epoch, {**val, "train_minutes": elapsed / 60})
+        save_checkpoint(out / "last.safetensors", task.model, task.classes, **meta)
+        if row[task.best_key] > best:
+            best = row[task.best_key]
+            save_checkpoint(out / "best.safetensors", task.model, task.classes, **meta)
+            task.on_best(val, out)
+        # Weights travel in the state too: a kill between writing last.safetensors and this
+        # file must not resume the new weights with the old optimiser and epoch.
+        state = {
+            "model": task.model.state_dict(),
+            "optimizer": task.optimizer.state_dict(),
+            "epoch": epoch,
+            "elapsed": elapsed,
+            "best": best,
+            "history": json.dumps(history),
+        }
+        save_train_state(out / STATE_FILE, state)
+        _write_history(history, (*LOOP_FIELDS, *task.history_fields), out / "history.csv")
+        _write_curves(history, task.curves, out / "curves.png")
+
+    if not history:
+        raise AerialSegError("no epoch was run (epochs is 0 and no --minutes)")
+    task.on_fit_end(out)
+    done = {"status": "complete", "epochs": len(history), "train_minutes": round(elapsed / 60, 2)}
+    write_text(out / "status.json", json.dumps(done) + "\n")
+    return {"best": max(history, key=lambda r: r[task.best_key]), "last": history[-1]}
+
+
+def _train_epoch(task: Task, epoch: int, elapsed: float, t0: float, budget: float | None):
+    cfg = task.cfg
+    # Streams of their own per epoch (numpy: sampling and augmentation; torch: dropout), so
+    # epoch N draws the same numbers whether the run went straight through or was resumed.
+    rng = np.random.default_rng([cfg.seed, epoch])
+    torch.manual_seed(cfg.seed * 100_003 + epoch)
+    n = task.num_batches()
+    metrics = task.new_metrics()
+    task.model.train()
+    bar = tqdm(
+        task.batches(rng),
+        total=n,
+        leave=False,
+        desc=f"epoch {epoch + 1}",
+        unit="batch",
+        disable=None if task.progress else True,  # None: only on a terminal
+    )
+    for step, batch in enumerate(bar):
+        if budget:
+            done = (elapsed + time.perf_counter() - t0) / budget
+        else:
+            done = (epoch + step / n) / cfg.epochs
+        lr = task.learning_rate(done)
+        for group in task.optimizer.param_groups:
+            group["lr"] = lr
+        loss = task.training_step(batch, metrics)
+        bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        if budget and elapsed + time.perf_counter() - t0 >= budget:
+            break  # mid-epoch: the budget is a promise about time
+    bar.close()
+    return {**metrics.compute(), "lr": lr}
+
+
+def _restore(task: Task, out: Path) -> tuple[int, float, float, list[dict]]:
+    state = load_train_state(out / STATE_FILE)
+    if "model" in state:
+        task.model.load_state_dict(state["model"])
+    else:  # written before the weights went into the state
+        model, _, _ = load_checkpoint(out / "last.safetensors", task=task.name)
+        task.model.load_state_dict(model.state_dict())
+    task.optimizer.load_state_dict(state["optimizer"])
+    history = json.loads(state["history"])
+    return int(state["epoch"]), float(state["elapsed"]), float(state["best"]), history
+
+
+def _write_history(history: list[dict], fields: tuple[str, ...], path: Path) -> None:
+    lines = [",".join(fields)]
+    for r in history:
+        lines.append(
+            ",".join(f"{r[k]:.6g}" if isinstance(r[k], float) else str(r[k]) for k in fields)
+        )
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def _write_curves(history: list[dict], curves: tuple, path: Path) -> None:
+    from .. import plots  # matplotlib only once a run has an epoch to draw
+
+    plots.training_curves(history, path, *curves)
