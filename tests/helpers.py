@@ -1,5 +1,5 @@
 """Helpers shared by the tests: tiny synthetic scenes made in code, the CLI in a subprocess,
-a tiny checkpoint. Fixtures built on them are in conftest.py."""
+a tiny checkpoint, a tiny CIFAR-100 folder. Fixtures built on them are in conftest.py."""
 
 from __future__ import annotations
 
@@ -68,3 +68,32 @@ def tiny_checkpoint(path: Path, arch: str = "unet", **kwargs) -> Path:
     from aerialseg.models import create_model
 
     return save_checkpoint(path, create_model(arch, base_filters=4, **kwargs), DUBAI)
+
+
+def write_cifar(root: Path, n_train: int = 40, n_test: int = 20, seed: int = 0) -> Path:
+    """A tiny ``cifar-100-python/`` in the real layout: dicts with bytes keys, ``data`` an
+    (N, 3072) uint8 array of R, G, B planes, labels as lists of ints. Class c's images are
+    tinted with a colour of their own so a CNN can learn them in a few steps."""
+    import pickle
+
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    fine = [f"fine{i}".encode() for i in range(4)]
+    tints = np.array([[220, 30, 30], [30, 220, 30], [30, 30, 220], [220, 220, 30]])
+    for name, n in (("train", n_train), ("test", n_test)):
+        labels = rng.integers(0, 4, n)
+        hwc = np.clip(tints[labels][:, None, None] + rng.integers(-20, 21, (n, 32, 32, 3)), 0, 255)
+        d = {
+            b"filenames": [f"img_{name}_{i}.png".encode() for i in range(n)],
+            b"batch_label": f"{name} batch".encode(),
+            b"fine_labels": labels.tolist(),
+            b"coarse_labels": (labels // 2).tolist(),
+            b"data": hwc.astype(np.uint8).transpose(0, 3, 1, 2).reshape(n, 3072),
+        }
+        with open(folder / name, "wb") as f:
+            pickle.dump(d, f, protocol=2)
+    meta = {b"fine_label_names": fine, b"coarse_label_names": [b"c0", b"c1"]}
+    with open(folder / "meta", "wb") as f:
+        pickle.dump(meta, f, protocol=2)
+    return root

@@ -1,245 +1,48 @@
-"""Classifier datasets (CIFAR pickles, image folders, land-cover patches) and the CLI."""
+"""Training the image classifier in-process: its run folder, history columns, epoch line and
+checkpoint metadata (what ``aerialseg classify evaluate`` reads)."""
 
-import json
-import pickle
-import subprocess
-import sys
+import re
 
 import numpy as np
-import pytest
-from PIL import Image
 
-from aerialseg.classes import DUBAI, IGNORE_INDEX
-from aerialseg.cli import main
+from aerialseg.classes import ClassTable
 from aerialseg.config import ClassifyConfig
-from aerialseg.data.cifar import read_cifar100
-from aerialseg.data.classification import (
-    fit_square,
-    folder_parts,
-    landcover_patches,
-    load_data,
-    patch_labels,
-    read_image_folder,
-)
-from aerialseg.data.segmentation import Sample
-from aerialseg.errors import AerialSegError
-from aerialseg.training.classification import train_classifier
+from aerialseg.io.checkpoint import read_metadata
+from aerialseg.training.classification import confusion_png, train_classifier
+
+from ..helpers import write_cifar
 
 
-def aerialseg(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "aerialseg.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def write_cifar(root, n_train=40, n_test=20, seed=0):
-    """A tiny ``cifar-100-python/`` in the real layout: dicts with bytes keys, ``data`` an
-    (N, 3072) uint8 array of R, G, B planes, labels as lists of ints. Class c's images are
-    tinted with a colour of their own so a CNN can learn them in a few steps."""
-    rng = np.random.default_rng(seed)
-    folder = root / "cifar-100-python"
-    folder.mkdir(parents=True)
-    fine = [f"fine{i}".encode() for i in range(4)]
-    tints = np.array([[220, 30, 30], [30, 220, 30], [30, 30, 220], [220, 220, 30]])
-    for name, n in (("train", n_train), ("test", n_test)):
-        labels = rng.integers(0, 4, n)
-        hwc = np.clip(tints[labels][:, None, None] + rng.integers(-20, 21, (n, 32, 32, 3)), 0, 255)
-        d = {
-            b"filenames": [f"img_{name}_{i}.png".encode() for i in range(n)],
-            b"batch_label": f"{name} batch".encode(),
-            b"fine_labels": labels.tolist(),
-            b"coarse_labels": (labels // 2).tolist(),
-            b"data": hwc.astype(np.uint8).transpose(0, 3, 1, 2).reshape(n, 3072),
-        }
-        with open(folder / name, "wb") as f:
-            pickle.dump(d, f, protocol=2)
-    meta = {b"fine_label_names": fine, b"coarse_label_names": [b"c0", b"c1"]}
-    with open(folder / "meta", "wb") as f:
-        pickle.dump(meta, f, protocol=2)
-    return root
-
-
-def test_cifar_loader_reads_the_pickle_format(tmp_path):
-    root = write_cifar(tmp_path)
-    with open(root / "cifar-100-python" / "train", "rb") as f:
-        raw = pickle.load(f, encoding="bytes")
-    s = read_cifar100(root, "train")
-    assert s.images.shape == (40, 32, 32, 3) and s.images.dtype == np.uint8
-    # channel planes become the last axis: pixel (y, x) of image 0 is data[0, [p, 1024 + p, ..]]
-    p = 5 * 32 + 7
-    assert s.images[0, 5, 7].tolist() == raw[b"data"][0, [p, 1024 + p, 2048 + p]].tolist()
-    assert s.labels.tolist() == raw[b"fine_labels"]
-    assert s.classes.names == ("fine0", "fine1", "fine2", "fine3")
-    assert s.ids[0] == "train/img_train_0.png"
-    coarse = read_cifar100(root / "cifar-100-python", "test", "coarse")
-    assert len(coarse) == 20 and coarse.classes.names == ("c0", "c1")
-
-
-class _Evil:
-    def __reduce__(self):
-        import os
-
-        return (os.system, ("echo pwned > pwned.txt",))
-
-
-def test_cifar_loader_refuses_code_in_pickles(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    root = write_cifar(tmp_path)
-    (root / "cifar-100-python" / "train").write_bytes(pickle.dumps({b"data": _Evil()}))
-    with pytest.raises(AerialSegError, match="refusing to load posix.system|refusing to load"):
-        read_cifar100(root)
-    assert not (tmp_path / "pwned.txt").exists()
-    (root / "cifar-100-python" / "train").write_bytes(b"not a pickle")
-    with pytest.raises(AerialSegError, match="not a CIFAR pickle"):
-        read_cifar100(root)
-
-
-def _write_folder(root, sizes):
-    for cls, color in (("desert", (200, 180, 120)), ("sea", (20, 60, 180))):
-        (root / cls).mkdir(parents=True)
-        for i, (w, h) in enumerate(sizes):
-            Image.new("RGB", (w, h), color).save(root / cls / f"{i}.png")
-
-
-def test_image_folder_loader(tmp_path):
-    _write_folder(tmp_path / "flat", [(40, 20), (16, 16), (33, 50)])
-    s = read_image_folder(tmp_path / "flat", 16)
-    assert s.images.shape == (6, 16, 16, 3)
-    assert s.classes.names == ("desert", "sea") and s.labels.tolist() == [0, 0, 0, 1, 1, 1]
-    assert s.images[4, 8, 8].tolist() == [20, 60, 180] and s.ids[0] == "desert/0.png"
-    _write_folder(tmp_path / "split" / "train", [(16, 16)] * 3)
-    _write_folder(tmp_path / "split" / "test", [(20, 20)])
-    train_dir, test_dir = folder_parts(tmp_path / "split")
-    assert (train_dir.name, test_dir.name) == ("train", "test")
-    (tmp_path / "split" / "test" / "cloud").mkdir()
-    (tmp_path / "split" / "test" / "cloud" / "a.png").write_bytes(b"")
-    with pytest.raises(AerialSegError, match="not classes of this model"):
-        read_image_folder(test_dir, 16, ["desert", "sea"])
-    with pytest.raises(AerialSegError, match="no images in class sub-folders"):
-        read_image_folder(tmp_path / "split" / "test" / "cloud", 16)
-
-
-def test_fit_square_centre_crops():
-    a = np.zeros((10, 30, 3), np.uint8)
-    a[:, 10:20] = 255
-    assert fit_square(a, 10).min() == 255
-
-
-def test_patch_labels_majority_and_share():
-    lab = np.empty((8, 8), dtype=np.uint8)
-    lab[:4, :4] = 2  # pure Road
-    lab[:4, 4:] = 1
-    lab[:4, 4:][:2, :] = 3  # 8 Vegetation, 8 Land: a tie, share 0.5
-    lab[:4, 4:][2, :2] = 3  # now 10 Vegetation: share 0.625
-    lab[4:, :4] = IGNORE_INDEX
-    lab[4:, :4][0, :] = 4  # 4 Water, 12 ignored: share 0.25
-    lab[4:, 4:] = 5  # Unlabeled (background)
-    best, keep = patch_labels(lab, 4, 4, len(DUBAI), 0.6)
-    assert best.tolist() == [[2, 3], [4, 5]]
-    assert keep.tolist() == [[True, True], [False, True]]
-    s = Sample("t/a", "t", np.zeros((8, 8, 3), np.uint8), lab)
-    p = landcover_patches([s], DUBAI, 4, 0.6)
-    # Unlabeled is not land cover: its patch is left out, and labels index land-cover classes
-    assert p.classes.names == ("Building", "Land", "Road", "Vegetation", "Water")
-    assert p.labels.tolist() == [2, 3] and p.ids == ["t/a@0,0", "t/a@0,4"]
-    half = landcover_patches([s], DUBAI, 4, 0.25, stride=2)
-    assert len(half) > len(landcover_patches([s], DUBAI, 4, 0.25))
-
-
-def test_landcover_split_is_by_image(tiny_dataset):
-    ds = {
-        "kind": "landcover",
-        "root": str(tiny_dataset),
-        "size": 16,
-        "min_share": 0.5,
-        "stride": 16,
-        "val_fraction": 0.34,
-        "seed": 0,
-        "mask_classes": DUBAI.to_dict(),
-    }
-    parts = load_data(ds, ("train", "val"))
-    images = [{i.split("@")[0] for i in parts[k].ids} for k in ("train", "val")]
-    assert images[0] and images[1] and not images[0] & images[1]
-    assert images[1] <= set(ds["val_images"])  # remembered, for evaluate to find them again
-    again = load_data(ds, ("val",))["val"]
-    assert again.ids == parts["val"].ids
-    assert parts["train"].images.shape[1:] == (16, 16, 3)
-
-
-def cli(capsys, *args):
-    """The CLI in-process (cheaper than a subprocess): (exit code, stdout, stderr)."""
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_two_step_training_end_to_end(tmp_path, capsys):
-    data = write_cifar(tmp_path / "c")
-    run = tmp_path / "run"
-    r = aerialseg(
-        "classify", "train", "--data", data, "--out", run, "--epochs", "2",
-        "--batch-size", "16", "--base-filters", "8", "--dense", "32", "-q",
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    assert "Epoch 2/2" in r.stdout and "val_accuracy" in r.stdout
-    for f in ("best.safetensors", "last.safetensors", "history.csv", "curves.png", "confusion.png"):
-        assert (run / f).stat().st_size > 0, f
-    assert len((run / "history.csv").read_text().splitlines()) == 3
-    assert json.loads((run / "status.json").read_text())["status"] == "complete"
-
-    code, out, err = cli(
-        capsys, "classify", "evaluate", "--model", run / "best.safetensors", "--json"
-    )
-    assert code == 0, err
-    res = json.loads(out)
-    assert res["split"] == "test" and res["images"] == 20
-    assert np.array(res["confusion_matrix"]).sum() == 20
-    assert set(res["per_class_accuracy"]) == {"fine0", "fine1", "fine2", "fine3"}
-    assert 0 <= res["accuracy"] <= 1
-
-    Image.new("RGB", (50, 40), (220, 30, 30)).save(tmp_path / "red.png")
-    code, out, err = cli(
-        capsys,
-        "classify",
-        "predict",
-        "--model",
-        run / "best.safetensors",
-        tmp_path / "red.png",
-        "-q",
-    )
-    assert code == 0, err
-    assert out.startswith(str(tmp_path / "red.png")) and "fine" in out
-
-
-def test_cli_errors_are_one_line(tmp_path, capsys):
-    (tmp_path / "bad.safetensors").write_bytes(b"junk")
-    for args in (
-        ("classify", "evaluate", "--model", tmp_path / "bad.safetensors"),
-        ("classify", "train", "--data", tmp_path / "nope", "--out", tmp_path / "r"),
-        ("classify", "train", "--data", tmp_path, "--out", tmp_path / "r", "--model", "unet"),
-    ):
-        code, _, err = cli(capsys, *args)
-        assert code == 2, err
-        assert err.startswith("aerialseg: error: ") and err.count("\n") == 1, err
-    assert not (tmp_path / "r").exists()
-
-
-def test_landcover_classifier_and_patch_maps(tiny_dataset, tmp_path, capsys):
-    cfg = ClassifyConfig(data=str(tiny_dataset), size=16, epochs=1, batch_size=8, augment=True)
-    cfg.val_fraction, cfg.base_filters, cfg.dense = 0.34, 4, 16
+def test_run_folder_history_line_and_metadata(tmp_path):
+    data = write_cifar(tmp_path / "cifar")
+    cfg = ClassifyConfig(data=str(data), base_filters=4, dense=16, batch_size=16, epochs=2)
     lines = []
     result = train_classifier(cfg, tmp_path / "run", log=lines.append, progress=False)
-    assert lines[0].startswith("landcover: ") and lines[1].startswith("Epoch 1/1")
-    assert 0 <= result["best"]["val_accuracy"] <= 1
-    img = tiny_dataset / "Tile 1" / "images" / "image_part_001.jpg"
-    model = tmp_path / "run" / "best.safetensors"
-    out = tmp_path / "o"
-    code, _, err = cli(
-        capsys, "classify", "predict", "--model", model, "--patches", "--out", out, img
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} == {
+        "config.json", "status.json", "history.csv", "curves.png", "confusion.png",
+        "best.safetensors", "last.safetensors", "train_state.pt",
+    }  # fmt: skip
+    header = (run / "history.csv").read_text().splitlines()[0]
+    assert header == (
+        "epoch,seconds,minutes,train_loss,train_accuracy,val_loss,val_accuracy,"
+        "val_balanced_accuracy"
     )
-    assert code == 0, err
-    for suffix in ("_mask.png", "_overlay.jpg", "_stats.json"):
-        assert (tmp_path / "o" / f"image_part_001{suffix}").stat().st_size > 0
+    assert lines[0].startswith("cifar100: 32 training and 8 validation images of 32x32, 4 classes")
+    number = r"\d+\.\d{4}"
+    assert re.fullmatch(
+        rf"Epoch 2/2 - \d+s - loss: {number} - accuracy: {number} - val_loss: {number}"
+        rf" - val_accuracy: {number}",
+        lines[-1],
+    ), lines[-1]
+    meta = read_metadata(run / "best.safetensors")
+    assert meta["task"] == "classification" and meta["train_images"] == 32
+    assert meta["dataset"]["kind"] == "cifar100" and "train_config" in meta
+    assert {"accuracy", "balanced_accuracy", "loss", "train_minutes"} <= set(meta["metrics"])
+    assert set(result) == {"best", "last"} and result["last"]["epoch"] == 2
+
+
+def test_confusion_png_draws_many_classes_as_a_heat_map(tmp_path):
+    classes = ClassTable(tuple(f"c{i}" for i in range(30)), tuple((i, i, i) for i in range(30)))
+    cm = np.random.default_rng(0).integers(0, 5, (30, 30))
+    assert confusion_png(cm, classes, tmp_path / "cm.png").stat().st_size > 0
