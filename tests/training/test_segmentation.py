@@ -1,0 +1,81 @@
+"""Training the U-Net in-process: the run folder, history columns, epoch line and checkpoint
+metadata that the README and ``aerialseg evaluate`` rely on; the lr schedule."""
+
+import json
+import re
+
+import pytest
+import torch
+
+from aerialseg.config import TrainConfig
+from aerialseg.errors import AerialSegError
+from aerialseg.io.checkpoint import read_metadata
+from aerialseg.losses import make_loss
+from aerialseg.models import create_model
+from aerialseg.training.segmentation import lr_at, train, train_step
+
+
+def tiny(data, **over) -> TrainConfig:
+    cfg = TrainConfig(
+        data=str(data), patch_size=32, batch_size=4, patches_per_epoch=8, base_filters=4,
+        examples=1, epochs=2,
+    )  # fmt: skip
+    for k, v in over.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def test_run_folder_history_line_and_metadata(tiny_dataset, tmp_path):
+    lines = []
+    result = train(tiny(tiny_dataset), tmp_path / "run", log=lines.append, progress=False)
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} == {
+        "config.json", "split.json", "status.json", "history.csv", "curves.png",
+        "examples.png", "best.safetensors", "last.safetensors", "train_state.pt",
+    }  # fmt: skip
+    header = (run / "history.csv").read_text().splitlines()[0]
+    assert header == (
+        "epoch,seconds,minutes,lr,train_loss,train_accuracy,train_jaccard,val_loss,"
+        "val_accuracy,val_jaccard,val_miou,val_miou_land_cover"
+    )
+    number = r"\d+\.\d{4}"
+    assert re.fullmatch(
+        rf"Epoch 2/2 - \d+s - loss: {number} - accuracy: {number} - jaccard_coef: {number}"
+        rf" - val_loss: {number} - val_accuracy: {number} - val_jaccard_coef: {number}"
+        rf" - val_mIoU: {number}",
+        lines[-1],
+    ), lines[-1]
+    meta = read_metadata(run / "last.safetensors")
+    assert {"train_config", "epoch", "metrics", "val_images", "split"} <= set(meta)
+    assert "task" not in meta and meta["epoch"] == 2 and "train_minutes" in meta["metrics"]
+    split = json.loads((run / "split.json").read_text())
+    assert meta["val_images"] == split["val"] and not set(split["train"]) & set(split["val"])
+    assert set(result) == {"best", "last", "run_dir"} and result["last"]["epoch"] == 2
+    assert result["best"]["val_miou"] >= result["last"]["val_miou"]
+    assert json.loads((run / "status.json").read_text())["epochs"] == 2
+
+
+def test_no_epoch_is_an_error(tiny_dataset, tmp_path):
+    with pytest.raises(AerialSegError, match="no epoch was run"):
+        train(tiny(tiny_dataset, epochs=0), tmp_path / "run", log=lambda s: None, progress=False)
+
+
+def test_lr_warms_up_then_follows_a_cosine_to_two_percent():
+    cfg = TrainConfig(lr=1.0)
+    assert lr_at(cfg, 0.0) == pytest.approx(0.1)
+    assert lr_at(cfg, 0.03) == pytest.approx(1.0)
+    assert lr_at(cfg, 0.515) == pytest.approx(0.51)
+    assert lr_at(cfg, 1.0) == lr_at(cfg, 1.5) == pytest.approx(0.02)
+    cfg.schedule = "constant"
+    assert lr_at(cfg, 0.0) == lr_at(cfg, 0.7) == 1.0
+
+
+def test_train_step_updates_the_model():
+    # the benchmark (benchmarks/train_throughput.py) times exactly this function
+    model = create_model("unet", base_filters=4, num_classes=6)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x, y = torch.rand(2, 3, 32, 32) * 255, torch.randint(0, 6, (2, 32, 32))
+    before = [p.detach().clone() for p in model.parameters()]
+    logits, loss = train_step(model, opt, make_loss("dice+focal"), x, y, "fp32")
+    assert logits.shape == (2, 6, 32, 32) and loss.ndim == 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
