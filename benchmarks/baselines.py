@@ -92,10 +92,13 @@ def table(rows: list[dict]) -> str:
 
 
 def figure(rows: list[dict], path: str) -> None:
-    from aerialseg.plots import plt, save_figure
+    from matplotlib.figure import Figure
+
+    from aerialseg.plots import save_figure
 
     names = list(DUBAI.names)
-    fig, ax = plt.subplots(figsize=(11, 4.5))
+    fig = Figure(figsize=(11, 4.5))
+    ax = fig.subplots()
     width = 0.8 / len(rows)
     for i, r in enumerate(rows):
         ious = [np.nan_to_num(r["per_class_iou"][n]) for n in names] + [r["mean_iou"]]

@@ -1,25 +1,26 @@
-"""Pictures: training curves, example predictions with a legend, confusion matrices."""
+"""Pictures: training curves, example predictions with a legend, confusion matrices.
+
+Figures are plain :class:`matplotlib.figure.Figure` objects rendered straight to files: no
+pyplot state and no backend switch, so a notebook's or the app's own plotting is untouched.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from .classes import IGNORE_INDEX, ClassTable  # noqa: E402
-from .io.files import atomic_path  # noqa: E402
+from .classes import IGNORE_INDEX, ClassTable
+from .io.files import atomic_path
 
 
-def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Render ``fig`` to ``path`` (format from the suffix), atomically."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix[1:] or "png")
-    plt.close(fig)
     return Path(path)
 
 
@@ -34,25 +35,18 @@ def legend_handles(classes: ClassTable, shares: Sequence[float] | None = None):
     ]
 
 
-# (history key, line style, label) for the right-hand panel of the training curves
-SEGMENTATION_CURVES = (
-    ("train_jaccard", "y", "Training Jaccard"),
-    ("val_jaccard", "r", "Validation Jaccard"),
-    ("val_miou", "b--", "Validation mIoU"),
-    ("val_accuracy", "g:", "Validation accuracy"),
-)
-
-
 def training_curves(
     history: Sequence[dict],
     path: str | Path,
-    curves=SEGMENTATION_CURVES,
-    title: str = "Training and validation IoU",
-    ylabel: str = "IoU / accuracy",
+    curves: Sequence[tuple[str, str, str]],
+    title: str,
+    ylabel: str,
 ) -> Path:
-    """Loss (left) and the ``curves`` metrics (right) over epochs, like the seed's figures."""
+    """Loss (left) and the ``curves`` metrics, (history key, line style, label), on the right
+    over epochs, like the seed's figures."""
     ep = [r["epoch"] for r in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    a, b = fig.subplots(1, 2)
     a.plot(ep, [r["train_loss"] for r in history], "y", label="Training loss")
     a.plot(ep, [r["val_loss"] for r in history], "r", label="Validation loss")
     a.set(title="Training and validation loss", xlabel="Epochs", ylabel="Loss")
@@ -74,7 +68,8 @@ def examples(
 ) -> Path:
     """Rows of image | ground truth | prediction, with a class-colour legend."""
     n = len(samples)
-    fig, axes = plt.subplots(n, 3, figsize=(12, 4 * n), squeeze=False)
+    fig = Figure(figsize=(12, 4 * n))
+    axes = fig.subplots(n, 3, squeeze=False)
     for row, s, pred in zip(axes, samples, predictions):
         labelled = s.labels != IGNORE_INDEX
         acc = float(np.mean(pred[labelled] == s.labels[labelled])) if labelled.any() else 0.0
@@ -94,10 +89,20 @@ def examples(
 
 
 def confusion_matrix(confusion: np.ndarray, classes: ClassTable, path: str | Path) -> Path:
-    """Row-normalised confusion matrix (truth rows, prediction columns) with counts."""
+    """Row-normalised confusion matrix (truth rows, prediction columns) with its shares
+    printed; for many classes a plain heat map (CIFAR's 100 would need 10 000 numbers)."""
     cm = np.asarray(confusion, dtype=np.float64)
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.1 * len(classes) + 2, 1.1 * len(classes) + 1))
+    if len(classes) > 20:
+        fig = Figure(figsize=(10, 9))
+        ax = fig.subplots()
+        im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+        ax.set(xlabel="Predicted class", ylabel="True class")
+        ax.set_title("Confusion matrix (rows sum to 1)")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+        return save_figure(fig, path)
+    fig = Figure(figsize=(1.1 * len(classes) + 2, 1.1 * len(classes) + 1))
+    ax = fig.subplots()
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(classes)):
         for j in range(len(classes)):

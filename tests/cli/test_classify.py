@@ -34,6 +34,13 @@ def test_two_step_training_end_to_end(tmp_path, capsys):
     assert len((run / "history.csv").read_text().splitlines()) == 3
     assert json.loads((run / "status.json").read_text())["status"] == "complete"
 
+    # resume: extend the same run by one epoch, with the settings it was started with
+    code, out, err = cli(capsys, "classify", "train", "--resume", run, "--epochs", "3", "-q")
+    assert code == 0, err
+    assert "resuming at epoch 3" in out and "Epoch 3/3" in out
+    assert len((run / "history.csv").read_text().splitlines()) == 4
+    assert json.loads((run / "config.json").read_text())["dense"] == 32
+
     code, out, err = cli(
         capsys, "classify", "evaluate", "--model", run / "best.safetensors", "--json"
     )

@@ -8,7 +8,8 @@ import numpy as np
 from aerialseg.classes import ClassTable
 from aerialseg.config import ClassifyConfig
 from aerialseg.io.checkpoint import read_metadata
-from aerialseg.training.classification import confusion_png, train_classifier
+from aerialseg.plots import confusion_matrix
+from aerialseg.training.classification import train_classifier
 
 from ..helpers import write_cifar
 
@@ -42,7 +43,7 @@ def test_run_folder_history_line_and_metadata(tmp_path):
     assert set(result) == {"best", "last"} and result["last"]["epoch"] == 2
 
 
-def test_confusion_png_draws_many_classes_as_a_heat_map(tmp_path):
+def test_confusion_matrix_draws_many_classes_as_a_heat_map(tmp_path):
     classes = ClassTable(tuple(f"c{i}" for i in range(30)), tuple((i, i, i) for i in range(30)))
     cm = np.random.default_rng(0).integers(0, 5, (30, 30))
-    assert confusion_png(cm, classes, tmp_path / "cm.png").stat().st_size > 0
+    assert confusion_matrix(cm, classes, tmp_path / "cm.png").stat().st_size > 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..config import ClassifyConfig, data_root
+from ..config import ClassifyConfig, data_root, resolve_config
 from ..errors import AerialSegError
 from ..inference.classifier import SPLITS
 from . import common
@@ -17,17 +17,19 @@ def cmd_train(args) -> int:
     if args.minutes is not None and args.epochs is not None:
         raise AerialSegError("give --epochs or --minutes, not both")
     flags = common.flag_values(args, ClassifyConfig)
-    flags["data"] = data_root(args.data)
+    out, base = common.run_folder(args)
+    if base is None:
+        flags["data"] = data_root(args.data)
     if args.minutes is not None:
         flags["epochs"] = 0
-    cfg = ClassifyConfig.from_dict(flags)
-    result = train_classifier(cfg, args.out, progress=not args.quiet)
+    cfg = resolve_config(None, None, flags, base, ClassifyConfig)
+    result = train_classifier(cfg, out, progress=not args.quiet, resume=bool(args.resume))
     best = result["best"]
     print(
         f"best epoch {int(best['epoch'])}: val accuracy {best['val_accuracy']:.4f}, "
         f"balanced {best['val_balanced_accuracy']:.4f}"
     )
-    print(f"run folder: {args.out} (best.safetensors, history.csv, curves.png, confusion.png)")
+    print(f"run folder: {out} (best.safetensors, history.csv, curves.png, confusion.png)")
     return 0
 
 
@@ -120,7 +122,7 @@ def add_classify(sub, help: str) -> None:
         "Train the ISLR2 CNN (or the seed's variant); writes checkpoints, history.csv, "
         "curves.png and confusion.png into the run folder.",
     )
-    t.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to create")
+    common.add_run_folder(t)
     common.add_quiet(t)
     common.add_config_flags(t, ClassifyConfig, "classifier config")
     t.add_argument("--model", dest="arch", action=common.Deprecated, instead="--arch")

@@ -14,8 +14,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 
 from ..config import DATA_ENV, field_choices
+from ..errors import AerialSegError
+from ..io.files import read_mapping
 from ..runtime import PRECISIONS
 
 
@@ -132,6 +135,27 @@ def flag_values(args: argparse.Namespace, config_cls) -> dict:
     """The config fields given on the command line (unset flags are left out)."""
     names = (f.name for f in dataclasses.fields(config_cls))
     return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+
+
+def add_run_folder(parser: argparse.ArgumentParser) -> None:
+    """``--out RUN_DIR`` for a new run, or ``--resume RUN_DIR`` to continue one."""
+    parser.add_argument("--out", metavar="RUN_DIR", help="run folder to create")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+
+
+def run_folder(args: argparse.Namespace) -> tuple[Path, dict | None]:
+    """The run folder, and for ``--resume`` the config the run was started with (flags given
+    now override it)."""
+    if args.resume:
+        run = Path(args.resume)
+        if not (run / "config.json").is_file():
+            raise AerialSegError(f"{run}: not a run folder (no config.json) - cannot resume")
+        if args.out and Path(args.out) != run:
+            raise AerialSegError("--resume continues RUN_DIR in place; drop --out")
+        return run, read_mapping(run / "config.json")
+    if not args.out:
+        raise AerialSegError("give --out RUN_DIR (or --resume RUN_DIR)")
+    return Path(args.out), None
 
 
 def report_failures(failures: list[str]) -> int:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
-from ..config import DATA_ENV, PRESETS, TrainConfig, data_root, resolve_config
+from ..config import PRESETS, TrainConfig, data_root, resolve_config
 from ..errors import AerialSegError
 from ..inference.evaluate import SPLITS
 from ..inference.tiling import Tiling
-from ..io.files import read_mapping
 from ..io.images import MAX_PIXELS
 from . import common
 
@@ -20,19 +18,9 @@ def cmd_train(args) -> int:
     flags = common.flag_values(args, TrainConfig)
     if args.minutes is not None and args.epochs is not None:
         raise AerialSegError("give --epochs or --minutes, not both")
-    base = None
-    if args.resume:
-        run = Path(args.resume)
-        if not (run / "config.json").is_file():
-            raise AerialSegError(f"{run}: not a run folder (no config.json) - cannot resume")
-        if args.out and Path(args.out) != run:
-            raise AerialSegError("--resume continues RUN_DIR in place; drop --out")
-        base, out = read_mapping(run / "config.json"), run
-    else:
-        if not args.out:
-            raise AerialSegError("give --out RUN_DIR (or --resume RUN_DIR)")
-        out = Path(args.out)
-        flags.setdefault("data", os.environ.get(DATA_ENV))
+    out, base = common.run_folder(args)
+    if base is None:
+        flags.setdefault("data", data_root(required=False))
     cfg = resolve_config(args.preset, args.config, flags, base)
     if args.minutes is not None:
         cfg.epochs = 0
@@ -129,8 +117,7 @@ def add_train(sub, help: str) -> None:
         "Train a U-Net; writes checkpoints, history.csv, curves.png and examples.png into the "
         "run folder. Settings: defaults < --preset < --config FILE < flags.",
     )
-    t.add_argument("--out", metavar="RUN_DIR", help="run folder to create")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    common.add_run_folder(t)
     t.add_argument("--config", metavar="FILE", help="JSON/YAML file of config values")
     t.add_argument("--preset", choices=sorted(PRESETS), help="named recipe (seed: the paper's)")
     common.add_quiet(t)

@@ -82,11 +82,14 @@ def side_by_side(
     stats: list[dict],
     path: Path,
 ) -> Path:
-    from ..plots import legend_handles, plt, save_figure
+    from matplotlib.figure import Figure
+
+    from ..plots import legend_handles, save_figure
 
     step = max(1, -(-max(rgb.shape[:2]) // FIGURE_MAX_SIDE))
     small, lab = rgb[::step, ::step], labels[::step, ::step]
-    fig, axes = plt.subplots(1, 2, figsize=(14, 7 * small.shape[0] / small.shape[1] + 1))
+    fig = Figure(figsize=(14, 7 * small.shape[0] / small.shape[1] + 1))
+    axes = fig.subplots(1, 2)
     for ax, img, t in zip(axes, (small, classes.colorize(lab)), (title, "Prediction")):
         ax.imshow(img, interpolation="nearest")
         ax.set_title(t)

@@ -12,32 +12,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..classes import ClassTable
 from ..config import ClassifyConfig
 from ..data.classification import describe_dataset, load_data
 from ..data.imageset import ImageSet
 from ..data.segmentation import dihedral
 from ..errors import AerialSegError
 from ..inference.classifier import evaluate_classifier, to_batch
-from ..models import create_model, list_models
+from ..models import check_name, create_model
 from .loop import Task, fit
-
-
-def confusion_png(confusion, classes: ClassTable, path: str | Path) -> Path:
-    """The segmentation confusion plot for a few classes; a plain heat map for many (CIFAR's
-    100 would need 10 000 printed numbers)."""
-    from ..plots import confusion_matrix, plt, save_figure
-
-    if len(classes) <= 20:
-        return confusion_matrix(np.asarray(confusion), classes, path)
-    cm = np.asarray(confusion, dtype=np.float64)
-    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(10, 9))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
-    ax.set(xlabel="Predicted class", ylabel="True class", title="Confusion matrix (rows sum to 1)")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    return save_figure(fig, path)
-
 
 # history.csv's columns after the loop's epoch, seconds, minutes
 HISTORY_FIELDS = (
@@ -49,14 +31,8 @@ HISTORY_FIELDS = (
 )
 
 
-def check_model_name(name: str) -> None:
-    if name not in list_models("classification"):
-        valid = ", ".join(list_models("classification"))
-        raise AerialSegError(f"unknown classifier {name!r}; valid: {valid}")
-
-
 def build_classifier(cfg: ClassifyConfig, train: ImageSet, size: int):
-    check_model_name(cfg.arch)
+    check_name(cfg.arch, "classification")
     if cfg.normalization == "scale":
         norm = {"kind": "meanstd", "mean": [0.0] * 3, "std": [255.0] * 3}
     elif cfg.normalization == "meanstd":
@@ -115,11 +91,9 @@ class ClassificationTask(Task):
 
     def setup(self) -> None:
         cfg = self.cfg
-        if cfg.batch_size < 1 or cfg.lr <= 0:
-            raise AerialSegError("batch size must be >= 1 and the learning rate > 0")
+        cfg.check()  # types, allowed values and bounds, before minutes of data loading
         if cfg.epochs < 1 and not cfg.minutes:
             raise AerialSegError("give at least one epoch (or --minutes)")
-        check_model_name(cfg.arch)  # before minutes of data loading
         ds = describe_dataset(cfg)
         parts = load_data(ds, ("train", "val"), self.progress)
         train, val = parts["train"], parts["val"]
@@ -199,7 +173,9 @@ class ClassificationTask(Task):
         }
 
     def on_best(self, val: dict, out: Path) -> None:
-        confusion_png(val["confusion_matrix"], self.classes, out / "confusion.png")
+        from .. import plots
+
+        plots.confusion_matrix(val["confusion_matrix"], self.classes, out / "confusion.png")
 
 
 def train_classifier(

@@ -126,6 +126,7 @@ def fit(task: Task, out_dir: str | Path, resume: bool = False) -> dict:
     check_run_folder(out, resume)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)  # the initial weights follow --seed too (resume loads its own)
     task.setup()
     history: list[dict] = []
     epoch, elapsed, best = 0, 0.0, -1.0

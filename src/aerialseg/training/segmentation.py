@@ -28,10 +28,10 @@ from ..data.splits import split_images, split_patches_random
 from ..errors import AerialSegError
 from ..io.checkpoint import load_checkpoint
 from ..io.files import write_text
-from ..losses import LOSSES, make_loss
+from ..losses import make_loss
 from ..metrics import SegmentationMetrics
-from ..models import SegmentationModel, create_model, list_models
-from ..runtime import PRECISIONS, autocast, predict_logits, prepare, resolve_precision
+from ..models import SegmentationModel, create_model
+from ..runtime import autocast, predict_logits, prepare, resolve_precision
 from .loop import Task, fit
 
 # history.csv's columns after the loop's epoch, seconds, minutes
@@ -56,18 +56,7 @@ CURVES = (
 
 
 def check_config(cfg: TrainConfig) -> None:
-    choices = {
-        "arch": list_models(),
-        "loss": LOSSES,
-        "split": ("image", "random-patch"),
-        "sampling": ("random-crop", "patches"),
-        "normalization": ("meanstd", "minmax"),
-        "schedule": ("cosine", "constant"),
-        "precision": PRECISIONS,
-    }
-    for key, valid in choices.items():
-        if getattr(cfg, key) not in valid:
-            raise AerialSegError(f"unknown {key} {getattr(cfg, key)!r}; valid: {', '.join(valid)}")
+    cfg.check()  # every field's type, allowed values and bounds, as the config declares them
     if cfg.patch_size % 16 or cfg.patch_size < 32:
         raise AerialSegError(f"patch size must be a multiple of 16 and >= 32, not {cfg.patch_size}")
     if not cfg.data:
