@@ -30,7 +30,7 @@ from aerialseg.data.splits import split_images
 from aerialseg.errors import AerialSegError
 from aerialseg.inference.evaluate import evaluate
 from aerialseg.inference.segmenter import load_model
-from aerialseg.io.checkpoint import read_metadata
+from aerialseg.models.checkpoint import read_metadata
 
 
 class Timed:

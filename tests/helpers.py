@@ -64,8 +64,8 @@ def run_aerialseg(*args, cwd=None, env: dict | None = None, timeout: float = 600
 
 def tiny_checkpoint(path: Path, arch: str = "unet", **kwargs) -> Path:
     """An untrained segmentation checkpoint of a 4-filter network: loads and runs in ms."""
-    from aerialseg.io.checkpoint import save_checkpoint
     from aerialseg.models import create_model
+    from aerialseg.models.checkpoint import save_checkpoint
 
     return save_checkpoint(path, create_model(arch, base_filters=4, **kwargs), DUBAI)
 

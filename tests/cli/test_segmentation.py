@@ -190,8 +190,8 @@ def test_config_file_and_flags_override_in_order(tiny_dataset, tmp_path):
 @pytest.fixture
 def tiny_model(tmp_path):
     from aerialseg.classes import DUBAI
-    from aerialseg.io.checkpoint import save_checkpoint
     from aerialseg.models import create_model
+    from aerialseg.models.checkpoint import save_checkpoint
 
     return save_checkpoint(
         tmp_path / "tiny.safetensors", create_model("unet", base_filters=4), DUBAI

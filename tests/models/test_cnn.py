@@ -3,8 +3,8 @@ import torch
 
 from aerialseg.data.imageset import class_table
 from aerialseg.errors import AerialSegError
-from aerialseg.io.checkpoint import load_checkpoint, save_checkpoint
 from aerialseg.models import create_model, list_models
+from aerialseg.models.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test_islr_cnn_matches_the_lab():

@@ -7,7 +7,7 @@ import numpy as np
 
 from aerialseg.classes import ClassTable
 from aerialseg.config import ClassifyConfig
-from aerialseg.io.checkpoint import read_metadata
+from aerialseg.models.checkpoint import read_metadata
 from aerialseg.plots import confusion_matrix
 from aerialseg.training.classification import train_classifier
 

@@ -9,9 +9,9 @@ import torch
 
 from aerialseg.config import TrainConfig
 from aerialseg.errors import AerialSegError
-from aerialseg.io.checkpoint import read_metadata
 from aerialseg.losses import make_loss
 from aerialseg.models import create_model
+from aerialseg.models.checkpoint import read_metadata
 from aerialseg.training.segmentation import lr_at, train, train_step
 
 

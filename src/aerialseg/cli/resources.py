@@ -7,7 +7,7 @@ from . import common
 
 
 def cmd_download(args) -> int:
-    from ..io.download import download, extract_archive
+    from ..data.download import download, extract_archive
 
     root = extract_archive(args.archive, args.out) if args.archive else download(args.out)
     print(f"dataset ready at {root}\nuse it with: export {DATA_ENV}={root.resolve()}")

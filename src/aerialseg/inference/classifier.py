@@ -10,8 +10,8 @@ import torch
 from ..classes import IGNORE_INDEX, ClassTable
 from ..data.imageset import ImageSet
 from ..errors import AerialSegError
-from ..io.checkpoint import load_checkpoint
 from ..metrics import classification_metrics
+from ..models.checkpoint import load_checkpoint
 
 SPLITS = ("val", "test", "all")
 

@@ -173,7 +173,7 @@ def load_model(
     path: str | Path | None = None, precision: str = "auto", tiling: Tiling | None = None
 ) -> Segmenter:
     """Load a checkpoint (None = the bundled default model) as a :class:`Segmenter`."""
-    from ..io.checkpoint import load_checkpoint
+    from ..models.checkpoint import load_checkpoint
 
     if path is None:
         path = DEFAULT_MODEL

@@ -27,8 +27,8 @@ import torch
 from tqdm import tqdm
 
 from ..errors import AerialSegError
-from ..io.checkpoint import load_checkpoint, load_train_state, save_checkpoint, save_train_state
 from ..io.files import write_text
+from ..models.checkpoint import load_checkpoint, load_train_state, save_checkpoint, save_train_state
 
 STATE_FILE = "train_state.pt"
 # The loop's own history columns; a task's ``history_fields`` follow them.

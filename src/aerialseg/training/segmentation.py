@@ -26,11 +26,11 @@ from ..data.segmentation import (
 )
 from ..data.splits import split_images, split_patches_random
 from ..errors import AerialSegError
-from ..io.checkpoint import load_checkpoint
 from ..io.files import write_text
 from ..losses import make_loss
 from ..metrics import SegmentationMetrics
 from ..models import SegmentationModel, create_model
+from ..models.checkpoint import load_checkpoint
 from ..runtime import autocast, predict_logits, prepare, resolve_precision
 from .loop import Task, fit
 

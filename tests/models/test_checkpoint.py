@@ -7,8 +7,8 @@ from safetensors.torch import save_file
 
 from aerialseg.classes import DUBAI, ClassTable
 from aerialseg.errors import AerialSegError
-from aerialseg.io.checkpoint import load_checkpoint, save_checkpoint
 from aerialseg.models import create_model
+from aerialseg.models.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test_round_trip_gives_identical_outputs(tmp_path):

@@ -17,16 +17,15 @@ from safetensors.torch import load_file, save_file
 
 from ..classes import ClassTable
 from ..errors import AerialSegError
-from ..models import SegmentationModel, create_model
-from .files import atomic_path
+from ..io.files import atomic_path
+from .base import BaseModel
+from .registry import create_model
 
 FORMAT = "aerialseg/1"
 KEY = "aerialseg"
 
 
-def save_checkpoint(
-    path: str | Path, model: SegmentationModel, classes: ClassTable, **extra
-) -> Path:
+def save_checkpoint(path: str | Path, model: BaseModel, classes: ClassTable, **extra) -> Path:
     """Write weights + metadata atomically. ``extra`` (JSON-able) lands in the metadata."""
     meta = {"format": FORMAT, "model": model.config, "classes": classes.to_dict(), **extra}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -63,7 +62,7 @@ def read_metadata(path: str | Path) -> dict:
 
 def load_checkpoint(
     path: str | Path, task: str = "segmentation"
-) -> tuple[SegmentationModel, ClassTable, dict]:
+) -> tuple[BaseModel, ClassTable, dict]:
     """Rebuild the model from the checkpoint alone. Returns (model in eval mode, classes, meta).
 
     ``task`` is what the caller can use; a checkpoint of the other task is refused with a
