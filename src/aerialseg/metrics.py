@@ -47,6 +47,13 @@ class SegmentationMetrics:
             self.loss_sum += loss * int(valid.sum())
             self.loss_weight += int(valid.sum())
 
+    def add(self, other: SegmentationMetrics) -> None:
+        """Fold in what ``other`` counted (e.g. one image's metrics into a dataset's)."""
+        self.confusion += other.confusion
+        self.p_true += other.p_true
+        self.loss_sum += other.loss_sum
+        self.loss_weight += other.loss_weight
+
     def compute(self) -> dict:
         return summarize(
             self.confusion.numpy(),

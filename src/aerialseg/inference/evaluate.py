@@ -29,11 +29,17 @@ def evaluate(
 
     classes = seg.classes
     metrics = SegmentationMetrics(len(classes), classes.land_cover)
+    per_image = []
     for s in tqdm(
         samples, desc="evaluating", unit="img", disable=None if progress else True, leave=False
     ):
         probs = torch.from_numpy(seg.predict_proba(s.image, tta)).permute(2, 0, 1)
-        metrics.update(torch.from_numpy(s.labels).long().unsqueeze(0), probs.unsqueeze(0))
+        one = SegmentationMetrics(len(classes), classes.land_cover)
+        one.update(torch.from_numpy(s.labels).long().unsqueeze(0), probs.unsqueeze(0))
+        metrics.add(one)
+        r = one.compute()
+        keys = ("pixel_accuracy", "mean_iou", "mean_iou_land_cover", "pixels")
+        per_image.append({"image": s.id, **{k: r[k] for k in keys}})
     m = metrics.compute()
     return {
         "pixel_accuracy": m["pixel_accuracy"],
@@ -43,6 +49,7 @@ def evaluate(
         "per_class_iou": dict(zip(classes.names, m["per_class_iou"])),
         "confusion_matrix": metrics.confusion.tolist(),
         "images": [s.id for s in samples],
+        "per_image": per_image,  # which images pull the figures down
     }
 
 
