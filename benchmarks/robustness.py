@@ -1,0 +1,139 @@
+"""How well a model holds up when the imagery differs a little: scale, colour, quality.
+
+The images a model never trained on (as ``aerialseg evaluate`` picks them: on its own data,
+its validation images or held-out tile) are scored as they are, then rescaled (labels by
+nearest neighbour) and with colour and quality shifts of the kind other cameras and other
+days give. Each row is pixel accuracy and land-cover mIoU over all those images, and the drop
+against the unchanged images measured in the same run. All-black and all-white images have no
+ground truth: for them the class the model paints, and on what share of the image, is shown.
+
+    python benchmarks/robustness.py [--model M] [--data DIR] [--images N] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import time
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
+
+from aerialseg.config import data_root
+from aerialseg.data.segmentation import Sample, load_dataset
+from aerialseg.inference.evaluate import evaluate, images_to_score
+from aerialseg.inference.segmenter import load_model
+
+
+def rescale(s: Sample, f: float) -> Sample:
+    h, w = s.labels.shape
+    size = (max(16, round(w * f)), max(16, round(h * f)))
+    image = np.array(Image.fromarray(s.image).resize(size, Image.Resampling.BICUBIC))
+    labels = np.array(Image.fromarray(s.labels).resize(size, Image.Resampling.NEAREST))
+    return Sample(s.id, s.group, image, labels)
+
+
+def colour(s: Sample, f) -> Sample:
+    return Sample(s.id, s.group, np.asarray(f(Image.fromarray(s.image)).convert("RGB")), s.labels)
+
+
+def white_balance(r: float, b: float):
+    def f(im: Image.Image) -> Image.Image:
+        a = np.asarray(im, dtype=np.float32) * np.array([r, 1.0, b], dtype=np.float32)
+        return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+
+    return f
+
+
+def gamma(g: float):
+    lut = [round(255 * (i / 255) ** g) for i in range(256)] * 3
+    return lambda im: im.point(lut)
+
+
+def jpeg(quality: int):
+    def f(im: Image.Image) -> Image.Image:
+        buf = io.BytesIO()
+        im.save(buf, format="JPEG", quality=quality)
+        return Image.open(buf)
+
+    return f
+
+
+PERTURBATIONS = {
+    "scale x0.5": lambda s: rescale(s, 0.5),
+    "scale x0.75": lambda s: rescale(s, 0.75),
+    "scale x1.5": lambda s: rescale(s, 1.5),
+    "scale x2": lambda s: rescale(s, 2.0),
+    "warmer (R x1.15, B x0.85)": lambda s: colour(s, white_balance(1.15, 0.85)),
+    "cooler (R x0.85, B x1.15)": lambda s: colour(s, white_balance(0.85, 1.15)),
+    "saturation +30 %": lambda s: colour(s, lambda im: ImageEnhance.Color(im).enhance(1.3)),
+    "saturation -30 %": lambda s: colour(s, lambda im: ImageEnhance.Color(im).enhance(0.7)),
+    "brightness +20 %": lambda s: colour(s, lambda im: ImageEnhance.Brightness(im).enhance(1.2)),
+    "brightness -20 %": lambda s: colour(s, lambda im: ImageEnhance.Brightness(im).enhance(0.8)),
+    "contrast +20 %": lambda s: colour(s, lambda im: ImageEnhance.Contrast(im).enhance(1.2)),
+    "contrast -20 %": lambda s: colour(s, lambda im: ImageEnhance.Contrast(im).enhance(0.8)),
+    "gamma 0.8": lambda s: colour(s, gamma(0.8)),
+    "gamma 1.25": lambda s: colour(s, gamma(1.25)),
+    "JPEG quality 30": lambda s: colour(s, jpeg(30)),
+    "blur (Gaussian r=1.5)": lambda s: colour(
+        s, lambda im: im.filter(ImageFilter.GaussianBlur(1.5))
+    ),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", help="checkpoint (default: the bundled model)")
+    ap.add_argument("--data", help="dataset root (default: $AERIALSEG_DATA)")
+    ap.add_argument("--images", type=int, help="score only the first N chosen images")
+    ap.add_argument("--json", help="write all rows here")
+    args = ap.parse_args()
+    data = data_root(args.data)
+    seg = load_model(args.model)
+    samples, why = images_to_score(load_dataset(data, seg.classes), seg.meta, data)
+    samples = samples[: args.images] if args.images else samples
+    print(f"model: {seg.name}; {why}; scored: {len(samples)}")
+
+    rows = []
+    t0 = time.perf_counter()
+    base = evaluate(seg, samples)
+    rows.append(
+        {"perturbation": "none", **{k: base[k] for k in ("pixel_accuracy", "mean_iou_land_cover")}}
+    )
+    for name, f in PERTURBATIONS.items():
+        r = evaluate(seg, [f(s) for s in samples])
+        rows.append(
+            {
+                "perturbation": name,
+                "pixel_accuracy": r["pixel_accuracy"],
+                "mean_iou_land_cover": r["mean_iou_land_cover"],
+            }
+        )
+    print(f"{'perturbation':<28}{'pixel acc.':>11}{'drop':>8}{'mIoU (5)':>10}{'drop':>8}")
+    for r in rows:
+        r["accuracy_drop"] = base["pixel_accuracy"] - r["pixel_accuracy"]
+        r["miou5_drop"] = base["mean_iou_land_cover"] - r["mean_iou_land_cover"]
+        print(
+            f"{r['perturbation']:<28}{r['pixel_accuracy']:>11.3f}{r['accuracy_drop']:>8.3f}"
+            f"{r['mean_iou_land_cover']:>10.3f}{r['miou5_drop']:>8.3f}"
+        )
+    worst = max(rows[1:], key=lambda r: r["accuracy_drop"])
+    print(f"worst drop: {worst['accuracy_drop']:.3f} pixel accuracy ({worst['perturbation']})")
+
+    flat = []
+    for name, value in (("all black", 0), ("all white", 255)):
+        labels = seg.segment(np.full((512, 512, 3), value, dtype=np.uint8))
+        counts = np.bincount(labels.ravel(), minlength=len(seg.classes))
+        top = int(counts.argmax())
+        share = counts[top] / labels.size
+        flat.append({"image": name, "class": seg.classes.names[top], "share": float(share)})
+        print(f"{name} 512x512: painted {seg.classes.names[top]} on {share:.0%}")
+    print(f"({time.perf_counter() - t0:.0f} s)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"model": seg.name, "scored": why, "rows": rows, "flat": flat}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
