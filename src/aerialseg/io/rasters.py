@@ -1,0 +1,291 @@
+"""GIS rasters read as 8-bit RGB in windows: any format GDAL opens, through rasterio.
+
+A raster is never read whole. :class:`RasterSource` picks three bands (``--bands``, or the
+ones whose colour interpretation says red/green/blue, or the first three), finds how to bring
+16-bit or float values to 0-255 (per-band percentiles from an overview, or from a sample of
+windows spread over the raster: ``--scale p2,p98``; ``--scale none`` takes the values as they
+are) and which pixels hold data (nodata value, alpha band or internal mask: GDAL's mask of each
+band, a pixel is data where any chosen band is). ``read`` then gives any window as
+(RGB uint8, valid bool). rasterio is imported only here, when a raster is opened, so plain
+JPEG/PNG work without the ``geo`` extra.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AerialSegError
+
+GEO_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img", ".jpg", ".jpeg", ".png")
+WORLD_FILES = (".wld", ".tfw", ".jgw", ".pgw", ".jpgw", ".pngw", ".tifw")
+SAMPLE_WINDOW = 256  # side of the windows sampled for percentiles when there is no overview
+SAMPLE_WINDOWS = 64  # at most this many, on a regular grid over the raster
+OVERVIEW_SIDE = 1024  # percentiles from an overview read at most this big
+
+
+def rasterio_or_none():
+    # GDAL's block cache defaults to 5 % of RAM, and fills up reading a big raster: keep it
+    # small (read when the cache is first used; a user's own setting wins)
+    os.environ.setdefault("GDAL_CACHEMAX", "128")
+    try:
+        import rasterio
+    except ImportError:
+        return None
+    return rasterio
+
+
+def need_rasterio():
+    rio = rasterio_or_none()
+    if rio is None:
+        raise AerialSegError(
+            "reading GIS rasters needs the geo extra: pip install 'aerialseg[geo]'"
+        )
+    return rio
+
+
+def is_georeferenced(path: str | Path) -> bool:
+    """Whether ``path`` is a raster with a coordinate system or a geotransform (a GeoTIFF, a
+    VRT, a JPEG/PNG with a world file...). False without rasterio, or for a plain picture:
+    those go the in-memory way."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in GEO_SUFFIXES:
+        return False
+    if suffix in (".jpg", ".jpeg", ".png") and not _has_sidecar(path):
+        return False  # a plain photo: never worth opening with GDAL
+    rio = rasterio_or_none()
+    if rio is None:
+        return False
+    try:
+        with rio.open(path) as src:
+            return src.crs is not None or not src.transform.is_identity or suffix == ".vrt"
+    except Exception:  # noqa: BLE001 - unreadable here: the reader it goes to says why
+        return suffix in (".vrt", ".jp2", ".img")
+
+
+def _has_sidecar(path: Path) -> bool:
+    names = [path.with_suffix(s) for s in WORLD_FILES] + [Path(str(path) + ".aux.xml")]
+    return any(p.exists() for p in names)
+
+
+def parse_bands(text: str | None) -> tuple[int, ...] | None:
+    """``--bands 3,2,1`` -> (3, 2, 1): 1-based band numbers for red, green and blue."""
+    if text is None:
+        return None
+    try:
+        bands = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise AerialSegError(f"--bands {text}: expected three band numbers, e.g. 3,2,1") from None
+    if len(bands) == 1:
+        bands *= 3  # one grey band, shown as grey
+    if len(bands) != 3 or min(bands) < 1:
+        raise AerialSegError(f"--bands {text}: expected three band numbers >= 1, e.g. 3,2,1")
+    return bands
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How values become 0-255: ``percentiles`` (low, high) computed per band, ``values``
+    (low, high) given, or neither: values taken as they are (clipped to 0-255)."""
+
+    percentiles: tuple[float, float] | None = None
+    values: tuple[float, float] | None = None
+
+    @classmethod
+    def parse(cls, text: str | None) -> Scale | None:
+        """``p2,p98`` | ``LOW,HIGH`` | ``none``; None (not given): percentiles 2/98 for data
+        that is not 8-bit, as it is for 8-bit data."""
+        if text is None:
+            return None
+        t = text.strip().lower()
+        if t == "none":
+            return cls()
+        parts = t.split(",")
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            if all(p.startswith("p") for p in parts):
+                lo, hi = (float(p[1:]) for p in parts)
+                if not 0 <= lo < hi <= 100:
+                    raise ValueError
+                return cls(percentiles=(lo, hi))
+            lo, hi = (float(p) for p in parts)
+            if not hi > lo:
+                raise ValueError
+            return cls(values=(lo, hi))
+        except ValueError:
+            raise AerialSegError(
+                f"--scale {text}: expected pLOW,pHIGH percentiles (e.g. p2,p98), LOW,HIGH "
+                "values or none"
+            ) from None
+
+
+class RasterSource:
+    """A raster opened for windowed reading as RGB uint8 (use as a context manager)."""
+
+    def __init__(
+        self, path: str | Path, bands: tuple[int, ...] | None = None, scale: Scale | None = None
+    ):
+        rio = need_rasterio()
+        self.path = Path(path)
+        try:
+            self.src = rio.open(self.path)
+        except Exception as e:  # noqa: BLE001 - GDAL's reasons come as several types
+            raise AerialSegError(f"{self.path}: cannot read raster ({_reason(e)})") from None
+        try:
+            self.bands = self._choose_bands(bands)
+            self.dtype = np.dtype(self.src.dtypes[self.bands[0] - 1])
+            self.ranges = self._ranges(scale)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- what the raster is -------------------------------------------------------------
+    @property
+    def height(self) -> int:
+        return self.src.height
+
+    @property
+    def width(self) -> int:
+        return self.src.width
+
+    @property
+    def crs(self):
+        return self.src.crs
+
+    @property
+    def transform(self):
+        return self.src.transform
+
+    def _choose_bands(self, bands: tuple[int, ...] | None) -> tuple[int, ...]:
+        from rasterio.enums import ColorInterp
+
+        n = self.src.count
+        if bands is not None:
+            bad = [b for b in bands if b > n]
+            if bad:
+                raise AerialSegError(
+                    f"{self.path}: --bands {','.join(map(str, bands))}: band {bad[0]} is out of "
+                    f"range (the raster has {n} band{'s' * (n != 1)})"
+                )
+            return bands
+        interp = list(self.src.colorinterp)
+        rgb = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
+        if all(c in interp for c in rgb):
+            return tuple(interp.index(c) + 1 for c in rgb)
+        if n < 3:
+            raise AerialSegError(
+                f"{self.path}: has {n} band{'s' * (n != 1)}, not 3; pick them with --bands "
+                "(e.g. --bands 1,1,1 for one grey band)"
+            )
+        return (1, 2, 3)
+
+    # -- scaling to 8 bits -------------------------------------------------------------
+    def _ranges(self, scale: Scale | None) -> list[tuple[float, float]] | None:
+        """Per chosen band (low, high) mapped to (0, 255); None: values as they are."""
+        if scale is None:
+            scale = Scale() if self.dtype == np.uint8 else Scale(percentiles=(2.0, 98.0))
+        if scale.values is not None:
+            return [scale.values] * 3
+        if scale.percentiles is None:
+            return None
+        samples = self._sample()
+        ranges = []
+        for b, values in zip(self.bands, samples):
+            if values.size == 0:
+                raise AerialSegError(f"{self.path}: band {b} holds no data (all nodata)")
+            lo, hi = np.percentile(values, scale.percentiles)
+            ranges.append((float(lo), float(hi) if hi > lo else float(lo) + 1.0))
+        return ranges
+
+    def _sample(self) -> list[np.ndarray]:
+        """Valid values of each chosen band, from an overview when the raster has one, else
+        from up to SAMPLE_WINDOWS windows on a grid: never the whole raster."""
+        from rasterio.windows import Window
+
+        h, w = self.height, self.width
+        if self.src.overviews(self.bands[0]):
+            f = max(1, math.ceil(max(h, w) / OVERVIEW_SIDE))
+            shape = (max(1, h // f), max(1, w // f))
+            windows, out_shape = [Window(0, 0, w, h)], shape
+        else:
+            side = SAMPLE_WINDOW
+            n = max(1, int(math.sqrt(SAMPLE_WINDOWS)))
+            ys = np.unique(np.linspace(0, max(0, h - side), n).astype(int))
+            xs = np.unique(np.linspace(0, max(0, w - side), n).astype(int))
+            windows = [Window(x, y, min(side, w), min(side, h)) for y in ys for x in xs]
+            out_shape = None
+        values: list[list[np.ndarray]] = [[], [], []]
+        for win in windows:
+            kw = {"out_shape": (3, *out_shape)} if out_shape else {}
+            data = self._read_raw(win, **kw)
+            valid = self._valid(win, out_shape)
+            for i in range(3):
+                v = data[i][valid]
+                values[i].append(v[np.isfinite(v)] if v.dtype.kind == "f" else v)
+        return [np.concatenate(v) for v in values]
+
+    def _read_raw(self, window, **kw) -> np.ndarray:
+        try:
+            return self.src.read(list(self.bands), window=window, **kw)
+        except Exception as e:  # noqa: BLE001
+            raise AerialSegError(f"{self.path}: cannot read raster ({_reason(e)})") from None
+
+    def _valid(self, window, out_shape=None) -> np.ndarray:
+        """(rows, cols) bool: where any chosen band holds data (GDAL's band masks: nodata
+        value, alpha band or internal mask)."""
+        kw = {"out_shape": (3, *out_shape)} if out_shape else {}
+        try:
+            masks = self.src.read_masks(list(self.bands), window=window, **kw)
+        except Exception as e:  # noqa: BLE001
+            raise AerialSegError(f"{self.path}: cannot read raster ({_reason(e)})") from None
+        return masks.any(axis=0)
+
+    def to_uint8(self, data: np.ndarray) -> np.ndarray:
+        """(3, rows, cols) raw values -> (rows, cols, 3) uint8."""
+        if self.ranges is None:
+            if data.dtype == np.uint8:
+                return np.ascontiguousarray(data.transpose(1, 2, 0))
+            out = np.clip(np.nan_to_num(data.astype(np.float32)), 0, 255)
+            return np.rint(out).astype(np.uint8).transpose(1, 2, 0).copy()
+        out = np.empty((*data.shape[1:], 3), dtype=np.uint8)
+        for i, (lo, hi) in enumerate(self.ranges):
+            band = (data[i].astype(np.float32) - lo) * (255.0 / (hi - lo))
+            out[..., i] = np.rint(np.clip(np.nan_to_num(band), 0, 255))
+        return out
+
+    # -- windows -----------------------------------------------------------------------
+    def read(self, row0: int, col0: int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+        """The window [row0, row0 + rows) x [col0, col0 + cols): (RGB (rows, cols, 3) uint8,
+        valid (rows, cols) bool). Pixels without data are black."""
+        from rasterio.windows import Window
+
+        win = Window(col0, row0, cols, rows)
+        rgb = self.to_uint8(self._read_raw(win))
+        valid = self._valid(win)
+        rgb[~valid] = 0
+        return rgb, valid
+
+    def read_all(self) -> tuple[np.ndarray, np.ndarray]:
+        """The whole raster (for small ones and for tests)."""
+        return self.read(0, 0, self.height, self.width)
+
+    def close(self) -> None:
+        self.src.close()
+
+    def __enter__(self) -> RasterSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _reason(e: Exception) -> str:
+    """GDAL's message, first line only, without the path it usually repeats."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text
