@@ -18,6 +18,7 @@ _LAZY = {
     "fold_batchnorm": "base",
     "UNet": "unet",
     "CNNClassifier": "cnn",
+    "EfficientUNet": "efficientnet",
 }
 
 

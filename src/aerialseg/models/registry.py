@@ -78,6 +78,8 @@ register(
     dropout=0.0,
     bottleneck_dropout=0.0,
 )
+# EfficientNet-Lite0 encoder (ImageNet weights with pretrained=True) + a light U-Net decoder.
+register("unet-effl0", "efficientnet:EfficientUNet")
 
 # The ISLR2 lab's CIFAR-100 network (section 10.9.3) and the seed paper's variant of it.
 register("cnn-islr", "cnn:CNNClassifier", task="classification", blocks=4, dropout=0.5)
