@@ -205,7 +205,7 @@ def run_baseline(
     """Train ``method`` on the training images of the default image split and score it on the
     held-out ones; returns the ``aerialseg evaluate --json`` keys plus timings."""
     from .classes import DUBAI
-    from .data.segmentation import load_dataset
+    from .data.segmentation import check_labelled, load_dataset
     from .data.splits import split_images
     from .inference.evaluate import evaluate
 
@@ -216,6 +216,8 @@ def run_baseline(
         raise AerialSegError(f"need at least 100 training pixels, not {n}")
     samples = load_dataset(data, DUBAI, progress=progress)
     train, val = split_images(samples, val_fraction, seed)
+    check_labelled(train, DUBAI, f"{data} (training images)")
+    check_labelled(val, DUBAI, f"{data} (validation images)")
     if out:
         from .inference.outputs import check_free, output_paths
 

@@ -8,6 +8,7 @@ text and allowed values, from which the command line generates its flags and che
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -78,7 +79,9 @@ class Config:
         for f in dataclasses.fields(self):
             value, name = getattr(self, f.name), f.name.replace("_", " ")
             if value is None:
-                continue
+                if "None" in str(f.type):
+                    continue
+                raise AerialSegError(f"{name} must be set, not null")
             kind = _kind(f)
             ok = {
                 "bool": isinstance(value, bool),
@@ -90,6 +93,10 @@ class Config:
             if not ok:
                 article = "an" if kind == "int" else "a"
                 raise AerialSegError(f"{name} must be {article} {kind}, not {value!r}")
+            if kind == "float" and not math.isfinite(value):
+                raise AerialSegError(f"{name} must be a finite number, not {value}")
+            if kind == "list":
+                _check_items(f, value, name)
             choices = field_choices(f)
             if choices is not None and value not in choices:
                 raise AerialSegError(f"unknown {name} {value!r}; valid: {', '.join(choices)}")
@@ -99,6 +106,19 @@ class Config:
                 raise AerialSegError(f"{name} must be {bound}, not {value}")
             if high is not None and value > high:
                 raise AerialSegError(f"{name} must be <= {high}, not {value}")
+
+
+def _check_items(f: dataclasses.Field, value: list, name: str) -> None:
+    """The items of a list field have the type its annotation names (``list[float]``...)."""
+    item = str(f.type).replace(" | None", "")[5:-1]
+    for v in value:
+        ok = {
+            "str": isinstance(v, str),
+            "int": isinstance(v, int) and not isinstance(v, bool),
+            "float": isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+        }.get(item, True)
+        if not ok:
+            raise AerialSegError(f"{name} must be a list of {item} values, not {value!r}")
 
 
 def _kind(f: dataclasses.Field) -> str:
@@ -160,7 +180,7 @@ class TrainConfig(Config):
         "auto", "auto: bf16 where the CPU does it natively, else fp32", choices=PRECISIONS
     )
     threads: int | None = opt(None, "torch threads (default: all cores)", low=1)
-    seed: int = opt(0, "seed of the split, sampling and initialisation")
+    seed: int = opt(0, "seed of the split, sampling and initialisation", low=0)
     examples: int = opt(3, "validation images in examples.png", low=0)
 
 
@@ -189,7 +209,7 @@ class ClassifyConfig(Config):
     )
     stride: int | None = opt(None, "landcover: patch step (default: the size)", low=1)
     val_fraction: float = opt(0.2, "share of images held out", low=0, high=1, low_open=True)
-    seed: int = opt(0, "seed of the split, shuffling and initialisation")
+    seed: int = opt(0, "seed of the split, shuffling and initialisation", low=0)
     limit: int | None = opt(None, "use at most this many training images", low=1)
     normalization: str = opt(
         "scale",

@@ -20,6 +20,8 @@ from .classes import IGNORE_INDEX, ClassTable
 
 
 class SegmentationMetrics:
+    SUMMED = ("confusion", "p_true", "loss_sum", "loss_weight")  # what DDP sums over ranks
+
     def __init__(self, num_classes: int, land_cover: Sequence[int] | None = None):
         self.num_classes = num_classes
         self.land_cover = list(land_cover) if land_cover is not None else list(range(num_classes))
@@ -88,8 +90,8 @@ def summarize(
         "per_class_iou": iou.tolist(),
         "pixels": n,
     }
-    if p_true is not None and n:
-        out["micro_jaccard"] = float(p_true / (2 * n - p_true))
+    if p_true is not None:
+        out["micro_jaccard"] = float(p_true / (2 * n - p_true)) if n else float("nan")
     if loss is not None:
         out["loss"] = float(loss)
     return out

@@ -241,8 +241,15 @@ def test_segment_writes_all_outputs_and_reports_bad_files(tiny_dataset, tiny_mod
     for suffix in ("_mask.png", "_overlay.jpg", "_figure.png", "_stats.csv"):
         assert (out / "Tile 2/images" / f"image_part_003{suffix}").is_file(), suffix
 
-    # a second run does not overwrite, unless asked
+    # a second run keeps what an earlier run of the same image wrote, and refuses to replace
+    # another image's outputs of the same name, unless asked
+    before = (out / "odd_labels.png").stat().st_mtime_ns
     r = aerialseg("segment", extra / "odd.png", "--model", tiny_model, "--out", out, "-q")
+    assert r.returncode == 0 and "kept the outputs of 1 image" in r.stdout, r.stderr
+    assert (out / "odd_labels.png").stat().st_mtime_ns == before
+    (tmp_path / "other").mkdir()
+    Image.new("RGB", (40, 30)).save(tmp_path / "other" / "odd.png")
+    r = aerialseg("segment", tmp_path / "other/odd.png", "--model", tiny_model, "--out", out)
     assert r.returncode == 1 and "exists (use --overwrite" in r.stderr
     r = aerialseg(
         "segment",

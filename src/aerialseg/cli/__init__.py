@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except AerialSegError as e:
-        print(f"aerialseg: error: {e}", file=sys.stderr)
+    except AerialSegError as e:  # one line, even if a message from elsewhere had several
+        message = " ".join(line for line in str(e).splitlines() if line.strip())
+        print(f"aerialseg: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("aerialseg: interrupted", file=sys.stderr)

@@ -23,6 +23,8 @@ def cmd_train(args) -> int:
     if args.minutes is not None:
         flags["epochs"] = 0
     cfg = resolve_config(None, None, flags, base, ClassifyConfig)
+    if args.epochs is not None:  # e.g. extending a run that was limited by --minutes
+        cfg.minutes = None
     result = train_classifier(cfg, out, progress=not args.quiet, resume=bool(args.resume))
     best = result["best"]
     print(

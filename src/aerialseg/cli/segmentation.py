@@ -24,6 +24,8 @@ def cmd_train(args) -> int:
     cfg = resolve_config(args.preset, args.config, flags, base)
     if args.minutes is not None:
         cfg.epochs = 0
+    if args.epochs is not None:  # e.g. extending a run that was limited by --minutes
+        cfg.minutes = None
     from ..training.segmentation import train  # torch: only once the config is sound
 
     result = train(cfg, out, resume=bool(args.resume), progress=not args.quiet)
@@ -37,7 +39,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from ..data.segmentation import load_dataset, unknown_pixel_report
+    from ..data.segmentation import check_labelled, load_dataset, unknown_pixel_report
     from ..inference.evaluate import evaluate, format_table, images_to_score
     from ..inference.segmenter import load_model
 
@@ -45,6 +47,7 @@ def cmd_evaluate(args) -> int:
     seg = load_model(args.model, args.precision)
     samples = load_dataset(data, seg.classes, progress=not args.quiet)
     samples, why = images_to_score(samples, seg.meta, data, args.split)
+    check_labelled(samples, seg.classes, str(data))
     log = sys.stderr if args.json else sys.stdout
     print(why, file=log)
     note = unknown_pixel_report(samples)
@@ -66,9 +69,11 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_segment(args) -> int:
+    from ..io.files import check_writable_folder
     from ..io.images import collect_images
 
     tiling = Tiling(window=args.window, overlap=args.overlap, batch_size=args.batch_size)
+    out = check_writable_folder(Path(args.out))
     images, failures = collect_images(args.inputs)
     if not images:
         if failures:
@@ -77,23 +82,27 @@ def cmd_segment(args) -> int:
     # torch and the model only once the inputs are known to exist
     from tqdm import tqdm
 
-    from ..inference.outputs import check_free, output_paths, segment_to_files
+    from ..inference.outputs import check_free, display_name, output_paths, segment_to_files
     from ..inference.segmenter import load_model
     from ..inference.tiling import count_windows
     from ..io.images import read_image
 
     seg = load_model(args.model, args.precision, tiling)
-    out = Path(args.out)
-    done = 0
+    for f in failures:
+        tqdm.write(f"aerialseg: error: {f}", file=sys.stderr)
+    done, kept = 0, 0
     quiet = True if args.quiet else None  # None: tqdm shows bars only on a terminal
     for path, name in tqdm(images, unit="img", desc="segmenting", disable=quiet):
         try:
             paths = output_paths(out, name, args.save_probabilities)
-            check_free(paths, args.overwrite)
-            rgb = read_image(path, max_pixels=args.max_pixels)
+            if not check_free(paths, args.overwrite, source=str(path)):
+                kept += 1  # done by an earlier run: a rerun after a kill carries on
+                continue
+            rgb = read_image(path, max_pixels=args.max_pixels, hint="--max-pixels")
             h, w = rgb.shape[:2]
             total = count_windows(h, w, tiling)
-            with tqdm(total=total, unit="win", leave=False, desc=path.name, disable=quiet) as bar:
+            desc = display_name(path.name)
+            with tqdm(total=total, unit="win", leave=False, desc=desc, disable=quiet) as bar:
                 segment_to_files(
                     seg, rgb, paths, str(path), args.tta, args.opacity, args.gsd, bar.update
                 )
@@ -102,9 +111,14 @@ def cmd_segment(args) -> int:
             failures.append(str(e))
             tqdm.write(f"aerialseg: error: {e}", file=sys.stderr)
     print(
-        f"segmented {done} image{'s' * (done != 1)} with {seg.name} -> {out}/ "
+        f"segmented {done} image{'s' * (done != 1)} with {seg.name} -> {display_name(out)}/ "
         "(*_mask.png, *_overlay.jpg, *_figure.png, *_labels.png, *_stats.json/.csv)"
     )
+    if kept:
+        print(
+            f"kept the outputs of {kept} image{'s' * (kept != 1)} segmented by an earlier run "
+            "(--overwrite redoes them)"
+        )
     return common.report_failures(failures)
 
 

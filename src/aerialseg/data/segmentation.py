@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..classes import ClassTable
+from ..classes import IGNORE_INDEX, ClassTable, to_hex
 from ..errors import AerialSegError
 from ..io.images import IMAGE_SUFFIXES, natural_key, read_image, read_mask_rgb
 
@@ -41,15 +41,28 @@ class Sample:
 
 def _files(folder: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
-    for p in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
-            if p.stem in found:
-                raise AerialSegError(f"{p}: two files named {p.stem}.* in {folder}")
-            found[p.stem] = p
+    try:
+        entries = sorted(folder.iterdir(), key=lambda p: natural_key(p.name))
+    except OSError as e:
+        raise AerialSegError(f"{folder}: cannot list the folder ({e.strerror or e})") from None
+    for p in entries:
+        if p.suffix.lower() not in IMAGE_SUFFIXES or p.name.startswith(".") or p.is_dir():
+            continue
+        if not p.is_file():  # a broken link or a link loop: say so rather than skip it
+            raise AerialSegError(f"{p}: broken symbolic link or not a regular file")
+        if p.stem in found:
+            raise AerialSegError(f"{p}: two files named {p.stem}.* in {folder}")
+        found[p.stem] = p
     return found
 
 
 def _pairs_in(folder: Path, group: str) -> list[Pair]:
+    for have, lack in (("images", "masks"), ("masks", "images")):
+        if not (folder / lack).is_dir():
+            raise AerialSegError(
+                f"{folder}: has {have}/ but no {lack}/ folder (a dataset needs images/ and "
+                f"masks/ side by side, paired by file name)"
+            )
     images, masks = _files(folder / "images"), _files(folder / "masks")
     for stem in images.keys() - masks.keys():
         raise AerialSegError(f"{images[stem]}: image has no mask in {folder / 'masks'}")
@@ -116,6 +129,18 @@ def load_dataset(
 
         pairs = tqdm(pairs, desc="reading images", unit="img", leave=False, disable=None)
     return [load_sample(p, classes, min_size) for p in pairs]
+
+
+def check_labelled(samples: Sequence[Sample], classes: ClassTable, what: str) -> None:
+    """Refuse images whose masks have no pixel of any class colour: nothing to learn from or
+    score against (all their pixels would be ignored)."""
+    if not samples or any((s.labels != IGNORE_INDEX).any() for s in samples):
+        return
+    table = ", ".join(f"{n} {to_hex(c)}" for n, c in zip(classes.names, classes.colors))
+    raise AerialSegError(
+        f"{what}: no mask pixel has a class colour ({len(samples)} masks, e.g. "
+        f"{samples[0].id}); the classes are {table}"
+    )
 
 
 def unknown_pixel_report(samples: Sequence[Sample]) -> str | None:

@@ -38,10 +38,29 @@ def output_paths(out_dir: Path, stem: str, probabilities: bool = False) -> dict[
     return paths
 
 
-def check_free(paths: dict[str, Path], overwrite: bool) -> None:
-    taken = [p for p in paths.values() if p.exists()]
-    if taken and not overwrite:
-        raise AerialSegError(f"{taken[0]} exists (use --overwrite to replace it)")
+def check_free(paths: dict[str, Path], overwrite: bool, source: str | None = None) -> bool:
+    """True when the outputs are to be written; False when all of them already exist from
+    ``source`` (an earlier, complete run on the same image: nothing to do). Outputs that
+    exist otherwise are refused unless ``overwrite``."""
+    taken = [p for p in paths.values() if p.exists() or p.is_symlink()]
+    if not taken or overwrite:
+        return True
+    if source is not None and len(taken) == len(paths) and _written_from(paths, source):
+        return False
+    raise AerialSegError(f"{taken[0]} exists (use --overwrite to replace it)")
+
+
+def _written_from(paths: dict[str, Path], source: str) -> bool:
+    try:
+        return json.loads(paths["stats_json"].read_text()).get("image") == source
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def display_name(path: str | Path) -> str:
+    """A path as text that can be printed and drawn anywhere: bytes that are not UTF-8 (kept
+    by Python as surrogate escapes, which no encoder accepts) become U+FFFD."""
+    return os.fsencode(str(path)).decode("utf-8", "replace")
 
 
 def class_stats(labels: np.ndarray, classes: ClassTable, gsd: float | None = None) -> list[dict]:
@@ -115,12 +134,28 @@ def write_outputs(
     gsd: float | None = None,
     extra: dict | None = None,
 ) -> dict:
-    """Write every output of one image (each file atomically); returns the statistics."""
+    """Write every output of one image, all or none: each goes to a temporary name, and only
+    once all are written are they renamed into place (the statistics JSON last, so its
+    presence means the set is complete). Returns the statistics."""
+    with staged({k: paths[k] for k in SUFFIXES}) as tmp:
+        return _write_all(tmp, rgb, labels, classes, title, opacity, gsd, extra)
+
+
+@contextlib.contextmanager
+def staged(paths: dict[str, Path]):
+    """Temporary paths for ``paths`` (same keys), renamed into place together when the block
+    succeeds; on any failure all are removed and nothing appears under a final name."""
+    order = sorted(paths, key=lambda k: k != "stats_json")  # entered first, renamed last
+    with contextlib.ExitStack() as stack:
+        yield {k: stack.enter_context(atomic_path(paths[k])) for k in order}
+
+
+def _write_all(tmp, rgb, labels, classes, title, opacity, gsd, extra) -> dict:
     stats = class_stats(labels, classes, gsd)
-    save_image(paths["labels"], labels)
-    save_image(paths["mask"], classes.colorize(labels))
-    save_image(paths["overlay"], overlay(rgb, labels, classes, opacity))
-    side_by_side(rgb, labels, classes, title, stats, paths["figure"])
+    save_image(tmp["labels"], labels)
+    save_image(tmp["mask"], classes.colorize(labels))
+    save_image(tmp["overlay"], overlay(rgb, labels, classes, opacity))
+    side_by_side(rgb, labels, classes, display_name(title), stats, tmp["figure"])
     info = {
         "image": title,
         "width": int(labels.shape[1]),
@@ -129,12 +164,12 @@ def write_outputs(
         "gsd_m": gsd,
         "classes": stats,
     }
-    write_text(paths["stats_json"], json.dumps(info, indent=2) + "\n")
+    write_text(tmp["stats_json"], json.dumps(info, indent=2) + "\n")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(stats[0]))
     writer.writeheader()
     writer.writerows(stats)
-    write_text(paths["stats_csv"], buf.getvalue())
+    write_text(tmp["stats_csv"], buf.getvalue())
     return info
 
 
@@ -152,14 +187,13 @@ def segment_to_files(
     stream into a float16 .npy memory map, so even huge maps never sit in memory whole."""
     h, w = rgb.shape[:2]
     labels = np.empty((h, w), dtype=np.uint8)
-    probs_path = paths.get("probs")
-    with contextlib.ExitStack() as stack:
+    with staged(paths) as tmp:  # the probabilities too: all files of the image, or none
         probs = None
-        if probs_path:
-            tmp = stack.enter_context(atomic_path(probs_path))
+        if "probs" in tmp:
             probs = np.lib.format.open_memmap(
-                tmp, mode="w+", dtype=np.float16, shape=(h, w, seg.model.num_classes)
+                tmp["probs"], mode="w+", dtype=np.float16, shape=(h, w, seg.model.num_classes)
             )
+            _reserve(tmp["probs"])
         for y, band in seg.bands(rgb, tta, on_window):
             labels[y : y + len(band)] = band.argmax(-1)
             if probs is not None:
@@ -167,8 +201,16 @@ def segment_to_files(
         if probs is not None:
             probs.flush()
             del probs
-    extra = {"model": seg.name, "tta": tta}
-    return write_outputs(paths, rgb, labels, seg.classes, title, opacity, gsd, extra)
+        extra = {"model": seg.name, "tta": tta}
+        return _write_all(tmp, rgb, labels, seg.classes, title, opacity, gsd, extra)
+
+
+def _reserve(path: Path) -> None:
+    """Claim the disk space of a (sparse) memory-mapped file now: a full disk then fails here
+    with ENOSPC, instead of killing the process with SIGBUS when a page is written."""
+    if hasattr(os, "posix_fallocate"):
+        with open(path, "r+b") as f:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
 
 
 def timestamped_stem(prefix: str, when: float | None = None) -> str:

@@ -27,8 +27,12 @@ def spline_ramp(n: int) -> np.ndarray:
 
 
 def spline_window(size: int, ramp: int) -> np.ndarray:
-    """1-D weights: spline ramps of length ``ramp`` at both ends, flat 1 in between."""
+    """1-D weights: spline ramps of length ``ramp`` at both ends, flat 1 in between.
+
+    A window shorter than two ramps (the one window across a narrow image) gets ramps of
+    half its size: it has no neighbour to hand over to along that axis anyway."""
     w = np.ones(size)
+    ramp = min(ramp, size // 2)
     if ramp:
         r = spline_ramp(ramp)
         w[:ramp], w[size - ramp :] = r, r[::-1]

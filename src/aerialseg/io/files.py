@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tempfile
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from ..errors import AerialSegError
@@ -22,7 +23,7 @@ def atomic_path(dest: str | Path):
     means changing it, which other threads would see).
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(dest.parent)
     for _ in range(100):
         tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}{dest.suffix}"
         try:
@@ -30,14 +31,67 @@ def atomic_path(dest: str | Path):
             break
         except FileExistsError:
             continue
+        except OSError as e:
+            raise AerialSegError(f"{dest}: cannot write ({_reason(e)})") from None
     else:
         raise AerialSegError(f"{dest.parent}: cannot create a temporary file")
     try:
-        yield tmp
-        os.replace(tmp, dest)
+        try:
+            yield tmp
+            if dest.is_dir():
+                raise AerialSegError(f"{dest}: is a folder, cannot write a file there")
+            os.replace(tmp, dest)
+        except OSError as e:  # a full disk, a vanished folder: the file's problem, in one line
+            raise AerialSegError(f"{dest}: cannot write ({_reason(e)})") from None
     finally:
-        if tmp.exists():
+        with suppress(OSError):
             tmp.unlink()
+
+
+def make_folder(folder: str | Path) -> Path:
+    """``folder`` and its parents, or one clear line saying why it cannot be made."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise AerialSegError(f"{folder}: exists and is not a folder") from None
+    except OSError as e:
+        raise AerialSegError(f"{folder}: cannot create the folder ({_reason(e)})") from None
+    return folder
+
+
+def check_writable_folder(folder: str | Path, what: str = "--out") -> Path:
+    """Refuse an output folder that cannot be one (an existing file, an unwritable place)
+    before any work is done; the folder itself is only created when something is written."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists():
+        if probe.is_symlink():  # a dangling link: mkdir through it fails
+            raise AerialSegError(f"{what} {folder}: {probe} is a broken link")
+        probe = probe.parent
+    if not probe.is_dir():
+        raise AerialSegError(f"{what} {folder}: {probe} exists and is not a folder")
+    try:  # a real write: permissions alone do not tell (root, read-only mounts)
+        tempfile.TemporaryFile(dir=probe).close()
+    except OSError as e:
+        raise AerialSegError(f"{what} {folder}: cannot write in {probe} ({_reason(e)})") from None
+    return folder
+
+
+def _parse_error(e: Exception) -> str:
+    """A parser's complaint in one line: YAML's spans several, with a caret picture."""
+    mark = getattr(e, "problem_mark", None)
+    if mark is not None:
+        problem = getattr(e, "problem", None) or e
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
+def _reason(e: OSError) -> str:
+    """The OS's words for ``e`` (e.g. 'No space left on device'), without the path, which
+    the message already names."""
+    return e.strerror or str(e) or type(e).__name__
 
 
 def write_atomic(dest: str | Path, write: Callable[[Path], object]) -> Path:
@@ -65,7 +119,7 @@ def read_mapping(path: str | Path, what: str = "config") -> dict:
         else:
             d = json.loads(text)
     except Exception as e:  # noqa: BLE001 - any parse error is the user's file
-        raise AerialSegError(f"{path}: cannot parse {what}: {e}") from None
+        raise AerialSegError(f"{path}: cannot parse {what}: {_parse_error(e)}") from None
     if not isinstance(d, dict):
         raise AerialSegError(f"{path}: {what} must be a mapping of keys to values")
     return d

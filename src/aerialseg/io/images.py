@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import struct
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +23,7 @@ MAX_PIXELS = 150_000_000  # decompression-bomb guard (about 12 000 x 12 000); --
 
 
 @contextmanager
-def _pillow_limit(max_pixels: int):
+def _pillow_limit(max_pixels: int | None):
     """Pillow's own decompression-bomb guard is a process-wide setting: set it to our limit
     for this one call and put back what the process had."""
     old = Image.MAX_IMAGE_PIXELS
@@ -33,15 +36,18 @@ def _pillow_limit(max_pixels: int):
         Image.MAX_IMAGE_PIXELS = old
 
 
-def _open(path: Path, max_pixels: int) -> Image.Image:
+def _open(path: Path, max_pixels: int, hint: str = "") -> Image.Image:
     try:
-        with _pillow_limit(max_pixels):
+        # the header alone: Pillow's own bomb check is ours, made below with the real size
+        with _pillow_limit(None):
             im = Image.open(path)
         if im.width * im.height > max_pixels:
             raise AerialSegError(
                 f"{path}: {im.width}x{im.height} is over the {max_pixels:,}-pixel limit"
+                + (f" ({hint} raises it)" if hint else "")
             )
-        im.load()
+        with _pillow_limit(max_pixels):
+            im.load()
         return im
     except AerialSegError:
         raise
@@ -49,20 +55,28 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
         raise AerialSegError(f"{path}: image is over the {max_pixels:,}-pixel limit") from None
     except FileNotFoundError:
         raise AerialSegError(f"{path}: no such file") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise AerialSegError(f"{path}: cannot read image ({e})") from None
+    except PermissionError:
+        raise AerialSegError(f"{path}: cannot read image (permission denied)") from None
+    except MemoryError:
+        raise AerialSegError(f"{path}: cannot read image (not enough memory)") from None
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else e
+        raise AerialSegError(f"{path}: cannot read image ({reason})") from None
 
 
-def read_image(path: str | Path, strict: bool = False, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def read_image(
+    path: str | Path, strict: bool = False, max_pixels: int = MAX_PIXELS, hint: str = ""
+) -> np.ndarray:
     """Read an image as (H, W, 3) uint8 RGB, with EXIF orientation applied.
 
     ``strict`` (used for training data) refuses anything but 8-bit RGB: a grayscale, RGBA or
     16-bit training image usually means the wrong file, and silently converting it would hide
     that. Otherwise alpha is dropped, grey is replicated and 16-bit is rescaled. Images over
-    ``max_pixels`` are refused before they are decoded.
+    ``max_pixels`` are refused before they are decoded; ``hint`` names the flag that raises
+    the limit, for the error message.
     """
     path = Path(path)
-    im = _open(path, max_pixels)
+    im = _open(path, max_pixels, hint)
     if strict:
         if im.mode != "RGB":
             raise AerialSegError(
@@ -117,27 +131,84 @@ def natural_key(s: str):
 
 
 def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[str]]:
-    """(image path, output name) for every file given or found under a folder given, and the
-    inputs that do not exist. Under a folder, masks/ folders are skipped and the relative path
-    becomes the output name, so 'Tile 1/images/a.jpg' and 'Tile 2/images/a.jpg' don't clash."""
-    from .images import IMAGE_SUFFIXES, natural_key
+    """(image path, output name) for every file given or found under a folder given, and a
+    line for every input that cannot be one (missing, a broken link or a link loop).
 
-    found, missing = [], []
+    Under a folder, masks/ folders are skipped and the relative path becomes the output name,
+    so 'Tile 1/images/a.jpg' and 'Tile 2/images/a.jpg' don't clash; a file given by itself is
+    named by its stem. A file given twice is done once. Inputs that would still share a name
+    get distinct ones by :func:`distinct_names`."""
+    found: list[tuple[Path, str]] = []
+    failures: list[str] = []
     for arg in inputs:
         p = Path(arg)
         if p.is_dir():
-            files = [
-                f
-                for f in p.rglob("*")
-                if f.is_file()
-                and f.suffix.lower() in IMAGE_SUFFIXES
-                and "masks" not in f.parent.parts
-                and not f.name.startswith(".")
-            ]
-            for f in sorted(files, key=lambda f: natural_key(str(f))):
-                found.append((f, str(f.relative_to(p).with_suffix(""))))
+            for f in sorted(p.rglob("*"), key=lambda f: natural_key(str(f))):
+                if (
+                    f.suffix.lower() not in IMAGE_SUFFIXES
+                    or "masks" in f.relative_to(p).parent.parts
+                    or f.name.startswith(".")
+                    or f.is_dir()
+                ):
+                    continue
+                if f.is_file():
+                    found.append((f, str(f.relative_to(p).with_suffix(""))))
+                else:
+                    failures.append(f"{f}: {_not_a_file(f)}")
         elif p.is_file():
             found.append((p, p.stem))
         else:
-            missing.append(f"{p}: no such file or folder")
-    return found, missing
+            failures.append(f"{p}: {_not_a_file(p)}")
+    seen, unique = set(), []
+    for f, name in found:
+        key = os.path.realpath(f)
+        if key not in seen:
+            seen.add(key)
+            unique.append((f, name))
+    return distinct_names(unique), failures
+
+
+def _not_a_file(p: Path) -> str:
+    if p.is_symlink():
+        try:
+            p.resolve(strict=True)
+        except RuntimeError:  # Python < 3.13 says a loop this way
+            return "symbolic link loop"
+        except OSError as e:
+            return "symbolic link loop" if e.errno == errno.ELOOP else "broken symbolic link"
+        return "not a regular file"
+    return "no such file or folder" if not p.exists() else "not a regular file"
+
+
+def distinct_names(items: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
+    """Give inputs that would share an output name distinct, predictable ones.
+
+    Each group of inputs with the same name (compared case-insensitively, as some file
+    systems do) is renamed to their paths from the deepest folder they share, without the
+    extension (``a/x.jpg`` and ``b/x.jpg`` -> ``a/x`` and ``b/x``), or with it where only the
+    extension differs (``x.jpg`` and ``x.png`` -> ``x.jpg`` and ``x.png``). Whatever still
+    clashes after that gets ``-2``, ``-3``... in input order. Names of inputs that clash with
+    nothing are left as they are.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, (_, name) in enumerate(items):
+        groups.setdefault(name.casefold(), []).append(i)
+    names = [name for _, name in items]
+    for idx in groups.values():
+        if len(idx) < 2:
+            continue
+        paths = [os.path.abspath(items[i][0]) for i in idx]
+        common = os.path.commonpath(paths)
+        rel = [Path(os.path.relpath(p, common)) for p in paths]
+        short = [r.with_suffix("").as_posix() for r in rel]
+        for i, r, n in zip(idx, rel, short):
+            names[i] = n if [s.casefold() for s in short].count(n.casefold()) == 1 else r.as_posix()
+    taken: set[str] = set()
+    for i, name in enumerate(names):
+        k, unique = 1, name
+        while unique.casefold() in taken:
+            k += 1
+            unique = f"{name}-{k}"
+        taken.add(unique.casefold())
+        names[i] = unique
+    return [(p, n) for (p, _), n in zip(items, names)]

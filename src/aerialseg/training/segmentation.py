@@ -19,6 +19,7 @@ from ..config import TrainConfig
 from ..data.segmentation import (
     Batches,
     Sample,
+    check_labelled,
     class_pixel_counts,
     load_dataset,
     mean_std,
@@ -156,6 +157,8 @@ class SegmentationTask(Task):
         if note:
             log(note)
         self.train_set, self.val_set = split_samples(cfg, samples)
+        check_labelled(self.train_set, self.classes, f"{cfg.data} (training images)")
+        check_labelled(self.val_set, self.classes, f"{cfg.data} (validation images)")
         patches = cfg.split == "random-patch" or cfg.sampling == "patches"
         self.train_batches = Batches(
             self.train_set,
