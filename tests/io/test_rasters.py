@@ -39,8 +39,14 @@ def test_16bit_4band_colour_interpretation_percentiles_and_nodata(tmp_path):
     data = rng.integers(1000, 3000, (4, 80, 100)).astype(np.uint16)  # NIR, B, G, R
     data[:, :, :10] = 0  # a nodata border
     ci = [ColorInterp.undefined, ColorInterp.blue, ColorInterp.green, ColorInterp.red]
-    path = write_raster(tmp_path / "ms.tif", data, nodata=0, colorinterp=ci, crs=GEOGRAPHIC,
-                        transform=geographic_transform())
+    path = write_raster(
+        tmp_path / "ms.tif",
+        data,
+        nodata=0,
+        colorinterp=ci,
+        crs=GEOGRAPHIC,
+        transform=geographic_transform(),
+    )
     with RasterSource(path) as src:
         assert src.bands == (4, 3, 2)  # red, green, blue by colour interpretation
         lo, hi = src.ranges[0]
@@ -97,8 +103,9 @@ def test_bad_rasters_and_band_choices_are_one_clear_line(tmp_path):
     with RasterSource(grey, bands=parse_bands("1")) as src:
         assert src.read_all()[0].shape == (20, 20, 3)
     with pytest.raises(AerialSegError, match="band 4 is out of range"):
-        RasterSource(write_raster(tmp_path / "rgb.tif", np.zeros((3, 20, 20), np.uint8)),
-                     bands=(4, 3, 2))
+        RasterSource(
+            write_raster(tmp_path / "rgb.tif", np.zeros((3, 20, 20), np.uint8)), bands=(4, 3, 2)
+        )
     broken = tmp_path / "broken.tif"
     broken.write_bytes(b"II*\x00" + b"\x00" * 50)
     with pytest.raises(AerialSegError, match="broken.tif: cannot read raster"):

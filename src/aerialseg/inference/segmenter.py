@@ -30,11 +30,19 @@ def predict_bands(
     tiling: Tiling | None = None,
     tta: bool = False,
     on_window: Callable[[int], None] | None = None,
+    *,
+    valid=None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Blended class probabilities band by band: yields (first row, probs (rows, W, C) float32).
 
     Bands come in order and cover the image exactly once. ``on_window(n)`` is called after
     every n windows done (for progress bars).
+
+    ``rgb`` may also be a band-wise reader of an image too big for memory: anything with
+    ``shape`` (H, W, 3) that ``rgb[rows]`` turns into (len(rows), W, 3) uint8 for an array of
+    row indices. ``valid``, indexed the same way, gives (len(rows), W) bool where the image
+    holds data: windows without any are skipped (not run through the network), and pixels that
+    only skipped windows cover come out as NaN.
     """
     model.eval()
     tiling = tiling or Tiling()
@@ -72,9 +80,13 @@ def predict_bands(
     for y0 in rows:
         if y0 > top:
             yield from emit(y0)
-        strip = rgb[reflect_index(np.arange(y0 - b, y0 - b + win_h), h)][:, col_idx]
-        for i in range(0, len(cols), tiling.batch_size):
-            xs = cols[i : i + tiling.batch_size]
+        row_idx = reflect_index(np.arange(y0 - b, y0 - b + win_h), h)
+        strip = rgb[row_idx][:, col_idx]
+        todo = cols if valid is None else _with_data(valid[row_idx][:, col_idx], cols, win_w)
+        if on_window and len(todo) < len(cols):
+            on_window(len(cols) - len(todo))  # skipped windows count as done
+        for i in range(0, len(todo), tiling.batch_size):
+            xs = todo[i : i + tiling.batch_size]
             batch = np.stack([strip[:, x0 : x0 + win_w] for x0 in xs])
             x = torch.from_numpy(batch).permute(0, 3, 1, 2).float()
             probs = torch.zeros(len(xs), c, win_h, win_w)
@@ -92,6 +104,11 @@ def predict_bands(
             if on_window:
                 on_window(len(xs))
     yield from emit(rows[-1] + win_h)
+
+
+def _with_data(valid: np.ndarray, cols: list[int], win_w: int) -> list[int]:
+    """The window columns of a strip that hold at least one pixel with data."""
+    return [x0 for x0 in cols if valid[:, x0 : x0 + win_w].any()]
 
 
 def _dihedral_t(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:

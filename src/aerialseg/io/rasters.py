@@ -271,6 +271,12 @@ class RasterSource:
         rgb[~valid] = 0
         return rgb, valid
 
+    def valid(self, row0: int, col0: int, rows: int, cols: int) -> np.ndarray:
+        """Where the window holds data: (rows, cols) bool."""
+        from rasterio.windows import Window
+
+        return self._valid(Window(col0, row0, cols, rows))
+
     def read_all(self) -> tuple[np.ndarray, np.ndarray]:
         """The whole raster (for small ones and for tests)."""
         return self.read(0, 0, self.height, self.width)

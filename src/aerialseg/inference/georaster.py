@@ -1,0 +1,238 @@
+"""Segmenting a georeferenced raster of any size in bounded memory.
+
+The raster is never read whole, and no full-size array is ever made. The windows are those
+of the in-memory path (:class:`~.tiling.Tiling` plans them over the whole raster); they are
+run in column chunks of a few window columns, each chunk streamed top to bottom through
+:func:`~.segmenter.predict_bands`, which reads it band by band from the raster
+(:class:`_ChunkView`) and skips windows without data. Where two chunks meet, the one window
+column on each side overlaps by one blending ramp: the left chunk's last ramp columns are kept
+(rows x ramp x classes) and blended with the right chunk's first ones by the same spline
+weights the in-memory path uses, so the seam is the in-memory result (to float rounding).
+Finished pieces go straight to the output writers. Memory grows with the chunk width, not
+with the raster.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import numpy as np
+
+from ..classes import IGNORE_INDEX, ClassTable
+from ..errors import AerialSegError
+from .segmenter import predict_bands
+from .tiling import Tiling, reflect_index, spline_ramp
+
+CHUNK = 4096  # aim for column chunks about this wide (pixels)
+
+Sink = Callable[[int, int, np.ndarray, np.ndarray], None]
+
+
+class _ChunkView:
+    """Columns [p0, p1) of the raster's reflect-padded image, as ``predict_bands`` reads an
+    array with border 0: ``view[rows]`` for padded row indices. The reads for a strip of
+    rows are cached, so ``view.valid[rows]`` right after costs nothing."""
+
+    def __init__(self, src, border: int, p0: int, p1: int):
+        self.src, self.b = src, border
+        self.cols = reflect_index(np.arange(p0 - border, p1 - border), src.width)
+        self.c0 = int(self.cols.min())
+        self.shape = (src.height + 2 * border, p1 - p0, 3)
+        self._key, self._rgb, self._valid = None, None, None
+        self.valid = _Valid(self)
+
+    def _load(self, idx: np.ndarray) -> None:
+        key = idx.tobytes()
+        if key == self._key:
+            return
+        rows = reflect_index(np.asarray(idx) - self.b, self.src.height)
+        r0, r1 = int(rows.min()), int(rows.max()) + 1
+        rgb, valid = self.src.read(r0, self.c0, r1 - r0, int(self.cols.max()) + 1 - self.c0)
+        self._rgb = rgb[rows - r0][:, self.cols - self.c0]
+        self._valid = valid[rows - r0][:, self.cols - self.c0]
+        self._key = key
+
+    def __getitem__(self, idx: np.ndarray) -> np.ndarray:
+        self._load(idx)
+        return self._rgb
+
+
+class _Valid:
+    def __init__(self, view: _ChunkView):
+        self.view = view
+
+    def __getitem__(self, idx: np.ndarray) -> np.ndarray:
+        self.view._load(idx)
+        return self.view._valid
+
+
+def column_chunks(tiling: Tiling, height: int, width: int, chunk: int = CHUNK):
+    """The global window plan, cut into chunks of consecutive window columns: a list of
+    (first, end) window-column indices, and the plan. Chunks meet only where neighbouring
+    windows overlap by exactly one ramp, and each chunk, planned by itself with border 0 on
+    the padded image, must give back its windows of the global plan (else: one chunk)."""
+    rows, cols, win_h, win_w, ramp = plan = tiling.plan(height, width)
+    stride = win_w - ramp
+    per = max(2, round((chunk - ramp) / max(stride, 1)))
+    cuts = [0]
+    while len(cols) - cuts[-1] > per:
+        nxt = cuts[-1] + per
+        if cols[nxt] - cols[nxt - 1] != stride or ramp == 0:
+            break
+        cuts.append(nxt)
+    groups = list(zip(cuts, cuts[1:] + [len(cols)]))
+    inner = _inner(tiling)
+    ph = height + 2 * tiling.border
+    for i0, i1 in groups:
+        p0, p1 = cols[i0], cols[i1 - 1] + win_w
+        expect = (rows, [c - p0 for c in cols[i0:i1]], win_h, win_w, ramp)
+        if inner.plan(ph - 2 * inner.border, p1 - p0) != expect:
+            return [(0, len(cols))], plan
+    return groups, plan
+
+
+def _inner(tiling: Tiling) -> Tiling:
+    return Tiling(tiling.window, tiling.overlap, border=0, batch_size=tiling.batch_size)
+
+
+def stream_raster(
+    seg,
+    src,
+    sinks: list[Sink],
+    tta: bool = False,
+    on_window: Callable[[int], None] | None = None,
+    chunk: int = CHUNK,
+) -> None:
+    """Run ``seg`` over the raster ``src`` (a :class:`~aerialseg.io.rasters.RasterSource`)
+    and hand every finished piece to each sink as ``sink(row, col, probs, valid)``: probs
+    (rows, cols, C) float32 blended probabilities, valid (rows, cols) bool. Every pixel is
+    handed out exactly once."""
+    tiling = seg.tiling
+    h, w, b = src.height, src.width, tiling.border
+    groups, (rows, cols, win_h, win_w, ramp) = column_chunks(tiling, h, w, chunk)
+    rise = spline_ramp(ramp).astype(np.float32)[None, :, None] if ramp else None
+    inner = _inner(tiling)
+    extra = {"device": seg.device} if "device" in _PARAMS and hasattr(seg, "device") else {}
+    prev = None  # the last chunk's last `ramp` columns, image rows x ramp x classes
+    for i0, i1 in groups:
+        p0, p1 = cols[i0], cols[i1 - 1] + win_w
+        last = i1 == len(cols)
+        keep = None if last else np.empty((h, ramp, seg.model.num_classes), np.float32)
+        view = _ChunkView(src, b, p0, p1)
+        bands = predict_bands(
+            seg.model, view, seg.precision, inner, tta, on_window, valid=view.valid, **extra
+        )
+        # padded columns this chunk finishes: up to where the next chunk's windows begin
+        x_lo, x_hi = max(p0, b), min(p1 if last else p1 - ramp, b + w)
+        for y, probs in bands:
+            y0, y1 = max(y, b), min(y + len(probs), b + h)
+            if y1 <= y0:
+                continue  # padding rows
+            probs = probs[y0 - y : y1 - y]
+            r0, r1 = y0 - b, y1 - b
+            if prev is not None:  # blend into the last chunk's ramp, as the global plan does
+                probs[:, :ramp] = probs[:, :ramp] * rise + prev[r0:r1] * (1 - rise)
+            if keep is not None:
+                keep[r0:r1] = probs[:, -ramp:]
+            if x_hi > x_lo:
+                part = probs[:, x_lo - p0 : x_hi - p0]
+                valid = src.valid(r0, x_lo - b, r1 - r0, x_hi - x_lo)
+                for sink in sinks:
+                    sink(r0, x_lo - b, part, valid)
+        prev = keep
+
+
+_PARAMS = inspect.signature(predict_bands).parameters
+
+
+class ClassCounter:
+    """A sink counting, per image row, the pixels of each class (and of no data)."""
+
+    def __init__(self, height: int, n_classes: int):
+        self.n = n_classes
+        self.counts = np.zeros((height, n_classes + 1), np.int64)  # last column: no data
+
+    def add(self, row: int, labels: np.ndarray) -> None:
+        lab = np.where(labels == IGNORE_INDEX, self.n, labels).astype(np.int64)
+        k = self.n + 1
+        code = (np.arange(len(lab))[:, None] * k + lab).ravel()
+        self.counts[row : row + len(lab)] += np.bincount(code, minlength=len(lab) * k).reshape(
+            len(lab), k
+        )
+
+
+def labels_of(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Class index per pixel; IGNORE_INDEX (255) where the input has no data."""
+    labels = probs.argmax(-1).astype(np.uint8)
+    labels[~valid] = IGNORE_INDEX
+    return labels
+
+
+def confidence_of(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Highest class probability x 255 (never 0: it is at least 1 / classes); 0 where the
+    input has no data."""
+    conf = np.rint(np.nan_to_num(probs.max(-1)) * 255).astype(np.uint8)
+    conf[~valid] = 0
+    return conf
+
+
+def probabilities_of(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per-class probability x 255 as uint8 (0 where the input has no data)."""
+    out = np.rint(np.nan_to_num(probs) * 255).astype(np.uint8)
+    out[~valid] = 0
+    return out
+
+
+def pixel_areas(src, gsd: float | None = None) -> tuple[np.ndarray | None, str]:
+    """Ground area of one pixel of each row in m^2, and how it was found: planar from the
+    transform for a projected CRS (in its linear unit), geodesic on the CRS's ellipsoid
+    (pyproj) for a geographic one, row by row since it shrinks towards the poles. Without a
+    CRS: --gsd, or no areas."""
+    h, t = src.height, src.transform
+    if src.crs is None:
+        if gsd:
+            return np.full(h, gsd * gsd), "--gsd"
+        return None, "none (the raster has no CRS; --gsd gives metres per pixel)"
+    import pyproj
+
+    try:
+        crs = pyproj.CRS.from_user_input(src.crs.to_wkt())
+    except (pyproj.exceptions.CRSError, Exception) as e:  # noqa: BLE001 - rasterio's too
+        raise AerialSegError(f"{src.path}: unknown CRS ({str(e).splitlines()[0]})") from None
+    if crs.is_geographic:
+        geod = crs.get_geod()
+        if geod is None:
+            raise AerialSegError(f"{src.path}: geographic CRS without an ellipsoid")
+        x = src.width // 2
+        cx, cy = np.array([x, x + 1, x + 1, x]), np.array([0, 0, 1, 1])
+        areas = np.empty(h)
+        for r in range(h):  # the pixel in the middle of the row, its corners in degrees
+            lon = t.a * cx + t.b * (cy + r) + t.c
+            lat = t.d * cx + t.e * (cy + r) + t.f
+            areas[r] = abs(geod.polygon_area_perimeter(lon, lat)[0])
+        return areas, f"geodesic on the {crs.ellipsoid.name} ellipsoid (pyproj)"
+    units = [a.unit_conversion_factor for a in crs.axis_info if a.unit_conversion_factor]
+    if not units:
+        raise AerialSegError(f"{src.path}: unknown CRS (no unit of length: {crs.name})")
+    return np.full(h, abs(t.determinant) * units[0] * units[-1]), f"planar ({crs.name})"
+
+
+def class_areas(counter: ClassCounter, classes: ClassTable, row_area: np.ndarray | None):
+    """Statistics rows: pixels, share of the pixels with data, m^2 and ha per class."""
+    totals = counter.counts.sum(0)
+    data = int(totals[: counter.n].sum())
+    area = counter.counts[:, : counter.n].T @ row_area if row_area is not None else None
+    rows = []
+    for i, (name, color) in enumerate(zip(classes.names, classes.colors)):
+        row = {
+            "class": name,
+            "color": "#{:02X}{:02X}{:02X}".format(*color),
+            "pixels": int(totals[i]),
+            "percent": round(100 * totals[i] / data, 4) if data else 0.0,
+        }
+        if area is not None:
+            row["area_m2"] = round(float(area[i]), 2)
+            row["area_ha"] = round(float(area[i]) / 10_000, 4)
+        rows.append(row)
+    return rows, int(totals[counter.n])
