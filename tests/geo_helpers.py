@@ -13,15 +13,15 @@ GEOGRAPHIC = "EPSG:4326"
 
 
 def utm_transform(gsd: float = 0.5):
-    from rasterio.transform import from_origin
+    from affine import Affine
 
-    return from_origin(500_000.0, 2_790_000.0, gsd, gsd)
+    return Affine(gsd, 0.0, 500_000.0, 0.0, -gsd, 2_790_000.0)
 
 
 def geographic_transform(step: float = 5e-6):
-    from rasterio.transform import from_origin
+    from affine import Affine
 
-    return from_origin(55.27, 25.20, step, step)
+    return Affine(step, 0.0, 55.27, 0.0, -step, 25.20)
 
 
 def write_raster(

@@ -173,7 +173,6 @@ def test_a_failure_leaves_nothing_behind(seg, tmp_path, monkeypatch):
         raise AerialSegError("disk full (simulated)")
 
     monkeypatch.setattr(georaster, "confidence_of", broken)
-    monkeypatch.setattr("aerialseg.inference.geofiles.confidence_of", broken)
     with pytest.raises(AerialSegError, match="simulated"):
         segment_raster_to_files(seg, path, paths, opts)
     assert list(out.iterdir()) == []

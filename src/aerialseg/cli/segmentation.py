@@ -11,7 +11,7 @@ from ..errors import AerialSegError
 from ..inference.evaluate import SPLITS
 from ..inference.tiling import Tiling
 from ..io.images import MAX_PIXELS
-from . import common
+from . import common, geo
 
 
 def cmd_train(args) -> int:
@@ -73,6 +73,7 @@ def cmd_segment(args) -> int:
     from ..io.images import collect_images
 
     tiling = Tiling(window=args.window, overlap=args.overlap, batch_size=args.batch_size)
+    geo_opts = geo.options(args)  # the GIS flags, checked before anything slow
     out = check_writable_folder(Path(args.out))
     images, failures = collect_images(args.inputs)
     if not images:
@@ -94,6 +95,10 @@ def cmd_segment(args) -> int:
     quiet = True if args.quiet else None  # None: tqdm shows bars only on a terminal
     for path, name in tqdm(images, unit="img", desc="segmenting", disable=quiet):
         try:
+            if geo.wants_raster_path(path, args):  # georeferenced: streamed, keeps its CRS
+                written = geo.segment_file(seg, path, name, out, args, geo_opts, quiet)
+                done, kept = done + written, kept + (not written)
+                continue
             paths = output_paths(out, name, args.save_probabilities)
             if not check_free(paths, args.overwrite, source=str(path)):
                 kept += 1  # done by an earlier run: a rerun after a kill carries on
@@ -221,6 +226,7 @@ def add_segment(sub, help: str) -> None:
         default=MAX_PIXELS,
         help="refuse larger images (default: %(default)s)",
     )
+    geo.add_flags(g)
     common.add_precision(g)
     common.add_quiet(g)
 

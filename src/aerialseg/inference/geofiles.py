@@ -16,15 +16,6 @@ from pathlib import Path
 
 from ..errors import AerialSegError
 from ..io.files import write_text
-from .georaster import (
-    ClassCounter,
-    class_areas,
-    confidence_of,
-    labels_of,
-    pixel_areas,
-    probabilities_of,
-    stream_raster,
-)
 from .outputs import staged
 
 SUFFIXES = {
@@ -70,6 +61,15 @@ def segment_raster_to_files(
     none). Returns the statistics written to the JSON."""
     from ..io.geotiff import GeoTiffWriter, aux_xml, qgis_style
     from ..io.rasters import RasterSource
+    from .georaster import (  # torch: only once a raster is to be segmented
+        ClassCounter,
+        class_areas,
+        confidence_of,
+        labels_of,
+        pixel_areas,
+        probabilities_of,
+        stream_raster,
+    )
 
     classes = seg.classes
     with RasterSource(path, opts.bands, opts.scale) as src:

@@ -1,0 +1,88 @@
+import json
+
+import numpy as np
+import pytest
+
+rasterio = pytest.importorskip("rasterio")
+pyogrio = pytest.importorskip("pyogrio")
+
+from PIL import Image  # noqa: E402
+
+from ..geo_helpers import scene, write_raster  # noqa: E402
+from ..helpers import run_aerialseg  # noqa: E402
+
+
+def test_segment_writes_georeferenced_outputs_and_reports_bad_rasters(tmp_path, tiny_model):
+    photo, _ = scene(96, 128)
+    good = write_raster(tmp_path / "ortho.tif", photo, nodata=0)
+    write_raster(tmp_path / "grey.tif", photo[:1])
+    (tmp_path / "broken.tif").write_bytes(b"II*\x00" + b"\x01" * 64)
+    Image.fromarray(photo.transpose(1, 2, 0)).save(tmp_path / "plain.png")
+    out = tmp_path / "out"
+    r = run_aerialseg(
+        "segment",
+        good,
+        tmp_path / "grey.tif",
+        tmp_path / "broken.tif",
+        tmp_path / "plain.png",
+        "--model",
+        tiny_model,
+        "--window",
+        "64",
+        "--out",
+        out,
+        "--vector",
+        "--confidence",
+        "--mmu",
+        "0",
+        "--simplify",
+        "0",
+        "-q",  # pixel-exact polygons: areas must agree
+    )
+    assert r.returncode == 1, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("aerialseg: error:")]
+    assert len(errors) == 2, r.stderr
+    assert "grey.tif: has 1 band, not 3; pick them with --bands" in r.stderr
+    assert "broken.tif: cannot read" in r.stderr
+    assert "Traceback" not in r.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert not [n for n in names if n.startswith(("grey", "broken", "."))]
+    assert {
+        "ortho_labels.tif",
+        "ortho_confidence.tif",
+        "ortho_polygons.gpkg",
+        "ortho_labels.qml",
+        "ortho_stats.json",
+        "plain_labels.png",
+    } <= set(names)
+    with rasterio.open(good) as src, rasterio.open(out / "ortho_labels.tif") as lab:
+        assert lab.crs == src.crs and lab.transform == src.transform
+        labels = lab.read(1)
+    stats = json.loads((out / "ortho_stats.json").read_text())
+    assert stats["crs"] == "EPSG:32640"
+    area = {c["class"]: c["area_m2"] for c in stats["classes"]}
+    polygons = pyogrio.read_info(out / "ortho_polygons.gpkg")
+    assert polygons["features"] == stats["polygons"]["polygons"] > 0
+    _, _, _, fields = pyogrio.raw.read(out / "ortho_polygons.gpkg")
+    for name, a in area.items():
+        assert fields[2][fields[0] == name].sum() == pytest.approx(a, abs=0.01)
+    assert int((labels != 255).sum()) == sum(c["pixels"] for c in stats["classes"])
+    # a rerun keeps what is done; a bad flag is one line before anything is read
+    r = run_aerialseg("segment", good, "--model", tiny_model, "--out", out, "--bands", "3,2")
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "--bands 3,2: expected three band numbers" in r.stderr
+    r = run_aerialseg(
+        "segment",
+        good,
+        "--model",
+        tiny_model,
+        "--out",
+        out,
+        "--vector",
+        "--confidence",
+        "--window",
+        "64",
+        "-q",
+    )
+    assert r.returncode == 0 and "kept the outputs of 1 image" in r.stdout, r.stderr
+    assert np.array_equal(rasterio.open(out / "ortho_labels.tif").read(1), labels)
