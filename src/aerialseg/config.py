@@ -257,5 +257,9 @@ def resolve_config(
         d.update(PRESETS[preset])
     if config_file:
         d.update(read_mapping(config_file))
+        try:  # a mistake in the file is named with the file
+            cls.from_dict({k: v for k, v in d.items() if k not in flags or flags[k] is None})
+        except AerialSegError as e:
+            raise AerialSegError(f"{config_file}: {e}") from None
     d.update({k: v for k, v in flags.items() if v is not None})
     return cls.from_dict(d)

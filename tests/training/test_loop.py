@@ -93,7 +93,7 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(
     with pytest.raises(KeyboardInterrupt):
         run(fn, cfg, broken)
     monkeypatch.undo()
-    assert json.loads((broken / "status.json").read_text())["status"] == "running"
+    assert json.loads((broken / "status.json").read_text())["status"] == "interrupted"
     assert len(history(broken)) == 1
     resumed = run(fn, cfg, broken, resume=True)
 

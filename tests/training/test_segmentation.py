@@ -56,7 +56,7 @@ def test_run_folder_history_line_and_metadata(tiny_dataset, tmp_path):
 
 
 def test_no_epoch_is_an_error(tiny_dataset, tmp_path):
-    with pytest.raises(AerialSegError, match="no epoch was run"):
+    with pytest.raises(AerialSegError, match="no epoch to run"):
         train(tiny(tiny_dataset, epochs=0), tmp_path / "run", log=lambda s: None, progress=False)
 
 

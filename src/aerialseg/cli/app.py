@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from . import common
 
@@ -17,8 +18,10 @@ def cmd_capture(args) -> int:
     from ..app.capture import capture_region, parse_region
     from ..inference.outputs import save_result, stats_line, timestamped_stem
     from ..inference.segmenter import load_model
+    from ..io.files import check_writable_folder
 
     region = parse_region(args.region)
+    check_writable_folder(Path(args.out))
     seg = load_model(args.model)  # first: a bad model should fail before anything is grabbed
     rgb = capture_region(region)
     t = time.perf_counter()

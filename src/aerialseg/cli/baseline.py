@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from ..baselines import METHODS
 from ..config import data_root
@@ -13,7 +14,12 @@ from . import common
 def cmd_baseline(args) -> int:
     from ..baselines import run_baseline
     from ..inference.evaluate import format_table
+    from ..io.files import check_writable_folder
 
+    if args.out:
+        check_writable_folder(Path(args.out))
+    if args.confusion:
+        check_writable_folder(Path(args.confusion).parent, "--confusion")
     result = run_baseline(
         method=args.method,
         data=data_root(args.data),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from ..config import ClassifyConfig, data_root, resolve_config
 from ..errors import AerialSegError
 from ..inference.classifier import SPLITS
+from ..io.files import check_writable_folder
 from . import common
 
 
@@ -40,6 +42,8 @@ def cmd_evaluate(args) -> int:
     from ..inference.classifier import evaluate_classifier, load_classifier
     from ..plots import confusion_matrix
 
+    if args.confusion:
+        check_writable_folder(Path(args.confusion).parent, "--confusion")
     model, classes, meta = load_classifier(args.model)
     ds = dict(meta["dataset"])
     if args.data:
@@ -75,24 +79,30 @@ def cmd_predict(args) -> int:
 
     from ..data.imageset import fit_square
     from ..inference.classifier import load_classifier, patch_map, predict_proba, top_k
-    from ..inference.outputs import check_free, output_paths, write_outputs
+    from ..inference.outputs import check_free, display_name, output_paths, write_outputs
     from ..io.images import collect_images, read_image
 
     if args.patches and not args.out:
         raise AerialSegError("--patches writes maps: give --out DIR")
+    if args.patches:
+        check_writable_folder(Path(args.out))
     images, failures = collect_images(args.inputs)
     if not images:
         if failures:
             raise AerialSegError("; ".join(failures))
         raise AerialSegError(f"no images found in {' '.join(args.inputs)}")
     model, classes, _ = load_classifier(args.model)
+    for f in failures:
+        tqdm.write(f"aerialseg: error: {f}", file=sys.stderr)
     rows = []
     for path, name in tqdm(images, unit="img", desc="classifying", disable=args.quiet or None):
         try:
-            rgb = read_image(path)
             if args.patches:  # the classifier as a coarse segmenter, written like `segment`
                 paths = output_paths(Path(args.out), name)
-                check_free(paths, args.overwrite)
+                if not check_free(paths, args.overwrite, source=str(path)):
+                    continue  # done by an earlier run
+            rgb = read_image(path)
+            if args.patches:
                 labels = patch_map(model, rgb)
                 write_outputs(paths, rgb, labels, classes, str(path), extra={"model": args.model})
                 continue
@@ -100,11 +110,13 @@ def cmd_predict(args) -> int:
             rows.append({"image": str(path), "top": top_k(probs, classes, args.top)[0]})
         except AerialSegError as e:
             failures.append(str(e))
+            tqdm.write(f"aerialseg: error: {e}", file=sys.stderr)
     for r in rows:
         if args.json:
             print(json.dumps({"image": r["image"], "top": [[n, p] for n, p in r["top"]]}))
         else:
-            print(f"{r['image']}: " + ", ".join(f"{n} {p:.3f}" for n, p in r["top"]))
+            name = display_name(r["image"])  # printable even if the name is not UTF-8
+            print(f"{name}: " + ", ".join(f"{n} {p:.3f}" for n, p in r["top"]))
     if args.patches:
         print(f"patch maps of {len(images) - len(failures)} images -> {args.out}/")
     return common.report_failures(failures)

@@ -44,6 +44,10 @@ def cmd_evaluate(args) -> int:
     from ..inference.segmenter import load_model
 
     data = data_root(args.data)
+    if args.confusion:
+        from ..io.files import check_writable_folder
+
+        check_writable_folder(Path(args.confusion).parent, "--confusion")
     seg = load_model(args.model, args.precision)
     samples = load_dataset(data, seg.classes, progress=not args.quiet)
     samples, why = images_to_score(samples, seg.meta, data, args.split)

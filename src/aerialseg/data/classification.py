@@ -18,7 +18,7 @@ from ..errors import AerialSegError
 from ..io.images import IMAGE_SUFFIXES, natural_key, read_image
 from .cifar import cifar_root, read_cifar100
 from .imageset import ImageSet, class_table, concat, fit_square
-from .segmentation import load_dataset
+from .segmentation import check_labelled, load_dataset
 from .splits import holdout, split_images
 
 KINDS = ("auto", "cifar100", "imagefolder", "landcover")
@@ -38,6 +38,11 @@ def read_image_folder(
     root = Path(root)
     dirs = _class_dirs(root)
     found = [d.name for d in dirs]
+    if names is None and len(found) == 1:  # a class folder given as the root, most likely
+        raise AerialSegError(
+            f"{root}: only one class folder ({found[0]}); a classifier needs at least two "
+            f"(expected {root}/<class name>/*.jpg)"
+        )
     names = list(names) if names is not None else found
     unknown = sorted(set(found) - set(names))
     if unknown:
@@ -46,8 +51,11 @@ def read_image_folder(
         (f, names.index(d.name))
         for d in dirs
         for f in sorted(d.iterdir(), key=lambda p: natural_key(p.name))
-        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
+        if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") and not f.is_dir()
     ]
+    for f, _ in files:
+        if not f.is_file():  # a broken link or a link loop: say so rather than skip it
+            raise AerialSegError(f"{f}: broken symbolic link or not a regular file")
     if not files:
         raise AerialSegError(
             f"{root}: no images in class sub-folders (expected {root}/<class name>/*.jpg)"
@@ -160,6 +168,7 @@ def load_data(ds: dict, which: Sequence[str], progress: bool = False) -> dict[st
     elif kind == "landcover":
         mask_classes = ClassTable.from_dict(ds["mask_classes"])
         samples = load_dataset(root, mask_classes, progress=progress)
+        check_labelled(samples, mask_classes, str(root))
         args = (mask_classes, size, ds["min_share"], ds["stride"])
         held = set(ds.get("val_images") or [])
         if not held:  # a new run: split as the U-Net does, and remember it in ``ds``

@@ -110,7 +110,9 @@ def read_mapping(path: str | Path, what: str = "config") -> dict:
     try:
         text = path.read_text()
     except OSError as e:
-        raise AerialSegError(f"{path}: cannot read {what} ({e.strerror})") from None
+        raise AerialSegError(f"{path}: cannot read {what} ({_reason(e)})") from None
+    except UnicodeDecodeError as e:
+        raise AerialSegError(f"{path}: cannot read {what} (not UTF-8 text: {e.reason})") from None
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml

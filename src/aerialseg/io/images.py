@@ -61,6 +61,8 @@ def _open(path: Path, max_pixels: int, hint: str = "") -> Image.Image:
         raise AerialSegError(f"{path}: cannot read image (not enough memory)") from None
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else e
+        if isinstance(e, OSError) and e.errno == errno.ELOOP:
+            reason = "symbolic link loop"
         raise AerialSegError(f"{path}: cannot read image ({reason})") from None
 
 

@@ -30,13 +30,22 @@ def save_checkpoint(path: str | Path, model: BaseModel, classes: ClassTable, **e
     meta = {"format": FORMAT, "model": model.config, "classes": classes.to_dict(), **extra}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={KEY: json.dumps(meta)})
+        try:
+            save_file(tensors, str(tmp), metadata={KEY: json.dumps(meta)})
+        except SafetensorError as e:  # a full disk, as safetensors reports it
+            raise AerialSegError(f"{path}: cannot write ({_first_line(e)})") from None
     return Path(path)
+
+
+def _first_line(e: Exception) -> str:
+    return next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
 
 
 def read_metadata(path: str | Path) -> dict:
     """The checkpoint's metadata without loading the weights."""
     path = Path(path)
+    if path.is_dir():
+        raise AerialSegError(f"{path}: a folder, not a model file")
     if not path.is_file():
         raise AerialSegError(f"{path}: no such model file")
     try:
@@ -78,7 +87,9 @@ def load_checkpoint(
     try:
         model.load_state_dict(load_file(str(path)))
     except (RuntimeError, SafetensorError) as e:
-        raise AerialSegError(f"{path}: weights do not fit the stored architecture ({e})") from None
+        raise AerialSegError(
+            f"{path}: weights do not fit the stored architecture ({_first_line(e)})"
+        ) from None
     return model.eval(), ClassTable.from_dict(meta["classes"]), meta
 
 
@@ -93,4 +104,7 @@ def load_train_state(path: str | Path) -> dict:
 
 def save_train_state(path: str | Path, state: dict) -> None:
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as e:  # a full disk, as torch's zip writer reports it
+            raise AerialSegError(f"{path}: cannot write ({_first_line(e)})") from None

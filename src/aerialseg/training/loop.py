@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import AerialSegError
-from ..io.files import write_text
+from ..io.files import check_writable_folder, write_text
 from ..models.checkpoint import load_checkpoint, load_train_state, save_checkpoint, save_train_state
 
 STATE_FILE = "train_state.pt"
@@ -107,23 +107,113 @@ class Task:
         """End-of-run extras (example figures), before status.json says complete."""
 
 
-def check_run_folder(out: Path, resume: bool) -> None:
-    # Never mix two runs in one folder: a new run needs an empty one, a resumed one its state.
+# What a run writes before its first epoch ends: a folder holding only these (and their
+# temporary files) is a run that never got anywhere, which may be started again in place.
+START_FILES = ("config.json", "split.json", "status.json")
+
+
+def check_run_folder(out: Path, resume: bool, cfg=None, log: Callable[[str], None] = print) -> bool:
+    """Never mix two runs in one folder: a new run needs an empty one (or one whose run
+    stopped before finishing an epoch), a resumed one its state. Returns whether there is a
+    state to restore: ``--resume`` on a run stopped before its first epoch ended starts it
+    from the beginning. A complete run, with ``cfg`` asking for no more, is refused with
+    the way to extend it."""
+    if out.exists() and not out.is_dir():
+        raise AerialSegError(f"{out}: exists and is not a folder")
     if resume:
-        if not (out / STATE_FILE).is_file():
-            raise AerialSegError(f"{out}: nothing to resume (no {STATE_FILE})")
-    elif out.exists() and any(out.iterdir()):
+        if (out / STATE_FILE).is_file():
+            if cfg is not None:
+                _check_unfinished(out, cfg)
+            return True
+        if (out / "config.json").is_file():  # killed (or failed) before its first epoch ended
+            log(f"{out}: no epoch was finished before the run stopped: starting it again")
+            return False
+        raise AerialSegError(f"{out}: nothing to resume (no {STATE_FILE})")
+    if out.exists() and any(out.iterdir()):
+        if _never_started(out):
+            log(f"{out}: its earlier run stopped before finishing an epoch: starting it again")
+            return False
         raise AerialSegError(
             f"{out}: run folder exists and is not empty "
             "(use --resume to continue it, or pick a new folder)"
         )
+    check_writable_folder(out, "--out")
+    return False
+
+
+def _never_started(out: Path) -> bool:
+    """Only what a run writes before its first epoch ends, and not from a complete run."""
+    names = [p.name for p in out.iterdir()]
+    ours = all(
+        n in START_FILES or n.lstrip(".").split(".")[0] in ("config", "split", "status")
+        for n in names
+    )
+    if not ours or "config.json" not in names:
+        return False
+    try:
+        return json.loads((out / "status.json").read_text()).get("status") != "complete"
+    except (OSError, ValueError, AttributeError):
+        return True  # never written, or cut short by a kill: the run did not finish
+
+
+def _check_unfinished(out: Path, cfg) -> None:
+    """A resume with nothing left to do (a complete run, and no larger --epochs or
+    --minutes) is an error that says how to extend the run."""
+    try:
+        status = json.loads((out / "status.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return
+    if status != "complete":
+        return  # e.g. killed after its last epoch: resuming finishes it (figures, status)
+    state = load_train_state(out / STATE_FILE)
+    epoch, elapsed = int(state["epoch"]), float(state["elapsed"])
+    if cfg.minutes:
+        if elapsed < cfg.minutes * 60:
+            return
+        raise AerialSegError(
+            f"{out}: the run is complete ({epoch} epochs in {elapsed / 60:.1f} min) - nothing "
+            f"to resume; to train it further, resume with a larger --minutes (e.g. --resume "
+            f"{out} --minutes {max(1, round(2 * cfg.minutes))}) or --epochs"
+        )
+    if epoch < cfg.epochs:
+        return
+    raise AerialSegError(
+        f"{out}: the run is complete ({epoch} of {cfg.epochs} epochs) - nothing to resume; "
+        f"to train it further, resume with a larger --epochs (e.g. --resume {out} --epochs "
+        f"{2 * max(epoch, 1)})"
+    )
+
+
+def _mark_stopped(task: Task, out: Path, error: BaseException) -> None:
+    """A run that this call started and that did not finish says so in status.json (a kill
+    -9 cannot be caught: its folder keeps 'running', which resuming handles the same way)."""
+    if getattr(task, "run_folder", None) != out:
+        return
+    status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+    note = {"status": status, "error": str(error) or type(error).__name__}
+    try:
+        write_text(out / "status.json", json.dumps(note) + "\n")
+    except Exception:  # noqa: BLE001 - e.g. the disk that failed the run is still full
+        pass
 
 
 def fit(task: Task, out_dir: str | Path, resume: bool = False) -> dict:
     """Run ``task`` into the folder ``out_dir`` (continuing it with ``resume``); returns the
     best and the last epoch's history rows."""
-    cfg, out, log = task.cfg, Path(out_dir), task.log
-    check_run_folder(out, resume)
+    out = Path(out_dir)
+    getattr(task.cfg, "check", lambda: None)()  # types first: the checks below compare
+    if not task.cfg.minutes and task.cfg.epochs < 1:
+        raise AerialSegError("no epoch to run: give --epochs N (N >= 1) or --minutes")
+    resume = check_run_folder(out, resume, task.cfg, task.log)
+    try:
+        return _fit(task, out, resume)
+    except BaseException as e:
+        _mark_stopped(task, out, e)
+        raise
+
+
+def _fit(task: Task, out: Path, resume: bool) -> dict:
+    cfg, log = task.cfg, task.log
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)  # the initial weights follow --seed too (resume loads its own)
@@ -138,6 +228,7 @@ def fit(task: Task, out_dir: str | Path, resume: bool = False) -> dict:
     write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     task.on_fit_start(out)
     write_text(out / "status.json", json.dumps({"status": "running"}) + "\n")
+    task.run_folder = out  # from here on, a failure is recorded in status.json
 
     # A time budget replaces the epoch count: the run stops, and the schedule ends, with it.
     budget = cfg.minutes * 60 if cfg.minutes else None
@@ -180,8 +271,6 @@ def fit(task: Task, out_dir: str | Path, resume: bool = False) -> dict:
         _write_history(history, (*LOOP_FIELDS, *task.history_fields), out / "history.csv")
         _write_curves(history, task.curves, out / "curves.png")
 
-    if not history:
-        raise AerialSegError("no epoch was run (epochs is 0 and no --minutes)")
     task.on_fit_end(out)
     done = {"status": "complete", "epochs": len(history), "train_minutes": round(elapsed / 60, 2)}
     write_text(out / "status.json", json.dumps(done) + "\n")
