@@ -1,3 +1,4 @@
+import csv
 import json
 
 import numpy as np
@@ -19,6 +20,19 @@ def test_segment_writes_georeferenced_outputs_and_reports_bad_rasters(tmp_path, 
     (tmp_path / "broken.tif").write_bytes(b"II*\x00" + b"\x01" * 64)
     Image.fromarray(photo.transpose(1, 2, 0)).save(tmp_path / "plain.png")
     out = tmp_path / "out"
+    zones = tmp_path / "parcels.gpkg"
+    import shapely
+
+    box = shapely.box(500_000, 2_790_000 - 20, 500_030, 2_790_000)  # 60 x 40 pixels
+    pyogrio.raw.write(
+        zones,
+        shapely.to_wkb([box]),
+        field_data=[],
+        fields=[],
+        driver="GPKG",
+        crs="EPSG:32640",
+        geometry_type="Polygon",
+    )
     r = run_aerialseg(
         "segment",
         good,
@@ -38,6 +52,8 @@ def test_segment_writes_georeferenced_outputs_and_reports_bad_rasters(tmp_path, 
         "--simplify",
         "0",
         "-q",  # pixel-exact polygons: areas must agree
+        "--zones",
+        zones,
     )
     assert r.returncode == 1, r.stderr
     errors = [line for line in r.stderr.splitlines() if line.startswith("aerialseg: error:")]
@@ -67,6 +83,10 @@ def test_segment_writes_georeferenced_outputs_and_reports_bad_rasters(tmp_path, 
     for name, a in area.items():
         assert fields[2][fields[0] == name].sum() == pytest.approx(a, abs=0.01)
     assert int((labels != 255).sum()) == sum(c["pixels"] for c in stats["classes"])
+    zone = next(csv.DictReader((out / "ortho_zones.csv").open()))
+    part = labels[:40, :60]
+    for c, name in enumerate(area):
+        assert float(zone[f"{name}_m2"]) == pytest.approx((part == c).sum() * 0.25)
     # a rerun keeps what is done; a bad flag is one line before anything is read
     r = run_aerialseg("segment", good, "--model", tiny_model, "--out", out, "--bands", "3,2")
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr

@@ -52,6 +52,12 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         "patches join their neighbour; 0: none (default: 16px)",
     )
     g.add_argument(
+        "--zones",
+        metavar="FILE",
+        help="vector file of zones (parcels, districts...; any CRS): class areas and shares "
+        "per zone, as NAME_zones.csv and NAME_zones.gpkg",
+    )
+    g.add_argument(
         "--simplify",
         type=float,
         default=1.0,
@@ -67,6 +73,8 @@ def options(args):
 
     if args.simplify < 0:
         raise AerialSegError(f"--simplify must be >= 0, not {args.simplify}")
+    if args.zones and not Path(args.zones).is_file():
+        raise AerialSegError(f"--zones {args.zones}: no such file")
     return GeoOptions(
         bands=parse_bands(args.bands),
         scale=Scale.parse(args.scale),
@@ -77,6 +85,7 @@ def options(args):
         mmu=parse_mmu(args.mmu),
         simplify=args.simplify,
         gsd=args.gsd,
+        zones=Path(args.zones) if args.zones else None,
     )
 
 

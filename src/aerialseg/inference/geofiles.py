@@ -41,6 +41,7 @@ class GeoOptions:
     mmu: tuple[float, str] = (0.0, "px")  # minimum mapping unit: (value, "px" | "m2")
     simplify: float = 1.0  # pixels
     gsd: float | None = None  # metres per pixel, for a raster without a CRS
+    zones: Path | None = None  # a vector file: class areas per zone
 
 
 def geo_output_paths(out_dir: Path, stem: str, opts: GeoOptions) -> dict[str, Path]:
@@ -51,6 +52,9 @@ def geo_output_paths(out_dir: Path, stem: str, opts: GeoOptions) -> dict[str, Pa
         paths["probs"] = out_dir / f"{stem}_probs.tif"
     if opts.vector:
         paths["polygons"] = out_dir / f"{stem}{VECTOR_SUFFIXES[opts.vector]}"
+    if opts.zones:
+        paths["zones_csv"] = out_dir / f"{stem}_zones.csv"
+        paths["zones_gpkg"] = out_dir / f"{stem}_zones.gpkg"
     return paths
 
 
@@ -75,6 +79,10 @@ def segment_raster_to_files(
     with RasterSource(path, opts.bands, opts.scale) as src:
         row_area, area_method = pixel_areas(src, opts.gsd)  # an unknown CRS: before any work
         mmu_px = mmu_pixels(opts.mmu, row_area) if opts.vector else 0.0
+        if opts.zones:
+            from .zones import check_zones
+
+            check_zones(opts.zones, src)
         with staged(paths) as tmp:
             like = src.src
             writers = {
@@ -122,6 +130,17 @@ def segment_raster_to_files(
                 vector = polygonize_to_file(
                     tmp["labels"], tmp["polygons"], classes, opts.vector, mmu_px, opts.simplify
                 )
+            if opts.zones:
+                from .zones import zone_statistics
+
+                zones = zone_statistics(
+                    tmp["labels"],
+                    opts.zones,
+                    classes,
+                    row_area,
+                    tmp["zones_csv"],
+                    tmp["zones_gpkg"],
+                )
             stats, nodata = class_areas(counter, classes, row_area)
             info = {
                 "image": str(path),
@@ -140,6 +159,8 @@ def segment_raster_to_files(
             }
             if vector:
                 info["polygons"] = vector
+            if opts.zones:
+                info["zones"] = {"file": str(opts.zones), **zones}
             write_text(tmp["stats_json"], json.dumps(info, indent=2) + "\n")
             buf = io.StringIO()
             writer = csv.DictWriter(buf, fieldnames=list(stats[0]))

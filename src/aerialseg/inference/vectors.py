@@ -22,7 +22,8 @@ import numpy as np
 from ..classes import IGNORE_INDEX, ClassTable
 from ..errors import AerialSegError
 
-ROWS = 2048  # rows per chunk
+CHUNK_PIXELS = 8_000_000  # a chunk of rows holds about this many pixels (memory ~ 60 B each)
+ROWS = 2048  # at most this many rows per chunk
 HALO_MAX = 1024  # rows of context around a chunk for the sieve
 FLUSH = 20_000  # features written at a time
 
@@ -34,7 +35,7 @@ def polygonize_to_file(
     fmt: str = "gpkg",
     mmu_px: float = 0.0,
     simplify_px: float = 1.0,
-    rows: int = ROWS,
+    rows: int | None = None,
 ) -> dict:
     """Write one polygon layer (class, class_index, area_m2, area_ha) for the label raster;
     returns what was written (count, seconds, bytes)."""
@@ -42,6 +43,7 @@ def polygonize_to_file(
 
     start = time.perf_counter()
     with rasterio.open(labels_path) as src:
+        rows = rows or int(np.clip(CHUNK_PIXELS // src.width, 256, ROWS))
         out = _Output(dest, fmt, src.crs, src.transform, classes)
         try:
             for geoms, values in _pieces(src, mmu_px, simplify_px, rows):
