@@ -36,3 +36,21 @@ def real_data() -> Path:
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny untrained checkpoint file, shared by the tests that only need one that loads."""
     return tiny_checkpoint(tmp_path_factory.mktemp("model") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="session")
+def onnx_default(tmp_path_factory) -> tuple[Path, str]:
+    """`aerialseg export` of the bundled model to ONNX (once: an export takes seconds), and
+    what the command printed."""
+    import contextlib
+    import io
+
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    pytest.importorskip("onnxscript", reason="the onnx extra is not installed")
+    from aerialseg.cli import main
+
+    path = tmp_path_factory.mktemp("onnx") / "default.onnx"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["export", "--out", str(path)]) == 0
+    return path, printed.getvalue()

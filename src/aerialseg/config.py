@@ -17,7 +17,7 @@ from .errors import AerialSegError
 from .io.files import read_mapping
 from .losses import LOSSES
 from .models.registry import list_models
-from .runtime import PRECISIONS
+from .runtime import DEVICE_HELP, PRECISION_HELP, PRECISIONS, check_device
 
 DATA_ENV = "AERIALSEG_DATA"  # where commands look for the dataset when --data is not given
 
@@ -56,13 +56,20 @@ class Config:
     """What the task configs share: dict round trips and checks of every field's value."""
 
     RENAMED = {"model": "arch"}  # old key -> new key, so older config files and runs still load
+    # Written into config.json for the record (by the training loop), not settings: dropped
+    # when a config is read back.
+    RECORDED = ("world_size",)
+    # Settings of the machine a run happens to be on: a resumed run takes them from the
+    # command line (or their defaults), never from the run folder, so a run started on a GPU
+    # resumes on a CPU.
+    PER_MACHINE = ("device",)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict):
-        d = dict(d)
+        d = {k: v for k, v in d.items() if k not in cls.RECORDED}
         for old, new in cls.RENAMED.items():
             if old in d and new not in d:
                 d[new] = d.pop(old)
@@ -106,6 +113,8 @@ class Config:
                 raise AerialSegError(f"{name} must be {bound}, not {value}")
             if high is not None and value > high:
                 raise AerialSegError(f"{name} must be <= {high}, not {value}")
+        if hasattr(self, "device"):
+            check_device(self.device)
 
 
 def _check_items(f: dataclasses.Field, value: list, name: str) -> None:
@@ -176,10 +185,9 @@ class TrainConfig(Config):
     loss: str = opt("dice+focal", "training loss", choices=LOSSES)
     class_weights: list[float] | None = opt(None, "one weight per class (Dice and CE terms)")
     balanced_weights: bool = opt(False, "inverse-frequency class weights from training labels")
-    precision: str = opt(
-        "auto", "auto: bf16 where the CPU does it natively, else fp32", choices=PRECISIONS
-    )
-    threads: int | None = opt(None, "torch threads (default: all cores)", low=1)
+    precision: str = opt("auto", PRECISION_HELP, choices=PRECISIONS)
+    device: str = opt("auto", DEVICE_HELP)
+    threads: int | None = opt(None, "torch threads per process (default: all cores)", low=1)
     seed: int = opt(0, "seed of the split, sampling and initialisation", low=0)
     examples: int = opt(3, "validation images in examples.png", low=0)
 
@@ -221,6 +229,7 @@ class ClassifyConfig(Config):
     minutes: float | None = opt(None, "train for this long instead", low=0, low_open=True)
     batch_size: int = opt(128, "images per step", low=1)
     lr: float = opt(1e-3, "RMSprop learning rate", low=0, low_open=True)
+    device: str = opt("auto", DEVICE_HELP)
     threads: int | None = opt(None, "torch threads (default: all cores)", low=1)
 
 
@@ -250,7 +259,7 @@ def resolve_config(
     cls: type[Config] = TrainConfig,
 ):
     """``cls`` from ``base`` (a resumed run's config) < preset < config file < set flags."""
-    d: dict = dict(base or {})
+    d: dict = {k: v for k, v in (base or {}).items() if k not in cls.PER_MACHINE}
     if preset:
         if preset not in PRESETS:
             raise AerialSegError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")

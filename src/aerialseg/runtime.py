@@ -1,13 +1,22 @@
-"""Where and how a model runs: numeric precision, autocast and memory format.
+"""Where and how a model runs: device, numeric precision, autocast and memory format.
 
-torch is imported inside the functions that use it, so :data:`PRECISIONS` and
-:func:`resolve_precision` serve command-line help and checks without importing torch.
+- device: ``auto`` takes a CUDA GPU when there is one (then Apple's MPS), else the CPU;
+  ``cpu``, ``cuda``, ``cuda:N`` and ``mps`` name one. Checkpoints never store a device.
+- precision: ``auto`` is bf16 autocast on a GPU that does bf16 (fp16 with a grad scaler on
+  one that does not) and on a CPU with native bf16 (AVX512-BF16 or AMX), else fp32.
+- On CUDA, models and inputs are channels_last, and inputs travel through pinned memory with
+  non-blocking copies. On the CPU everything is as it always was.
+
+torch is imported inside the functions that use it, so :data:`PRECISIONS`,
+:func:`check_device` and the CPU case of :func:`resolve_precision` serve command-line help and
+checks without importing torch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +28,69 @@ if TYPE_CHECKING:
 
     from .models import SegmentationModel
 
-PRECISIONS = ("auto", "bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+PRECISION_HELP = (
+    "auto: bf16 on a GPU (fp16 where it lacks bf16) and on a CPU that does bf16 natively, "
+    "else fp32; fp16 is for CUDA only"
+)
+DEVICE_HELP = "auto (a GPU when there is one, else the CPU), cpu, cuda, cuda:N or mps"
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
+
+
+def check_device(spec: str) -> str:
+    """``spec`` if it is a device's spelling (no torch needed: for command-line checks)."""
+    if not isinstance(spec, str) or not _DEVICE.fullmatch(spec):
+        raise AerialSegError(f"unknown device {spec!r}; valid: auto, cpu, cuda, cuda:N, mps")
+    return spec
+
+
+def resolve_device(spec: str = "auto", local_rank: int = 0) -> str:
+    """The device to run on: "cpu", "cuda:N" or "mps". ``auto`` and ``cuda`` take GPU
+    ``local_rank`` (one GPU per process under torchrun). One clear error for a device this
+    machine does not have."""
+    check_device(spec)
+    if spec == "cpu":
+        return "cpu"
+    import torch
+
+    if spec == "auto":
+        if torch.cuda.is_available():
+            spec = "cuda"
+        elif _mps_available():
+            return "mps"
+        else:
+            return "cpu"
+    if spec == "mps":
+        if not _mps_available():
+            raise AerialSegError("device mps is not available (no Apple GPU); use --device cpu")
+        return "mps"
+    if not torch.cuda.is_available():
+        why = (
+            f"this torch ({torch.__version__}) was built without CUDA"
+            if torch.version.cuda is None
+            else "no CUDA GPU is visible"
+        )
+        raise AerialSegError(f"device {spec} is not available: {why}; use --device cpu")
+    index = int(spec.split(":")[1]) if ":" in spec else local_rank
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise AerialSegError(
+            f"device cuda:{index} is not available: this machine has {count} CUDA GPU"
+            + "s" * (count != 1)
+        )
+    return f"cuda:{index}"
+
+
+def _mps_available() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps and mps.is_available())
+
+
+def device_type(device: str) -> str:
+    """The type of a resolved device: "cpu", "cuda" or "mps"."""
+    return device.split(":")[0]
 
 
 @functools.cache
@@ -33,46 +104,89 @@ def cpu_has_fast_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def resolve_precision(precision: str) -> str:
+def resolve_precision(precision: str, device: str = "cpu") -> str:
+    """bf16, fp16 or fp32 for ``precision`` on the resolved ``device``."""
     if precision not in PRECISIONS:
         raise AerialSegError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    kind = device_type(device)
+    if kind == "cuda":
+        import torch
+
+        if precision == "auto":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return precision
+    if precision == "fp16":
+        raise AerialSegError(f"fp16 autocast is for CUDA GPUs; on {kind} use bf16 or fp32")
     if precision == "auto":
-        return "bf16" if cpu_has_fast_bf16() else "fp32"
+        return "bf16" if kind == "cpu" and cpu_has_fast_bf16() else "fp32"
     return precision
 
 
-def autocast(precision: str):
-    """bf16 autocast on the CPU, or nothing for fp32."""
+def autocast(precision: str, device: str = "cpu"):
+    """bf16 or fp16 autocast on the device's type, or nothing for fp32."""
     import torch
 
-    if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type(device), dtype=dtype)
 
 
-def prepare(model: SegmentationModel, precision: str) -> SegmentationModel:
-    """channels_last is what oneDNN's bf16 convolutions want; fp32 gains nothing from it."""
+def channels_last(precision: str, device: str = "cpu") -> bool:
+    """Whether the model and its inputs use channels_last: what oneDNN's bf16 convolutions
+    want on a CPU (fp32 gains nothing there), and what cuDNN's tensor cores want on CUDA."""
+    return device_type(device) == "cuda" or precision == "bf16"
+
+
+def grad_scaler(precision: str, device: str = "cpu"):
+    """A GradScaler for fp16 training (bf16 and fp32 need none), else None."""
+    if precision != "fp16":
+        return None
     import torch
 
-    if precision == "bf16":
+    return torch.amp.GradScaler(device_type(device))
+
+
+def prepare(model: SegmentationModel, precision: str, device: str = "cpu") -> SegmentationModel:
+    """The model on ``device``, in the memory format ``precision`` wants, in eval mode."""
+    import torch
+
+    if device != "cpu":
+        model = model.to(device)
+    if channels_last(precision, device):
         model = model.to(memory_format=torch.channels_last)
     return model.eval()
 
 
-def to_tensor(rgb: np.ndarray, precision: str = "fp32") -> torch.Tensor:
+def to_device(t: torch.Tensor, device: str) -> torch.Tensor:
+    """``t`` on ``device``: unchanged on the CPU; to CUDA through pinned memory, without
+    waiting for the copy."""
+    if device == "cpu":
+        return t
+    if device_type(device) == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+def to_tensor(rgb: np.ndarray, precision: str = "fp32", device: str = "cpu") -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, H, W) float on the 0-255 scale: what the model is fed."""
     import torch
 
-    x = torch.tensor(rgb).permute(2, 0, 1).unsqueeze(0).float()  # copies: input may be read-only
-    if precision == "bf16":
+    if device == "cpu":
+        x = torch.tensor(rgb).permute(2, 0, 1).unsqueeze(0).float()  # copies: may be read-only
+    else:  # the bytes travel, the floats are made on the device
+        x = to_device(torch.tensor(rgb), device).permute(2, 0, 1).unsqueeze(0).float()
+    if channels_last(precision, device):
         x = x.contiguous(memory_format=torch.channels_last)
     return x
 
 
-def predict_logits(model: SegmentationModel, rgb: np.ndarray, precision: str) -> torch.Tensor:
-    """Logits (1, C, H, W) float32 for a whole image in one forward pass."""
+def predict_logits(
+    model: SegmentationModel, rgb: np.ndarray, precision: str, device: str = "cpu"
+) -> torch.Tensor:
+    """Logits (1, C, H, W) float32, on ``device``, for a whole image in one forward pass."""
     import torch
 
     model.eval()
-    with torch.inference_mode(), autocast(precision):
-        return model(to_tensor(rgb, precision)).float()
+    with torch.inference_mode(), autocast(precision, device):
+        return model(to_tensor(rgb, precision, device)).float()

@@ -29,10 +29,10 @@ IMAGE_TYPES = [("Images", "*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp"), ("All
 
 
 class App:
-    def __init__(self, root, model_path, tta, save_dir, autosave, log):
+    def __init__(self, root, model_path, tta, save_dir, autosave, log, device="auto"):
         import tkinter as tk
 
-        self.root, self.log = root, log
+        self.root, self.log, self.device = root, log, device
         self.model_path, self.save_dir, self.autosave = model_path, save_dir, autosave
         self.worker = Worker()
         self.seg = None
@@ -166,7 +166,7 @@ class App:
         from ..inference.segmenter import load_model
 
         def job():
-            seg = load_model(path)
+            seg = load_model(path, device=self.device)
             seg.segment(np.zeros((64, 64, 3), np.uint8))  # first call pays one-off setup
             return seg
 
@@ -306,7 +306,9 @@ class App:
             self._save_into(self.autosave)
 
 
-def run_app(model=None, tta=False, image=None, save_dir=None, autosave=None, verbose=False):
+def run_app(
+    model=None, tta=False, image=None, save_dir=None, autosave=None, verbose=False, device="auto"
+):
     if model and not Path(model).is_file():
         raise AerialSegError(f"{model}: no such model file")
     if image and not Path(image).is_file():
@@ -322,7 +324,7 @@ def run_app(model=None, tta=False, image=None, save_dir=None, autosave=None, ver
         root = tk.Tk(className="aerialseg")
     except tk.TclError as e:
         raise AerialSegError(f"cannot open the window: {e}") from None
-    app = App(root, model, tta, save_dir, autosave, log_to_stdout(verbose))
+    app = App(root, model, tta, save_dir, autosave, log_to_stdout(verbose), device)
     app.pending_image = image
     root.mainloop()
     return 0

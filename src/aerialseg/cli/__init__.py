@@ -32,6 +32,7 @@ COMMANDS = {
         "image classifiers (the ISLR2 CNN) on CIFAR-100, image folders or aerial patches",
     ),
     "baseline": ("baseline", "classic per-pixel baselines (KMeans, SVM, random forest)"),
+    "export": ("export", "write a segmentation model as ONNX or TorchScript"),
 }
 
 
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser({command} if command in COMMANDS else ())
     args = parser.parse_args(argv)
+    args.argv = argv  # as typed: `train --nproc` hands it on to the processes it starts
     try:
         return args.func(args)
     except AerialSegError as e:  # one line, even if a message from elsewhere had several

@@ -11,7 +11,9 @@ from . import common
 def cmd_gui(args) -> int:
     from ..app.window import run_app
 
-    return run_app(args.model, args.tta, args.image, args.save_dir, args.autosave, args.verbose)
+    return run_app(
+        args.model, args.tta, args.image, args.save_dir, args.autosave, args.verbose, args.device
+    )
 
 
 def cmd_capture(args) -> int:
@@ -22,7 +24,8 @@ def cmd_capture(args) -> int:
 
     region = parse_region(args.region)
     check_writable_folder(Path(args.out))
-    seg = load_model(args.model)  # first: a bad model should fail before anything is grabbed
+    # first: a bad model or device should fail before anything is grabbed
+    seg = load_model(args.model, device=args.device)
     rgb = capture_region(region)
     t = time.perf_counter()
     labels = seg.segment(rgb, tta=args.tta)
@@ -61,6 +64,7 @@ def add_gui(sub, help: str) -> None:
     g.add_argument(
         "-v", "--verbose", action="store_true", help="log each step with a timestamp to stdout"
     )
+    common.add_device(g)
 
 
 def add_capture(sub, help: str) -> None:
@@ -77,6 +81,7 @@ def add_capture(sub, help: str) -> None:
     c.add_argument("--out", required=True, metavar="DIR")
     common.add_model(c)
     c.add_argument("--tta", action="store_true", help="average the 8 flips/rotations")
+    common.add_device(c)
 
 
 PARSERS = {"gui": add_gui, "capture": add_capture}

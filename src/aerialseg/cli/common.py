@@ -1,7 +1,7 @@
 """The conventions every command follows, in one place.
 
-- ``--data DIR`` falls back to $AERIALSEG_DATA; ``--precision``, ``-q/--quiet`` mean the same
-  everywhere.
+- ``--data DIR`` falls back to $AERIALSEG_DATA; ``--precision``, ``--device``, ``-q/--quiet``
+  mean the same everywhere.
 - A checkpoint file is always ``--model PATH`` (alias ``--checkpoint``); an architecture name
   is always ``--arch``. Old spellings keep working with a one-line deprecation note.
 - Run settings are flags generated from the task's config dataclass, with the field's help,
@@ -19,7 +19,7 @@ from pathlib import Path
 from ..config import DATA_ENV, field_choices
 from ..errors import AerialSegError
 from ..io.files import read_mapping
-from ..runtime import PRECISIONS
+from ..runtime import DEVICE_HELP, PRECISION_HELP, PRECISIONS, check_device
 
 
 def add_data(parser: argparse.ArgumentParser, what: str = "dataset root") -> None:
@@ -31,7 +31,22 @@ def add_precision(parser: argparse.ArgumentParser) -> None:
         "--precision",
         default="auto",
         choices=PRECISIONS,
-        help="auto: bf16 where the CPU does it natively, else fp32 (default: auto)",
+        help=f"{PRECISION_HELP} (default: auto)",
+    )
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    """``--device``: where the model runs; its spelling is checked here, whether this machine
+    has it once the model loads."""
+
+    def device(text: str) -> str:
+        try:
+            return check_device(text)
+        except AerialSegError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    parser.add_argument(
+        "--device", type=device, default="auto", help=f"{DEVICE_HELP} (default: auto)"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -26,9 +27,13 @@ def cmd_train(args) -> int:
         cfg.epochs = 0
     if args.epochs is not None:  # e.g. extending a run that was limited by --minutes
         cfg.minutes = None
+    if args.nproc:
+        return _launch(args, cfg, out)
     from ..training.segmentation import train  # torch: only once the config is sound
 
     result = train(cfg, out, resume=bool(args.resume), progress=not args.quiet)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun: rank 0 reports
     best = result["best"]
     print(
         f"best epoch {best['epoch']}: val accuracy {best['val_accuracy']:.4f}, "
@@ -36,6 +41,28 @@ def cmd_train(args) -> int:
     )
     print(f"run folder: {out} (best.safetensors, history.csv, curves.png, examples.png)")
     return 0
+
+
+def _launch(args, cfg: TrainConfig, out: Path) -> int:
+    """``train --nproc N``: this command in N processes through torchrun, on this machine."""
+    from ..training.distributed import check_gpus, launch, under_torchrun
+    from ..training.loop import check_run_folder
+    from ..training.segmentation import check_config
+
+    if under_torchrun():
+        raise AerialSegError("--nproc starts torchrun itself: under torchrun, leave it out")
+    check_config(cfg)  # mistakes are found once, here, not once per process
+    check_gpus(cfg.device, args.nproc)
+    check_run_folder(out, bool(args.resume), cfg)
+    argv, skip = [], False
+    for a in args.argv:
+        if not skip and a == "--nproc":
+            skip = True
+        elif skip:
+            skip = False
+        elif not a.startswith("--nproc="):
+            argv.append(a)
+    return launch(args.nproc, argv)
 
 
 def cmd_evaluate(args) -> int:
@@ -48,7 +75,7 @@ def cmd_evaluate(args) -> int:
         from ..io.files import check_writable_folder
 
         check_writable_folder(Path(args.confusion).parent, "--confusion")
-    seg = load_model(args.model, args.precision)
+    seg = load_model(args.model, args.precision, device=args.device)
     samples = load_dataset(data, seg.classes, progress=not args.quiet)
     samples, why = images_to_score(samples, seg.meta, data, args.split)
     check_labelled(samples, seg.classes, str(data))
@@ -77,6 +104,7 @@ def cmd_segment(args) -> int:
     from ..io.images import collect_images
 
     tiling = Tiling(window=args.window, overlap=args.overlap, batch_size=args.batch_size)
+    out = check_writable_folder(Path(args.out))
     geo_opts = geo.options(args)  # the GIS flags, checked before anything slow
     out = check_writable_folder(Path(args.out))
     images, failures = collect_images(args.inputs)
@@ -92,7 +120,7 @@ def cmd_segment(args) -> int:
     from ..inference.tiling import count_windows
     from ..io.images import read_image
 
-    seg = load_model(args.model, args.precision, tiling)
+    seg = load_model(args.model, args.precision, tiling, args.device, args.runtime)
     for f in failures:
         tqdm.write(f"aerialseg: error: {f}", file=sys.stderr)
     done, kept = 0, 0
@@ -144,6 +172,13 @@ def add_train(sub, help: str) -> None:
     t.add_argument("--config", metavar="FILE", help="JSON/YAML file of config values")
     t.add_argument("--preset", choices=sorted(PRESETS), help="named recipe (seed: the paper's)")
     common.add_quiet(t)
+    t.add_argument(
+        "--nproc",
+        type=common.number(int, 1),
+        metavar="N",
+        help="train in N processes on this machine (DDP through torchrun: one per GPU, or "
+        "CPU processes sharing the cores); --batch-size is per process",
+    )
     common.add_config_flags(t, TrainConfig, "training config (also settable in --config FILE)")
     t.add_argument("--model", dest="arch", action=common.Deprecated, instead="--arch")
 
@@ -171,6 +206,7 @@ def add_evaluate(sub, help: str) -> None:
     e.add_argument("--confusion", metavar="PNG", help="write a confusion-matrix picture")
     e.add_argument("--tta", action="store_true", help="average the 8 flips/rotations")
     common.add_precision(e)
+    common.add_device(e)
     common.add_quiet(e)
 
 
@@ -232,6 +268,13 @@ def add_segment(sub, help: str) -> None:
     )
     geo.add_flags(g)
     common.add_precision(g)
+    common.add_device(g)
+    g.add_argument(
+        "--runtime",
+        choices=("torch", "onnx"),
+        help="torch (default) or onnx: the same windows through onnxruntime on the CPU (needs "
+        "the onnx extra; a checkpoint is exported in memory first; default for a .onnx --model)",
+    )
     common.add_quiet(g)
 
 

@@ -187,7 +187,8 @@ class Batches:
     proportion to their area, so every pixel (borders included) is equally likely to be seen.
     ``mode="patches"``: the fixed patches themselves (the seed's way), reshuffled every epoch.
     ``augment`` applies a random flip/rotation; ``jitter`` scales brightness and contrast by
-    up to +-jitter.
+    up to +-jitter. ``shards``: the number of processes that share an epoch (DDP); each draws
+    its own 1/shards of the epoch's patches.
     """
 
     def __init__(
@@ -199,6 +200,7 @@ class Batches:
         augment: bool = True,
         jitter: float = 0.0,
         patches_per_epoch: int | None = None,
+        shards: int = 1,
     ):
         if mode not in ("random-crop", "patches"):
             raise AerialSegError(f"unknown sampling {mode!r}: use random-crop or patches")
@@ -208,7 +210,7 @@ class Batches:
         area = np.array([s.area for s in self.samples], dtype=np.float64)
         self.weights = area / area.sum()
         default = len(self.samples) if mode == "patches" else int(area.sum() // patch_size**2)
-        self.patches_per_epoch = patches_per_epoch or max(batch_size, default)
+        self.patches_per_epoch = -(-(patches_per_epoch or max(batch_size, default)) // shards)
 
     def __len__(self) -> int:
         return -(-self.patches_per_epoch // self.batch)

@@ -32,14 +32,14 @@ def predict_proba(model, images: np.ndarray, batch_size: int = 512) -> np.ndarra
 
 
 @torch.inference_mode()
-def evaluate_classifier(model, data: ImageSet, batch_size: int = 512) -> dict:
+def evaluate_classifier(model, data: ImageSet, batch_size: int = 512, device: str = "cpu") -> dict:
     """The keys of ``aerialseg classify evaluate --json``, plus the mean cross-entropy."""
     model.eval()
     k = len(data.classes)
     cm = np.zeros((k, k), dtype=np.int64)
     loss = 0.0
     for i in range(0, len(data), batch_size):
-        logits = model(to_batch(data.images[i : i + batch_size])).float()
+        logits = model(to_batch(data.images[i : i + batch_size]).to(device)).float().cpu()
         y = torch.from_numpy(data.labels[i : i + batch_size])
         loss += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
         cm += np.bincount(y.numpy() * k + logits.argmax(1).numpy(), minlength=k * k).reshape(k, k)

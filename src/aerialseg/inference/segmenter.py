@@ -18,7 +18,15 @@ from ..classes import ClassTable
 from ..errors import AerialSegError
 from ..models import SegmentationModel
 from ..models.base import fold_batchnorm
-from ..runtime import autocast, prepare, resolve_precision, to_tensor
+from ..runtime import (
+    autocast,
+    channels_last,
+    prepare,
+    resolve_device,
+    resolve_precision,
+    to_device,
+    to_tensor,
+)
 from .tiling import Tiling, reflect_index, spline_window
 
 
@@ -30,13 +38,15 @@ def predict_bands(
     tiling: Tiling | None = None,
     tta: bool = False,
     on_window: Callable[[int], None] | None = None,
+    device: str = "cpu",
     *,
     valid=None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Blended class probabilities band by band: yields (first row, probs (rows, W, C) float32).
 
     Bands come in order and cover the image exactly once. ``on_window(n)`` is called after
-    every n windows done (for progress bars).
+    every n windows done (for progress bars). On a GPU ``device``, windows go there as bytes
+    and come back as blended-weight probabilities; the running sums stay in CPU memory.
 
     ``rgb`` may also be a band-wise reader of an image too big for memory: anything with
     ``shape`` (H, W, 3) that ``rgb[rows]`` turns into (len(rows), W, 3) uint8 for an array of
@@ -58,6 +68,8 @@ def predict_bands(
     kinds = range(8) if tta else (0,)
     # running sums over padded rows [top, top + win_h): weighted probabilities and weights
     top, acc, wsum = 0, torch.zeros(c, win_h, pw), torch.zeros(win_h, pw)
+    on_cpu = device == "cpu"
+    weight_dev = weight if on_cpu else weight.to(device)
 
     def emit(until: int):
         """Hand out the finished padded rows [top, until) that lie on the image."""
@@ -88,16 +100,21 @@ def predict_bands(
         for i in range(0, len(todo), tiling.batch_size):
             xs = todo[i : i + tiling.batch_size]
             batch = np.stack([strip[:, x0 : x0 + win_w] for x0 in xs])
-            x = torch.from_numpy(batch).permute(0, 3, 1, 2).float()
-            probs = torch.zeros(len(xs), c, win_h, win_w)
+            if on_cpu:
+                x = torch.from_numpy(batch).permute(0, 3, 1, 2).float()
+            else:
+                x = to_device(torch.from_numpy(batch), device).permute(0, 3, 1, 2).float()
+            probs = torch.zeros(len(xs), c, win_h, win_w, device=x.device)
             for k in kinds:
                 xk = _dihedral_t(x, k)
-                if precision == "bf16":
+                if channels_last(precision, device):
                     xk = xk.contiguous(memory_format=torch.channels_last)
-                with autocast(precision):
+                with autocast(precision, device):
                     out = model(xk)
                 probs += _dihedral_t(out.float().softmax(1), k, inverse=True)
-            probs *= weight / len(kinds)
+            probs *= weight_dev / len(kinds)
+            if not on_cpu:
+                probs = probs.cpu()
             for j, x0 in enumerate(xs):
                 acc[:, y0 - top : y0 - top + win_h, x0 : x0 + win_w] += probs[j]
                 wsum[y0 - top : y0 - top + win_h, x0 : x0 + win_w] += weight
@@ -136,10 +153,16 @@ class Segmenter:
         meta: dict | None = None,
         precision: str = "auto",
         tiling: Tiling | None = None,
+        device: str = "cpu",
     ):
-        self.precision = resolve_precision(precision)
-        # a private copy with batch norm folded into the convs: inference only, same outputs
-        self.model = prepare(fold_batchnorm(copy.deepcopy(model).eval()), self.precision)
+        if not isinstance(model, torch.nn.Module):  # a runtime of its own (ONNX): as it is
+            self.device, self.precision, self.model = "cpu", "fp32", model
+        else:
+            self.device = resolve_device(device)
+            self.precision = resolve_precision(precision, self.device)
+            # a private copy, batch norm folded into the convs: inference only, same outputs
+            model = fold_batchnorm(copy.deepcopy(model).cpu().eval())
+            self.model = prepare(model, self.precision, self.device)
         self.classes = classes
         self.meta = meta or {}
         self.tiling = tiling or Tiling()
@@ -151,11 +174,11 @@ class Segmenter:
     def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
         """Exactly what the model is fed: (1, 3, H, W) float on the 0-255 scale (the model
         normalises internally, with statistics stored in its checkpoint)."""
-        return to_tensor(check_rgb(rgb), self.precision)
+        return to_tensor(check_rgb(rgb), self.precision, self.device)
 
     def bands(self, rgb: np.ndarray, tta: bool = False, on_window=None):
         return predict_bands(
-            self.model, check_rgb(rgb), self.precision, self.tiling, tta, on_window
+            self.model, check_rgb(rgb), self.precision, self.tiling, tta, on_window, self.device
         )
 
     def predict_proba(self, rgb: np.ndarray, tta: bool = False) -> np.ndarray:
@@ -186,10 +209,22 @@ def check_rgb(rgb: np.ndarray) -> np.ndarray:
 DEFAULT_MODEL = Path(__file__).parents[1] / "weights" / "default.safetensors"
 
 
+RUNTIMES = ("torch", "onnx")
+
+
 def load_model(
-    path: str | Path | None = None, precision: str = "auto", tiling: Tiling | None = None
+    path: str | Path | None = None,
+    precision: str = "auto",
+    tiling: Tiling | None = None,
+    device: str = "auto",
+    runtime: str | None = None,
 ) -> Segmenter:
-    """Load a checkpoint (None = the bundled default model) as a :class:`Segmenter`."""
+    """Load a checkpoint (None = the bundled default model) as a :class:`Segmenter`.
+
+    ``runtime`` "onnx" runs the model through onnxruntime on the CPU: an ``.onnx`` file from
+    ``aerialseg export`` as it is, a checkpoint exported in memory first. None: "onnx" for an
+    ``.onnx`` file, else "torch".
+    """
     from ..models.checkpoint import load_checkpoint
 
     if path is None:
@@ -198,6 +233,18 @@ def load_model(
             raise AerialSegError(
                 f"the bundled model is missing ({path}); reinstall aerialseg or pass --model"
             )
+    is_onnx = Path(path).suffix.lower() == ".onnx"
+    runtime = runtime or ("onnx" if is_onnx else "torch")
+    if runtime not in RUNTIMES:
+        raise AerialSegError(f"unknown runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
+    if runtime == "onnx":
+        from .onnx_model import load_onnx
+
+        if device not in ("auto", "cpu"):
+            raise AerialSegError("--runtime onnx runs on the CPU; leave out --device")
+        return load_onnx(path, tiling)
+    if is_onnx:
+        raise AerialSegError(f"{path}: an ONNX model runs with --runtime onnx")
     model, classes, meta = load_checkpoint(path)
     meta.setdefault("name", Path(path).stem)
-    return Segmenter(model, classes, meta, precision, tiling)
+    return Segmenter(model, classes, meta, precision, tiling, device)

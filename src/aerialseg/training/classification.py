@@ -19,6 +19,7 @@ from ..data.segmentation import dihedral
 from ..errors import AerialSegError
 from ..inference.classifier import evaluate_classifier, to_batch
 from ..models import check_name, create_model
+from ..runtime import to_device
 from .loop import Task, fit
 
 # history.csv's columns after the loop's epoch, seconds, minutes
@@ -62,6 +63,8 @@ def _augment(images: np.ndarray, rng: np.random.Generator, rotations: bool) -> n
 class _Running:
     """Mean loss and accuracy over the batches of an epoch, weighted by batch size."""
 
+    SUMMED = ("loss_sum", "correct", "seen")  # what DDP sums over ranks
+
     def __init__(self):
         self.loss_sum, self.correct, self.seen = 0.0, 0, 0
 
@@ -103,7 +106,8 @@ class ClassificationTask(Task):
             keep = np.random.default_rng(cfg.seed).permutation(len(train))[: cfg.limit]
             train = train.subset(np.sort(keep))
         self.ds, self.train, self.val, self.classes = ds, train, val, train.classes
-        self.model = build_classifier(cfg, train, ds["size"])
+        self.device = self.ctx.device
+        self.model = build_classifier(cfg, train, ds["size"]).to(self.device)
         counts = ", ".join(f"{n} {c}" for n, c in zip(train.classes.names, train.counts()))
         self.log(
             f"{ds['kind']}: {len(train)} training and {len(val)} validation images of "
@@ -115,11 +119,17 @@ class ClassificationTask(Task):
             self.model.parameters(), lr=cfg.lr, alpha=0.9, eps=1e-7
         )
 
+    def _per_rank(self) -> int:
+        """Images each rank trains on per epoch: all of them in a single process, a
+        world_size-th share (drawn from the rank's own stream) under DDP."""
+        return -(-len(self.train) // self.ctx.world_size)
+
     def num_batches(self) -> int:
-        return -(-len(self.train) // self.cfg.batch_size)
+        return -(-self._per_rank() // self.cfg.batch_size)
 
     def batches(self, rng: np.random.Generator):
-        size, order = self.cfg.batch_size, rng.permutation(len(self.train))
+        size = self.cfg.batch_size
+        order = rng.permutation(len(self.train))[: self._per_rank()]
         for b in range(self.num_batches()):
             idx = np.sort(order[b * size : (b + 1) * size])  # sorted: faster gathering
             images = self.train.images[idx]
@@ -134,8 +144,8 @@ class ClassificationTask(Task):
         return _Running()
 
     def training_step(self, batch, metrics: _Running) -> float:
-        x, y = batch
-        logits = self.model(x)
+        x, y = to_device(batch[0], self.device), to_device(batch[1], self.device)
+        logits = self.train_model(x)
         loss = torch.nn.functional.cross_entropy(logits, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -144,7 +154,7 @@ class ClassificationTask(Task):
         return loss.item()
 
     def validate(self) -> dict:
-        return evaluate_classifier(self.model, self.val)
+        return evaluate_classifier(self.model, self.val, device=self.device)
 
     def history_row(self, train: dict, val: dict) -> dict:
         return {

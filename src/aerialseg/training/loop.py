@@ -9,7 +9,10 @@ tasks (data, model, optimiser, one training step, validation, what is logged and
 - per-epoch random streams, so that a resumed run repeats an uninterrupted one exactly;
 - a number of epochs, or a time budget (``minutes``) that the lr schedule follows instead;
 - ``last.safetensors``, ``best.safetensors`` and ``train_state.pt`` (for resuming), each
-  written atomically, so a run killed at any moment leaves whole files behind.
+  written atomically, so a run killed at any moment leaves whole files behind;
+- the device (``cfg.device``) and, under torchrun, DDP (:mod:`.distributed`): each rank
+  its own random streams and share of the epoch, metrics summed over ranks, and only rank 0
+  writing files or printing.
 
 Run folder files, history columns and the printed epoch lines are what the README documents;
 change them only together with it.
@@ -29,6 +32,8 @@ from tqdm import tqdm
 from ..errors import AerialSegError
 from ..io.files import check_writable_folder, write_text
 from ..models.checkpoint import load_checkpoint, load_train_state, save_checkpoint, save_train_state
+from . import distributed
+from .distributed import Context
 
 STATE_FILE = "train_state.pt"
 # The loop's own history columns; a task's ``history_fields`` follow them.
@@ -38,9 +43,13 @@ LOOP_FIELDS = ("epoch", "seconds", "minutes")
 class Task:
     """What one kind of training run fills in; :func:`fit` calls these hooks.
 
-    ``cfg`` needs ``seed``, ``epochs``, ``minutes``, ``threads`` and ``to_dict()``. The
-    constructor only stores its arguments: :meth:`setup` does the slow work (loading data) and
-    runs only once :func:`fit` has checked the run folder, so a mistake costs no waiting.
+    ``cfg`` needs ``seed``, ``epochs``, ``minutes``, ``threads``, ``device`` and
+    ``to_dict()``. The constructor only stores its arguments: :meth:`setup` does the slow
+    work (loading data) and runs only once :func:`fit` has checked the run folder, so a
+    mistake costs no waiting. :func:`fit` sets ``ctx`` (device, rank, world size) before
+    :meth:`setup`; ``setup`` puts the model on ``ctx.device``, and ``training_step`` calls
+    ``train_model`` (the model, or its DDP wrapper), shares out its data by ``ctx``'s rank,
+    and ``validate`` sums its metrics over ranks (``ctx.reduce_metrics``).
     """
 
     name = ""  # the checkpoint's task, for resuming from an older run folder
@@ -53,9 +62,16 @@ class Task:
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     classes: object  # a ClassTable, stored in every checkpoint
+    ctx: Context = Context()  # set by fit(): the device and this process's rank
+    _ddp: torch.nn.Module | None = None
 
     def __init__(self, cfg, log: Callable[[str], None] = print, progress: bool = True):
         self.cfg, self.log, self.progress = cfg, log, progress
+
+    @property
+    def train_model(self) -> torch.nn.Module:
+        """What training steps call: ``model``, or the DDP wrapper around it under torchrun."""
+        return self._ddp if self._ddp is not None else self.model
 
     def setup(self) -> None:
         """Check the config, load the data, build ``model``, ``optimizer`` and ``classes``."""
@@ -77,7 +93,8 @@ class Task:
 
     def new_metrics(self):
         """A fresh accumulator of training metrics, handed to every training_step; the loop
-        only calls its ``compute()`` at the end of the epoch."""
+        sums its ``SUMMED`` attributes over ranks and calls its ``compute()`` at the end of the
+        epoch."""
         raise NotImplementedError
 
     def training_step(self, batch, metrics) -> float:
@@ -199,21 +216,31 @@ def _mark_stopped(task: Task, out: Path, error: BaseException) -> None:
 
 def fit(task: Task, out_dir: str | Path, resume: bool = False) -> dict:
     """Run ``task`` into the folder ``out_dir`` (continuing it with ``resume``); returns the
-    best and the last epoch's history rows."""
+    best and the last epoch's history rows. Under torchrun, every process runs this and
+    rank 0 alone writes and prints."""
     out = Path(out_dir)
     getattr(task.cfg, "check", lambda: None)()  # types first: the checks below compare
     if not task.cfg.minutes and task.cfg.epochs < 1:
         raise AerialSegError("no epoch to run: give --epochs N (N >= 1) or --minutes")
+    # by every rank, before any rank may write (setup waits for all of them)
     resume = check_run_folder(out, resume, task.cfg, task.log)
+    ctx = distributed.setup(getattr(task.cfg, "device", "auto"))
     try:
-        return _fit(task, out, resume)
+        return _fit(task, out, resume, ctx)
     except BaseException as e:
         _mark_stopped(task, out, e)
         raise
+    finally:
+        task._ddp = None  # DDP's reducer must go before its process group
+        distributed.teardown(ctx)
 
 
-def _fit(task: Task, out: Path, resume: bool) -> dict:
-    cfg, log = task.cfg, task.log
+def _fit(task: Task, out: Path, resume: bool, ctx: Context) -> dict:
+    cfg, main = task.cfg, ctx.main
+    task.ctx = ctx
+    if not main:  # one voice: rank 0 prints, the others work quietly
+        task.log, task.progress = (lambda line: None), False
+    log = task.log
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)  # the initial weights follow --seed too (resume loads its own)
@@ -223,12 +250,17 @@ def _fit(task: Task, out: Path, resume: bool) -> dict:
     if resume:
         epoch, elapsed, best, history = _restore(task, out)
         log(f"resuming at epoch {epoch + 1} ({elapsed / 60:.1f} min done)")
+    task._ddp = distributed.wrap(task.model, ctx) if ctx.distributed else None
+    if ctx.distributed:
+        log(f"DDP: {ctx.world_size} processes ({ctx.backend}), rank 0 on {ctx.device}")
+    ranks = {"world_size": ctx.world_size}  # recorded in config.json and every checkpoint
 
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
-    task.on_fit_start(out)
-    write_text(out / "status.json", json.dumps({"status": "running"}) + "\n")
-    task.run_folder = out  # from here on, a failure is recorded in status.json
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / "config.json", json.dumps({**cfg.to_dict(), **ranks}, indent=2) + "\n")
+        task.on_fit_start(out)
+        write_text(out / "status.json", json.dumps({"status": "running"}) + "\n")
+        task.run_folder = out  # from here on, a failure is recorded in status.json
 
     # A time budget replaces the epoch count: the run stops, and the schedule ends, with it.
     budget = cfg.minutes * 60 if cfg.minutes else None
@@ -236,7 +268,7 @@ def _fit(task: Task, out: Path, resume: bool) -> dict:
         t0 = time.perf_counter()
         train = _train_epoch(task, epoch, elapsed, t0, budget)
         val = task.validate()
-        seconds = time.perf_counter() - t0
+        seconds = ctx.from_main(time.perf_counter() - t0)  # one clock for every rank
         elapsed += seconds  # validation counts against the budget too
         epoch += 1
         row = {
@@ -251,38 +283,74 @@ def _fit(task: Task, out: Path, resume: bool) -> dict:
             + task.epoch_line(row)
         )
 
-        meta = task.checkpoint_meta(epoch, {**val, "train_minutes": elapsed / 60})
-        save_checkpoint(out / "last.safetensors", task.model, task.classes, **meta)
-        if row[task.best_key] > best:
+        improved = row[task.best_key] > best
+        if improved:
             best = row[task.best_key]
+        if not main:
+            continue
+        meta = {**task.checkpoint_meta(epoch, {**val, "train_minutes": elapsed / 60}), **ranks}
+        save_checkpoint(out / "last.safetensors", task.model, task.classes, **meta)
+        if improved:
             save_checkpoint(out / "best.safetensors", task.model, task.classes, **meta)
             task.on_best(val, out)
         # Weights travel in the state too: a kill between writing last.safetensors and this
-        # file must not resume the new weights with the old optimiser and epoch.
+        # file must not resume the new weights with the old optimiser and epoch. Tensors are
+        # moved to the CPU, so a state written on a GPU resumes anywhere.
         state = {
-            "model": task.model.state_dict(),
-            "optimizer": task.optimizer.state_dict(),
+            "model": _cpu(task.model.state_dict()),
+            "optimizer": _cpu(task.optimizer.state_dict()),
             "epoch": epoch,
             "elapsed": elapsed,
             "best": best,
             "history": json.dumps(history),
+            **ranks,
         }
+        scaler = getattr(task, "scaler", None)
+        if scaler is not None:
+            state["scaler"] = scaler.state_dict()
         save_train_state(out / STATE_FILE, state)
         _write_history(history, (*LOOP_FIELDS, *task.history_fields), out / "history.csv")
         _write_curves(history, task.curves, out / "curves.png")
 
-    task.on_fit_end(out)
-    done = {"status": "complete", "epochs": len(history), "train_minutes": round(elapsed / 60, 2)}
-    write_text(out / "status.json", json.dumps(done) + "\n")
+    if main:
+        task.on_fit_end(out)
+        done = {
+            "status": "complete",
+            "epochs": len(history),
+            "train_minutes": round(elapsed / 60, 2),
+        }
+        write_text(out / "status.json", json.dumps(done) + "\n")
+    ctx.barrier()  # the others wait until rank 0 has finished the run folder
     return {"best": max(history, key=lambda r: r[task.best_key]), "last": history[-1]}
 
 
+def _cpu(obj):
+    """A state dict (nested dicts and lists of tensors) with every tensor on the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj
+
+
+def epoch_streams(seed: int, epoch: int, rank: int = 0, world_size: int = 1):
+    """(numpy Generator, torch seed) for one epoch of one rank. A single process keeps the
+    streams it always had; under DDP each rank gets its own, seeded by (seed, epoch, rank),
+    so ranks draw different crops and a resumed run repeats an uninterrupted one exactly."""
+    if world_size == 1:
+        return np.random.default_rng([seed, epoch]), seed * 100_003 + epoch
+    seq = np.random.SeedSequence([seed, epoch, rank])
+    return np.random.default_rng(seq), int(seq.generate_state(1, np.uint64)[0] >> 1)
+
+
 def _train_epoch(task: Task, epoch: int, elapsed: float, t0: float, budget: float | None):
-    cfg = task.cfg
+    cfg, ctx = task.cfg, task.ctx
     # Streams of their own per epoch (numpy: sampling and augmentation; torch: dropout), so
     # epoch N draws the same numbers whether the run went straight through or was resumed.
-    rng = np.random.default_rng([cfg.seed, epoch])
-    torch.manual_seed(cfg.seed * 100_003 + epoch)
+    rng, torch_seed = epoch_streams(cfg.seed, epoch, ctx.rank, ctx.world_size)
+    torch.manual_seed(torch_seed)
     n = task.num_batches()
     metrics = task.new_metrics()
     task.model.train()
@@ -295,8 +363,8 @@ def _train_epoch(task: Task, epoch: int, elapsed: float, t0: float, budget: floa
         disable=None if task.progress else True,  # None: only on a terminal
     )
     for step, batch in enumerate(bar):
-        if budget:
-            done = (elapsed + time.perf_counter() - t0) / budget
+        if budget:  # rank 0's clock: every rank takes the same lr and stops at the same step
+            done = (elapsed + ctx.from_main(time.perf_counter() - t0)) / budget
         else:
             done = (epoch + step / n) / cfg.epochs
         lr = task.learning_rate(done)
@@ -304,9 +372,10 @@ def _train_epoch(task: Task, epoch: int, elapsed: float, t0: float, budget: floa
             group["lr"] = lr
         loss = task.training_step(batch, metrics)
         bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-        if budget and elapsed + time.perf_counter() - t0 >= budget:
+        if budget and elapsed + ctx.from_main(time.perf_counter() - t0) >= budget:
             break  # mid-epoch: the budget is a promise about time
     bar.close()
+    ctx.reduce_metrics(metrics)
     return {**metrics.compute(), "lr": lr}
 
 
@@ -318,6 +387,9 @@ def _restore(task: Task, out: Path) -> tuple[int, float, float, list[dict]]:
         model, _, _ = load_checkpoint(out / "last.safetensors", task=task.name)
         task.model.load_state_dict(model.state_dict())
     task.optimizer.load_state_dict(state["optimizer"])
+    scaler = getattr(task, "scaler", None)
+    if scaler is not None and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
     history = json.loads(state["history"])
     return int(state["epoch"]), float(state["elapsed"]), float(state["best"]), history
 

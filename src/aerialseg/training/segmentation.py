@@ -32,7 +32,15 @@ from ..losses import make_loss
 from ..metrics import SegmentationMetrics
 from ..models import SegmentationModel, create_model
 from ..models.checkpoint import load_checkpoint
-from ..runtime import autocast, predict_logits, prepare, resolve_precision
+from ..runtime import (
+    autocast,
+    channels_last,
+    grad_scaler,
+    predict_logits,
+    prepare,
+    resolve_precision,
+    to_device,
+)
 from .loop import Task, fit
 
 # history.csv's columns after the loop's epoch, seconds, minutes
@@ -110,16 +118,23 @@ def lr_at(cfg: TrainConfig, progress: float) -> float:
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
-def train_step(model, opt, loss_fn, x, y, precision: str):
-    """One optimisation step; bf16 autocast and channels_last where ``precision`` is bf16."""
-    if precision == "bf16":
+def train_step(model, opt, loss_fn, x, y, precision: str, scaler=None):
+    """One optimisation step on ``x``'s device: autocast for bf16/fp16, channels_last where
+    that wants it (see runtime), and ``scaler`` (a GradScaler) for fp16."""
+    device = x.device.type
+    if channels_last(precision, device):
         x = x.contiguous(memory_format=torch.channels_last)
-    with autocast(precision):
+    with autocast(precision, device):
         logits = model(x)
     loss = loss_fn(logits, y)
     opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
+    if scaler is None:
+        loss.backward()
+        opt.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
     return logits, loss
 
 
@@ -129,13 +144,18 @@ def validate(
     classes: ClassTable,
     loss_fn: Callable,
     precision: str,
+    device: str = "cpu",
+    reduce: Callable | None = None,
 ) -> dict:
-    """Whole images (or the seed split's patches), one forward pass each."""
+    """Whole images (or the seed split's patches), one forward pass each; ``reduce`` sums
+    the metrics of every rank's share (DDP) before they are computed."""
     metrics = SegmentationMetrics(len(classes), classes.land_cover)
     for s in samples:
-        logits = predict_logits(model, s.image, precision)
-        target = torch.from_numpy(s.labels).long().unsqueeze(0)
+        logits = predict_logits(model, s.image, precision, device)
+        target = to_device(torch.from_numpy(s.labels).long().unsqueeze(0), device)
         metrics.update(target, logits.softmax(1), float(loss_fn(logits, target)))
+    if reduce is not None:
+        reduce(metrics)
     return metrics.compute()
 
 
@@ -151,7 +171,8 @@ class SegmentationTask(Task):
         cfg, log = self.cfg, self.log
         check_config(cfg)  # fail on a typo before minutes of data loading
         self.classes = ClassTable.from_file(cfg.classes) if cfg.classes else DUBAI
-        self.precision = resolve_precision(cfg.precision)
+        self.device = self.ctx.device
+        self.precision = resolve_precision(cfg.precision, self.device)
         samples = load_dataset(cfg.data, self.classes, cfg.patch_size, progress=self.progress)
         note = unknown_pixel_report(samples)
         if note:
@@ -168,14 +189,20 @@ class SegmentationTask(Task):
             augment=cfg.augment,
             jitter=cfg.jitter,
             patches_per_epoch=cfg.patches_per_epoch,
+            shards=self.ctx.world_size,  # each rank does its share of the epoch's patches
         )
         if cfg.split == "random-patch" and cfg.sampling != "patches":
             log("note: the random-patch split trains on its fixed patches (sampling=patches)")
-        self.loss_fn = make_loss(cfg.loss, class_weights(cfg, self.classes, self.train_set))
-        self.model = prepare(build_model(cfg, self.classes, self.train_set), self.precision)
+        weights = class_weights(cfg, self.classes, self.train_set)
+        if weights is not None:
+            weights = weights.to(self.device)
+        self.loss_fn = make_loss(cfg.loss, weights)
+        model = build_model(cfg, self.classes, self.train_set)
+        self.model = prepare(model, self.precision, self.device)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
+        self.scaler = grad_scaler(self.precision, self.device)  # fp16 only
 
     def on_fit_start(self, out: Path) -> None:
         split = {
@@ -197,14 +224,25 @@ class SegmentationTask(Task):
         return SegmentationMetrics(len(self.classes), self.classes.land_cover)
 
     def training_step(self, batch, metrics: SegmentationMetrics) -> float:
-        x, y = batch
-        logits, loss = train_step(self.model, self.optimizer, self.loss_fn, x, y, self.precision)
+        x, y = to_device(batch[0], self.device), to_device(batch[1], self.device)
+        logits, loss = train_step(
+            self.train_model, self.optimizer, self.loss_fn, x, y, self.precision, self.scaler
+        )
         with torch.no_grad():
             metrics.update(y, logits.detach().float().softmax(1), loss.item())
         return loss.item()
 
     def validate(self) -> dict:
-        return validate(self.model, self.val_set, self.classes, self.loss_fn, self.precision)
+        ctx = self.ctx  # under DDP each rank scores every world_size-th image
+        return validate(
+            self.model,
+            self.val_set[ctx.rank :: ctx.world_size],
+            self.classes,
+            self.loss_fn,
+            self.precision,
+            self.device,
+            ctx.reduce_metrics,
+        )
 
     def history_row(self, train: dict, val: dict) -> dict:
         return {
@@ -246,8 +284,11 @@ class SegmentationTask(Task):
 
         # the best checkpoint, as saved: the figure shows what best.safetensors does
         model, classes, _ = load_checkpoint(out / "best.safetensors")
-        model = prepare(model, self.precision)
-        preds = [predict_logits(model, s.image, self.precision)[0].argmax(0).numpy() for s in shown]
+        model = prepare(model, self.precision, self.device)
+        preds = [
+            predict_logits(model, s.image, self.precision, self.device)[0].argmax(0).cpu().numpy()
+            for s in shown
+        ]
         plots.examples(shown, preds, classes, out / "examples.png")
 
 

@@ -1,0 +1,81 @@
+"""``aerialseg export``: a segmentation checkpoint as an ONNX or TorchScript file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import AerialSegError
+from . import common
+
+FORMATS = ("onnx", "torchscript")  # as models.export.FORMATS, without importing torch here
+CHECK_SHAPE = (1, 3, 75, 113)  # odd sides: the check runs the model's padding too
+
+
+def cmd_export(args) -> int:
+    out = Path(args.out)
+    if out.is_dir():
+        raise AerialSegError(f"{out}: is a folder; give the file to write")
+    if out.exists() and not args.overwrite:
+        raise AerialSegError(f"{out}: exists (--overwrite replaces it)")
+    if not out.parent.is_dir():
+        raise AerialSegError(f"{out.parent}: no such folder")
+    import torch
+
+    from ..inference.segmenter import DEFAULT_MODEL
+    from ..models import export
+    from ..models.checkpoint import load_checkpoint
+
+    path = Path(args.model) if args.model else DEFAULT_MODEL
+    model, classes, meta = load_checkpoint(path)
+    meta.setdefault("name", path.stem)
+    x = torch.rand(CHECK_SHAPE, generator=torch.Generator().manual_seed(0)) * 255
+    with torch.inference_mode():
+        expected = export.inference_copy(model)(x)
+    if args.format == "onnx":
+        from ..inference.onnx_model import OnnxModel
+
+        export.save_onnx(out, model, classes, meta, args.opset)
+        got = OnnxModel(out)(x)
+        what = f"ONNX opset {args.opset}, dynamic batch/height/width, onnxruntime CPU"
+    else:
+        export.save_torchscript(out, model, classes, meta)
+        module, _ = export.load_torchscript(out)
+        with torch.inference_mode():
+            got = module(x)
+        what = "TorchScript (traced; torch.jit.load runs it)"
+    diff = float((got - expected).abs().max())
+    agree = float((got.argmax(1) == expected.argmax(1)).float().mean())
+    print(f"exported {meta['name']} -> {out} ({what}, {out.stat().st_size / 1e6:.1f} MB)")
+    print(
+        f"check on a {CHECK_SHAPE[3]}x{CHECK_SHAPE[2]} image: max |logit difference| vs "
+        f"PyTorch {diff:.2e}, labels equal {agree:.2%}"
+    )
+    if agree < 0.999:
+        raise AerialSegError("the exported model disagrees with PyTorch; not fit for use")
+    return 0
+
+
+def add_export(sub, help: str) -> None:
+    e = common.subcommand(
+        sub,
+        "export",
+        cmd_export,
+        help,
+        "Write a segmentation model as ONNX (dynamic height and width, for onnxruntime; "
+        "`segment --runtime onnx --model FILE.onnx` runs it) or TorchScript; class table and "
+        "normalisation travel in the file's metadata, batch norm is folded. The result is "
+        "checked against PyTorch on an odd-sized image.",
+    )
+    common.add_model(e)
+    e.add_argument("--format", choices=FORMATS, default="onnx", help="(default: %(default)s)")
+    e.add_argument("--out", required=True, metavar="FILE", help="file to write")
+    e.add_argument(
+        "--opset",
+        type=common.number(int, 17, 23),
+        default=18,
+        help="ONNX opset (default: %(default)s, run fully by onnxruntime's CPU provider)",
+    )
+    e.add_argument("--overwrite", action="store_true", help="replace an existing file")
+
+
+PARSERS = {"export": add_export}

@@ -1,0 +1,78 @@
+"""Running a segmentation model through onnxruntime (``segment --runtime onnx``).
+
+:class:`OnnxModel` stands in for the PyTorch network inside a
+:class:`~aerialseg.inference.segmenter.Segmenter`: the same blended windows, TTA and outputs,
+only each batch of windows is run by onnxruntime's CPU provider. The model is an ``.onnx``
+file written by ``aerialseg export`` (class table and normalisation in its metadata) or a
+checkpoint exported in memory on loading.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..classes import ClassTable
+from ..errors import AerialSegError
+from ..models.export import INPUT
+from .segmenter import Segmenter
+from .tiling import Tiling
+
+
+class OnnxModel:
+    """An ONNX segmentation model called like the torch one: (N, 3, H, W) float tensor on the
+    0-255 scale -> (N, C, H, W) logits. ``source``: a file path or the model's bytes."""
+
+    def __init__(self, source: str | Path | bytes, threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise AerialSegError(
+                "--runtime onnx needs onnxruntime: pip install 'aerialseg[onnx]'"
+            ) from None
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # errors only
+        if threads:
+            opts.intra_op_num_threads = threads
+        what = source if isinstance(source, bytes) else str(source)
+        try:
+            self.session = ort.InferenceSession(what, opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+            name = "the exported model" if isinstance(source, bytes) else source
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise AerialSegError(f"{name}: not a loadable ONNX model ({first})") from None
+        props = self.session.get_modelmeta().custom_metadata_map
+        if "aerialseg" not in props:
+            raise AerialSegError(f"{what}: an ONNX model, but not one aerialseg exported")
+        self.meta = json.loads(props["aerialseg"])
+        self.config = self.meta["model"]
+        self.num_classes = int(self.config["num_classes"])
+
+    def eval(self) -> OnnxModel:
+        return self
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        feed = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+        return torch.from_numpy(self.session.run(None, {INPUT: feed})[0])
+
+
+def load_onnx(path: str | Path, tiling: Tiling | None = None) -> Segmenter:
+    """A Segmenter on onnxruntime: an ``.onnx`` file, or a checkpoint exported in memory."""
+    path = Path(path)
+    if not path.is_file():
+        raise AerialSegError(f"{path}: no such model file")
+    if path.suffix.lower() == ".onnx":
+        model = OnnxModel(path)
+    else:
+        from ..models.checkpoint import load_checkpoint
+        from ..models.export import onnx_bytes
+
+        net, classes, meta = load_checkpoint(path)
+        meta.setdefault("name", path.stem)
+        model = OnnxModel(onnx_bytes(net, classes, meta))
+    meta = dict(model.meta)
+    meta.setdefault("name", path.stem)
+    return Segmenter(model, ClassTable.from_dict(meta["classes"]), meta, tiling=tiling)

@@ -1,0 +1,47 @@
+"""``aerialseg export`` and ``segment --runtime onnx`` from the command line (in-process)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aerialseg.cli import main
+
+from ..helpers import make_scene
+
+pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+pytest.importorskip("onnxscript", reason="the onnx extra is not installed")
+
+
+def test_export_then_segment_with_onnx_equals_pytorch(onnx_default, tmp_path, capsys):
+    onnx_file, out = onnx_default  # `aerialseg export --out FILE`: the bundled model
+    assert "max |logit difference| vs PyTorch" in out and "labels equal 100.00%" in out
+    # an existing file is kept
+    assert main(["export", "--out", str(onnx_file)]) == 2
+    assert "exists" in capsys.readouterr().err
+
+    photo, _ = make_scene(147, 201, seed=3)  # odd sides; two 128-pixel windows each way
+    Image.fromarray(photo).save(tmp_path / "scene.png")
+    common = ["--window", "128", "--batch-size", "2", "-q"]
+    onnx_args = ["--runtime", "onnx", "--model", str(onnx_file)]
+    for extra, folder in ((onnx_args, "onnx"), (["--precision", "fp32"], "torch")):
+        args = ["segment", str(tmp_path / "scene.png"), "--out", str(tmp_path / folder)]
+        assert main([*args, *extra, *common]) == 0
+    labels = [np.array(Image.open(tmp_path / f / "scene_labels.png")) for f in ("onnx", "torch")]
+    assert labels[0].shape == (147, 201)
+    assert (labels[0] == labels[1]).mean() >= 0.999
+
+
+def test_onnx_model_needs_the_onnx_runtime_and_the_cpu(onnx_default, tmp_path, capsys):
+    onnx_file = onnx_default[0]
+    photo, _ = make_scene(64, 64, seed=1)
+    Image.fromarray(photo).save(tmp_path / "a.png")
+    capsys.readouterr()
+    args = ["segment", str(tmp_path / "a.png"), "--model", str(onnx_file), "-q"]
+    assert main([*args, "--runtime", "torch", "--out", str(tmp_path / "x")]) == 2
+    assert "runs with --runtime onnx" in capsys.readouterr().err
+    assert main([*args, "--device", "cuda", "--out", str(tmp_path / "y")]) == 2
+    assert "runs on the CPU" in capsys.readouterr().err
+    # the runtime follows the file: a .onnx model needs no --runtime
+    assert main([*args, "--out", str(tmp_path / "z")]) == 0

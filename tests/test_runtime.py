@@ -1,0 +1,84 @@
+"""Device and precision choice, as far as a machine without a GPU can check them: auto is the
+CPU here, a device this machine lacks is one clear error, the CPU keeps its precision rules,
+configs and checkpoints never pin a device, and no code path calls .cuda()."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from aerialseg.config import TrainConfig, resolve_config
+from aerialseg.errors import AerialSegError
+from aerialseg.runtime import (
+    autocast,
+    channels_last,
+    check_device,
+    cpu_has_fast_bf16,
+    grad_scaler,
+    resolve_device,
+    resolve_precision,
+)
+
+from .helpers import run_aerialseg
+
+NO_GPU = not torch.cuda.is_available()
+needs_no_gpu = pytest.mark.skipif(not NO_GPU, reason="checks what a machine without CUDA does")
+
+
+@needs_no_gpu
+def test_auto_is_the_cpu_and_a_missing_gpu_is_one_clear_error():
+    assert resolve_device("auto") == resolve_device("cpu") == "cpu"
+    for spec in ("cuda", "cuda:1"):
+        with pytest.raises(
+            AerialSegError, match=rf"device {spec} is not available: .*--device cpu"
+        ):
+            resolve_device(spec)
+    with pytest.raises(AerialSegError, match="unknown device 'gpu'; valid: auto, cpu, cuda"):
+        check_device("gpu")
+
+
+def test_cpu_precision_as_before_and_fp16_only_on_cuda():
+    assert resolve_precision("auto", "cpu") == ("bf16" if cpu_has_fast_bf16() else "fp32")
+    assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16") == "bf16"
+    with pytest.raises(AerialSegError, match="fp16 autocast is for CUDA GPUs"):
+        resolve_precision("fp16", "cpu")
+    assert grad_scaler("bf16", "cpu") is None and grad_scaler("fp32", "cuda:0") is None
+    assert channels_last("bf16", "cpu") and not channels_last("fp32", "cpu")
+    assert channels_last("fp32", "cuda:0")  # on a GPU, always
+    with autocast("bf16", "cpu"):
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled(
+            "cpu"
+        )
+
+
+@needs_no_gpu
+def test_commands_refuse_a_device_this_machine_lacks_in_one_line(tiny_model, tmp_path):
+    r = run_aerialseg("segment", tmp_path, "--device", "gpu")
+    assert r.returncode == 2 and "unknown device 'gpu'" in r.stderr
+    (tmp_path / "a.png").write_bytes(b"")
+    r = run_aerialseg("evaluate", "--model", tiny_model, "--data", tmp_path, "--device", "cuda:0")
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "device cuda:0 is not available" in r.stderr
+
+
+def test_a_resumed_run_takes_its_device_from_the_command_line_not_the_run_folder():
+    saved = {**TrainConfig(device="cuda:1").to_dict(), "world_size": 4}  # as config.json
+    assert resolve_config(None, None, {}, saved).device == "auto"
+    assert resolve_config(None, None, {"device": "cpu"}, saved).device == "cpu"
+    with pytest.raises(AerialSegError, match="unknown device"):
+        TrainConfig(device="gpu0").check()
+
+
+def test_no_cuda_calls_in_the_code():
+    # every move to a device goes through runtime (to_device / prepare), never .cuda()
+    src = Path(__file__).parents[1] / "src" / "aerialseg"
+    hits = [
+        f"{p.relative_to(src)}:{i}"
+        for p in src.rglob("*.py")
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if re.search(r"\.cuda\(", line)
+    ]
+    assert hits == []
