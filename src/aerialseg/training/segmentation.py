@@ -90,7 +90,22 @@ def build_model(cfg: TrainConfig, classes: ClassTable, train: Sequence[Sample]):
         raise AerialSegError(f"unknown normalisation {cfg.normalization!r}: use meanstd or minmax")
     arch = {k: getattr(cfg, k) for k in ("base_filters", "depth", "batch_norm", "dropout")}
     arch = {k: v for k, v in arch.items() if v is not None}
-    return create_model(cfg.arch, num_classes=len(classes), normalization=norm, **arch)
+    model = create_model(cfg.arch, num_classes=len(classes), normalization=norm, **arch)
+    if cfg.pretrained and hasattr(model, "load_pretrained"):
+        model.load_pretrained()  # ImageNet weights, and the input scale they were trained on
+    return model
+
+
+def parameter_groups(cfg: TrainConfig, model) -> list[dict]:
+    """A pretrained encoder learns at ``encoder_lr`` times the rate of the rest: it starts
+    from features worth keeping, the decoder from nothing."""
+    if not (cfg.pretrained and hasattr(model, "encoder_parameters")):
+        return [{"params": list(model.parameters())}]
+    encoder = {id(p) for p in model.encoder_parameters()}
+    return [
+        {"params": [p for p in model.parameters() if id(p) in encoder], "lr_scale": cfg.encoder_lr},
+        {"params": [p for p in model.parameters() if id(p) not in encoder]},
+    ]
 
 
 def class_weights(cfg: TrainConfig, classes: ClassTable, train: Sequence[Sample]):
@@ -200,7 +215,7 @@ class SegmentationTask(Task):
         model = build_model(cfg, self.classes, self.train_set)
         self.model = prepare(model, self.precision, self.device)
         self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+            parameter_groups(cfg, self.model), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
         self.scaler = grad_scaler(self.precision, self.device)  # fp16 only
 
