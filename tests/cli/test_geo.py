@@ -106,3 +106,30 @@ def test_segment_writes_georeferenced_outputs_and_reports_bad_rasters(tmp_path, 
     )
     assert r.returncode == 0 and "kept the outputs of 1 image" in r.stdout, r.stderr
     assert np.array_equal(rasterio.open(out / "ortho_labels.tif").read(1), labels)
+
+
+def test_without_the_geo_extra_plain_pictures_work_and_geotiffs_say_why(tmp_path, tiny_model):
+    blocker = tmp_path / "no_geo"
+    for name in ("rasterio", "pyogrio", "shapely", "pyproj"):  # as if never installed
+        (blocker / name).mkdir(parents=True)
+        (blocker / name / "__init__.py").write_text(f"raise ImportError('no {name}')\n")
+    photo, _ = scene(48, 64)
+    write_raster(tmp_path / "ortho.tif", photo)
+    Image.fromarray(photo.transpose(1, 2, 0)).save(tmp_path / "plain.png")
+    out = tmp_path / "out"
+    r = run_aerialseg(
+        "segment",
+        tmp_path / "plain.png",
+        tmp_path / "ortho.tif",
+        "--model",
+        tiny_model,
+        "--out",
+        out,
+        "-q",
+        env={"PYTHONPATH": str(blocker)},
+    )
+    assert r.returncode == 0, r.stderr
+    assert "ortho.tif: GIS raster read as a plain picture" in r.stderr
+    assert "pip install 'aerialseg[geo]'" in r.stderr
+    assert (out / "plain_labels.png").exists() and (out / "ortho_labels.png").exists()
+    assert not list(out.glob("*.tif"))
