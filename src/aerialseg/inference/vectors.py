@@ -53,7 +53,7 @@ def polygonize_to_file(
             out.abort()
             raise
     return {
-        "file": Path(dest).name if fmt != "geojson" else None,
+        "format": fmt,
         "polygons": out.count,
         "seconds": round(time.perf_counter() - start, 2),
         "bytes": os.path.getsize(dest),
