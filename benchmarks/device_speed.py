@@ -73,7 +73,7 @@ def training_rate(device, precision, data, rounds) -> list[float]:
 
 
 def segment_seconds(seg, rgb, rounds: int, tta: bool = False):
-    seg.segment(rgb[:256, :256], tta)  # warm-up
+    seg.segment(rgb, tta)  # warm-up at this size: kernel choice and memory pools
     times, labels = [], None
     for _ in range(rounds):
         sync(seg.device)

@@ -7,6 +7,7 @@ only rank 0 writes into the run folder (an audit hook in every process watches);
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -81,7 +82,7 @@ def guarded_env(tmp_path, run: Path) -> dict:
     site.mkdir()
     shutil.copy(HERE / "write_guard.py", site / "sitecustomize.py")
     return {
-        "PYTHONPATH": str(site),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
         "GUARD_RUN": str(run),
         "GUARD_LOG": str(tmp_path / "writes"),
         "OMP_NUM_THREADS": "1",
