@@ -12,6 +12,7 @@ import torch
 from ..classes import IGNORE_INDEX, ClassTable, to_hex
 from ..errors import AerialSegError
 from ..io.images import IMAGE_SUFFIXES, natural_key, read_image, read_mask_rgb
+from ..io.rasters import read_mask_raster
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,8 @@ def find_pairs(root: str | Path) -> list[Pair]:
 
 def load_sample(pair: Pair, classes: ClassTable, min_size: int = 0) -> Sample:
     image = read_image(pair.image, strict=True)
-    mask = read_mask_rgb(pair.mask)
+    geo = read_mask_raster(pair.mask, classes)  # a one-band GeoTIFF: indices or colour table
+    mask = read_mask_rgb(pair.mask) if geo is None else geo[0]
     if mask.shape[:2] != image.shape[:2]:
         raise AerialSegError(
             f"{pair.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
@@ -115,7 +117,7 @@ def load_sample(pair: Pair, classes: ClassTable, min_size: int = 0) -> Sample:
             f"{pair.image}: {image.shape[1]}x{image.shape[0]} is smaller than the "
             f"{min_size}x{min_size} patch size"
         )
-    labels, unknown = classes.encode(mask)
+    labels, unknown = classes.encode(mask) if geo is None else geo
     return Sample(pair.id, pair.group, image, labels, unknown)
 
 

@@ -295,3 +295,38 @@ def _reason(e: Exception) -> str:
     """GDAL's message, first line only, without the path it usually repeats."""
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return text
+
+
+def read_mask_raster(path: str | Path, classes) -> tuple[np.ndarray, int] | None:
+    """A one-band GIS raster mask as (labels (H, W) uint8, pixels of no class), or None for
+    anything else (RGB masks and PNGs are read as pictures). Its values are class indices,
+    or, when it has a colour table, colours of the class table; values that are no class and
+    nodata become 255 (ignored), and those that are not nodata are counted."""
+    if Path(path).suffix.lower() not in (".tif", ".tiff") or rasterio_or_none() is None:
+        return None
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            if src.count != 1:
+                return None
+            values = src.read(1)
+            valid = src.read_masks(1) > 0
+            try:
+                cmap = src.colormap(1)
+            except ValueError:  # no colour table: the values are class indices
+                cmap = None
+    except Exception as e:  # noqa: BLE001
+        raise AerialSegError(f"{path}: cannot read mask ({_reason(e)})") from None
+    if cmap is not None:
+        lut = np.zeros((max(256, int(values.max()) + 1), 3), np.uint8)
+        for k, rgba in cmap.items():
+            lut[k] = rgba[:3]
+        labels, unknown = classes.encode(lut[values])
+        unknown -= int(np.count_nonzero(~valid & (labels == 255)))
+    else:
+        known = valid & (values < len(classes))
+        labels = np.where(known, values, 255).astype(np.uint8)
+        unknown = int(np.count_nonzero(valid & ~known))
+    labels[~valid] = 255
+    return labels, max(0, unknown)
