@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from aerialseg.classes import DUBAI
 from aerialseg.config import data_root
 from aerialseg.data.segmentation import Batches, load_dataset
 from aerialseg.inference.segmenter import load_model
+from aerialseg.io.images import read_image
 from aerialseg.losses import make_loss
 from aerialseg.models import create_model
 from aerialseg.runtime import grad_scaler, prepare, resolve_device, resolve_precision
@@ -116,6 +118,31 @@ def main() -> None:
     if device != "cpu":
         cpu = load_model(precision="fp32", device="cpu").segment(rgb)
         print(f"  labels equal to the CPU's fp32 labels: {float((labels == cpu).mean()):.4%}")
+        agreement(device)
+
+
+def agreement(device: str) -> None:
+    """Labels of the whole Tile 7 image on ``device`` at each precision against the CPU's."""
+    root = data_root(required=False)
+    path = f"{root}/Tile 7/images/image_part_001.jpg"
+    if not root or not Path(path).is_file():
+        return
+    rgb = read_image(path)
+    cpu = {p: load_model(precision=p, device="cpu").segment(rgb) for p in ("fp32", "bf16")}
+    kinds = ["fp32", "bf16"] + ["fp16"] * device.startswith("cuda")
+    print(f"  whole Tile 7 image ({rgb.shape[1]}x{rgb.shape[0]}), share of equal labels:")
+    for p in kinds:
+        labels = load_model(precision=p, device=device).segment(rgb)
+        print(f"    {device} {p}: = cpu fp32 {float((labels == cpu['fp32']).mean()):.4%}, "
+              f"= cpu bf16 {float((labels == cpu['bf16']).mean()):.4%}")  # fmt: skip
+    if device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        labels = load_model(precision="fp32", device=device).segment(rgb)
+        print(
+            f"    {device} fp32, TF32 off: = cpu fp32 {float((labels == cpu['fp32']).mean()):.4%}"
+        )
+    same = float((cpu["bf16"] == cpu["fp32"]).mean())
+    print(f"    cpu bf16 = cpu fp32 {same:.4%}")
 
 
 if __name__ == "__main__":
