@@ -41,7 +41,7 @@ def stream(seg, src, chunk=georaster.CHUNK, **kw):
 
 
 def test_streamed_probabilities_equal_the_in_memory_path(seg, tmp_path):
-    photo, _ = scene(150, 230)
+    photo, _ = scene(90, 140)
     with RasterSource(write_raster(tmp_path / "a.tif", photo)) as src:
         probs, valid = stream(seg, src)
         assert valid.all()
@@ -49,8 +49,8 @@ def test_streamed_probabilities_equal_the_in_memory_path(seg, tmp_path):
 
 
 def test_column_chunks_blend_like_the_global_plan(seg, tmp_path):
-    photo, _ = scene(120, 400, seed=3)
-    groups, plan = georaster.column_chunks(seg.tiling, 120, 400, chunk=120)
+    photo, _ = scene(60, 400, seed=3)
+    groups, plan = georaster.column_chunks(seg.tiling, 60, 400, chunk=120)
     assert len(groups) >= 3  # the test must cut the raster into several chunks
     with RasterSource(write_raster(tmp_path / "wide.tif", photo)) as src:
         probs, _ = stream(seg, src, chunk=120)
@@ -60,15 +60,15 @@ def test_column_chunks_blend_like_the_global_plan(seg, tmp_path):
 
 
 def test_windows_without_data_are_skipped_and_stay_nodata(seg, tmp_path):
-    photo, _ = scene(200, 200, seed=1)
-    mask = np.zeros((200, 200), bool)
-    mask[120:, 100:] = True  # data only in one corner
+    photo, _ = scene(160, 160, seed=1)
+    mask = np.zeros((160, 160), bool)
+    mask[100:, 90:] = True  # data only in one corner
     path = write_raster(tmp_path / "corner.tif", photo, mask=mask)
     done = []
     with RasterSource(path) as src:
         probs, valid = stream(seg, src, on_window=done.append)
         assert np.array_equal(valid, mask)
-        assert sum(done) == count_windows(200, 200, seg.tiling)  # skipped ones count as done
+        assert sum(done) == count_windows(160, 160, seg.tiling)  # skipped ones count as done
         rgb, _ = src.read_all()
     ref = seg.predict_proba(rgb)
     assert np.array_equal(probs[mask], ref[mask])  # same pixels, same values
@@ -94,8 +94,8 @@ def test_windows_without_data_are_skipped_and_stay_nodata(seg, tmp_path):
 
 @pytest.mark.parametrize("crs", ["utm", "geographic"])
 def test_label_geotiff_has_the_inputs_grid_classes_nodata_and_areas(seg, tmp_path, crs):
-    photo, _ = scene(130, 170, seed=2)
-    data = np.concatenate([photo.astype(np.uint16) * 40, np.full((1, 130, 170), 9, np.uint16)])
+    photo, _ = scene(80, 110, seed=2)
+    data = np.concatenate([photo.astype(np.uint16) * 40, np.full((1, 80, 110), 9, np.uint16)])
     data[:, :, :20] = 0  # nodata border
     kw = {"crs": GEOGRAPHIC, "transform": geographic_transform()} if crs == "geographic" else {}
     path = write_raster(tmp_path / "in.tif", data, nodata=0, **kw)
@@ -127,10 +127,10 @@ def test_label_geotiff_has_the_inputs_grid_classes_nodata_and_areas(seg, tmp_pat
     counts = np.bincount(labels[labels != 255], minlength=6)
     stats = json.loads(paths["stats_json"].read_text())
     assert [r["pixels"] for r in stats["classes"]] == counts.tolist()
-    assert stats["nodata_pixels"] == 130 * 20
+    assert stats["nodata_pixels"] == 80 * 20
     area = sum(r["area_m2"] for r in stats["classes"])
     if crs == "utm":
-        assert area == pytest.approx(130 * 150 * 0.25)
+        assert area == pytest.approx(80 * 90 * 0.25)
         assert stats["area_method"].startswith("planar")
     else:  # 5e-6 degrees at 25.2 N: about 0.553 m x 0.503 m
         from pyproj import Geod
@@ -138,8 +138,8 @@ def test_label_geotiff_has_the_inputs_grid_classes_nodata_and_areas(seg, tmp_pat
         lon0, lat0 = 55.27 + 20 * 5e-6, 25.20
         g = Geod(ellps="WGS84")
         box = g.polygon_area_perimeter(
-            [lon0, lon0 + 150 * 5e-6, lon0 + 150 * 5e-6, lon0],
-            [lat0, lat0, lat0 - 130 * 5e-6, lat0 - 130 * 5e-6],
+            [lon0, lon0 + 90 * 5e-6, lon0 + 90 * 5e-6, lon0],
+            [lat0, lat0, lat0 - 80 * 5e-6, lat0 - 80 * 5e-6],
         )[0]
         assert area == pytest.approx(abs(box), rel=1e-4)
         assert stats["area_method"].startswith("geodesic")
