@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,8 @@ def cmd_train(args) -> int:
     if args.epochs is not None:  # e.g. extending a run that was limited by --minutes
         cfg.minutes = None
     result = train_classifier(cfg, out, progress=not args.quiet, resume=bool(args.resume))
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun: rank 0 reports
     best = result["best"]
     print(
         f"best epoch {int(best['epoch'])}: val accuracy {best['val_accuracy']:.4f}, "
