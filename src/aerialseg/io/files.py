@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import sys
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager, suppress
@@ -20,12 +22,14 @@ def atomic_path(dest: str | Path):
 
     The temporary file is created with mode 0666 so the kernel applies the process umask, as
     for any file ``open()`` creates (``mkstemp`` would make it 0600, and reading the umask
-    means changing it, which other threads would see).
+    means changing it, which other threads would see). Its name carries the writer's process
+    id: temporary files of ``dest`` left by a process that was killed are removed here.
     """
     dest = Path(dest)
     make_folder(dest.parent)
+    remove_stale_temps(dest.parent, dest.name)
     for _ in range(100):
-        tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}{dest.suffix}"
+        tmp = dest.parent / f".{dest.name}.{os.getpid()}-{secrets.token_hex(4)}{dest.suffix}"
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
             break
@@ -92,6 +96,44 @@ def _reason(e: OSError) -> str:
     """The OS's words for ``e`` (e.g. 'No space left on device'), without the path, which
     the message already names."""
     return e.strerror or str(e) or type(e).__name__
+
+
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}(\.[^.]*)?$")
+
+
+def remove_stale_temps(folder: str | Path, name: str | None = None) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_path` in ``folder`` (those of ``name``
+    only, if given) whose writer is no longer running: what a kill -9 mid-write leaves. A
+    live process's are left alone, so writers sharing a folder never disturb each other.
+    (Process ids are this machine's: writers on other hosts of a network share are not
+    told apart.)"""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for n in names:
+        target, pids = n, []
+        while m := _TEMP.match(target):  # a temporary file of a temporary file, and so on
+            target, pids = m["name"], [*pids, int(m["pid"])]
+        if not pids or (name is not None and target != name) or all(map(_running, pids)):
+            continue
+        with suppress(OSError):
+            os.unlink(os.path.join(folder, n))
+            removed.append(Path(folder) / n)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if sys.platform == "win32":  # os.kill(pid, 0) would send Ctrl-C there: assume it runs
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process: it exists
+        return True
+    return True
 
 
 def write_atomic(dest: str | Path, write: Callable[[Path], object]) -> Path:

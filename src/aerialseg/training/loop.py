@@ -30,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import AerialSegError
-from ..io.files import check_writable_folder, write_text
+from ..io.files import check_writable_folder, remove_stale_temps, write_text
 from ..models.checkpoint import load_checkpoint, load_train_state, save_checkpoint, save_train_state
 from . import distributed
 from .distributed import Context
@@ -138,6 +138,7 @@ def check_run_folder(out: Path, resume: bool, cfg=None, log: Callable[[str], Non
     if out.exists() and not out.is_dir():
         raise AerialSegError(f"{out}: exists and is not a folder")
     if resume:
+        remove_stale_temps(out)  # what a kill left mid-write
         if (out / STATE_FILE).is_file():
             if cfg is not None:
                 _check_unfinished(out, cfg)
@@ -148,6 +149,7 @@ def check_run_folder(out: Path, resume: bool, cfg=None, log: Callable[[str], Non
         raise AerialSegError(f"{out}: nothing to resume (no {STATE_FILE})")
     if out.exists() and any(out.iterdir()):
         if _never_started(out):
+            remove_stale_temps(out)
             log(f"{out}: its earlier run stopped before finishing an epoch: starting it again")
             return False
         raise AerialSegError(
