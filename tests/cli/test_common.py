@@ -31,7 +31,9 @@ def test_train_help_shows_defaults_and_allowed_values(capsys):
     with pytest.raises(SystemExit):
         main(["train", "-h"])
     out = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
-    assert "(default: 0.002)" in out and "{unet,unet-seed}" in out and "dice+focal" in out
+    assert (
+        "(default: 0.002)" in out and "{unet,unet-effl0,unet-seed}" in out and "dice+focal" in out
+    )
 
 
 def test_old_spelling_of_arch_still_works_with_a_note(capsys):
@@ -55,7 +57,7 @@ def test_checkpoint_is_the_same_flag_as_model():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train", "--arch", "vgg"], "invalid choice: 'vgg' (choose from 'unet', 'unet-seed')"),
+        (["train", "--arch", "vgg"], "invalid choice: 'vgg' (choose from 'unet', 'unet-effl0'"),
         (["segment", "x.jpg", "--opacity", "2"], "argument --opacity: must be <= 1"),
         (["segment", "x.jpg", "--gsd", "-3"], "argument --gsd: must be > 0"),
         (["train", "--out", "r", "--batch-size", "0", "--data", "."], "batch size must be >= 1"),
