@@ -41,6 +41,7 @@ bench: install  # every README figure (about an hour of CPU; run on an otherwise
 	$(PY) benchmarks/ddp_overhead.py
 	$(PY) benchmarks/seams.py
 	$(PY) benchmarks/segment_memory.py
+	$(PY) benchmarks/georaster.py
 	$(PY) benchmarks/gui_latency.py --rounds 10
 	$(PY) benchmarks/baselines.py --unet src/aerialseg/weights/default.safetensors
 	$(PY) benchmarks/robustness.py
