@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,19 @@ sys.exit(main(sys.argv[3:]))
 """
 
 
+@contextmanager
+def one_thread():
+    """This process's torch on one thread, as the children (same numbers, bit for bit)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def start_together(commands: list[list], folder: Path) -> list[subprocess.Popen]:
     """Start ``aerialseg`` with each argument list, all beginning their work at once."""
     gate = folder / "gate"
@@ -56,7 +70,8 @@ def start_together(commands: list[list], folder: Path) -> list[subprocess.Popen]
         ready = folder / f"ready_{i}"
         procs.append(subprocess.Popen(
             [sys.executable, "-c", GATED, str(ready), str(gate), *map(str, args)],
-            stderr=subprocess.PIPE, text=True, env={**os.environ, **ONE_THREAD},
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **ONE_THREAD},
         ))  # fmt: skip
     for i, p in enumerate(procs):
         while not (folder / f"ready_{i}").exists():

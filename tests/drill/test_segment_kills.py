@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..corpus.conftest import run_cli
 from ..helpers import make_scene, tiny_checkpoint
-from .harness import Child, wait_until
+from .harness import Child, one_thread, wait_until
 
 IMAGES = 3
 
@@ -75,7 +75,8 @@ def segment_args(inputs: Path, out: Path, model: Path) -> list:
 def drill(tmp: Path, targets: list[str], seed: int = 0) -> list[dict]:
     inputs = make_inputs(tmp / "in")
     model = tiny_checkpoint(tmp / "tiny.safetensors")
-    r = run_cli(*segment_args(inputs, tmp / "reference", model))  # in-process: faster
+    with one_thread():  # in-process: faster; one thread, as the children
+        r = run_cli(*segment_args(inputs, tmp / "reference", model))
     assert r.code == 0, r.err
     reference = {n: p.read_bytes() for n, p in final_files(tmp / "reference").items()}
     assert len(reference) == IMAGES * 6
@@ -91,13 +92,16 @@ def drill(tmp: Path, targets: list[str], seed: int = 0) -> list[dict]:
 
             def there(child=child, target=target, after=after):
                 # mid-image: ``after`` images are done, and the next is at ``target``
-                ready = images_done(out) >= after
-                return ready and (target == "random" or child.where() == target) or None
+                if images_done(out) < after:
+                    return None
+                where = child.where()  # random: any moment of the work, not of start-up
+                return (where in ("predicting", "writing outputs", "loading") if target == "random"
+                        else where == target) or None  # fmt: skip
 
             assert wait_until(there, child, step=0.01), f"never saw {target}"
             landed = target
             if target == "random":
-                time.sleep(rng.uniform(0, 2))
+                time.sleep(rng.uniform(0, 1))
                 landed = child.where() or "(the run ended first)"
             child.kill()
             code, _, err = child.finish()

@@ -38,10 +38,10 @@ def make_data(root: Path) -> Path:
     return root
 
 
-def train_args(data: Path, run: Path, epochs: int) -> list:
+def train_args(data: Path, run: Path, epochs: int, patches: int = 16) -> list:
     return [
         "train", "--data", data, "--out", run, "--epochs", epochs, "--patch-size", 32,
-        "--base-filters", 4, "--batch-size", 4, "--patches-per-epoch", 16, "--examples", 1,
+        "--base-filters", 4, "--batch-size", 4, "--patches-per-epoch", patches, "--examples", 1,
         "--val-images", "img_4", "--precision", "fp32", "--threads", 1, "-q",
     ]  # fmt: skip
 
@@ -97,7 +97,7 @@ def aim(child: Child, run: Path, target: str, rng: random.Random) -> str:
         return f"checkpoint ({'mid-write: ' + left[0] + ' left' if left else 'write just done'})"
     if target == "random":  # any moment of the epochs (not of Python's start-up)
         wait_until(lambda: child.where() in ("training", "validation"), child, step=0.02)
-        time.sleep(rng.uniform(0, 3))
+        time.sleep(rng.uniform(0, 1.5))
         where = child.where()
         child.kill()
         return where or "(the run ended first)"
@@ -116,17 +116,20 @@ def aim(child: Child, run: Path, target: str, rng: random.Random) -> str:
     return target
 
 
-def drill(tmp: Path, targets: list[str], epochs: int, seed: int = 0) -> list[dict]:
+def drill(
+    tmp: Path, targets: list[str], epochs: int, seed: int = 0, patches: int = 16
+) -> list[dict]:
     data = make_data(tmp / "data")
     run = tmp / "run"
     rng = random.Random(seed)
     rows, resume = [], False
-    args = train_args(data, run, epochs)
+    args = train_args(data, run, epochs, patches)
     for i, target in enumerate(targets):
         cmd = ["train", "--resume", run, "-q"] if resume else args
         child = Child(cmd, tmp / f"dumps_{i}.txt")
         landed = aim(child, run, target, rng)
         code, out, err = child.finish()
+        assert code == -9, f"kill {i + 1} ({target}) came after the run had ended: {landed}"
         assert "Traceback" not in err, err
         done = finished_epochs(out)
         if resume:
@@ -153,8 +156,8 @@ def drill(tmp: Path, targets: list[str], epochs: int, seed: int = 0) -> list[dic
     return rows
 
 
-def same_as_uninterrupted(tmp: Path, epochs: int) -> None:
-    r = run_aerialseg(*train_args(tmp / "data", tmp / "straight", epochs))
+def same_as_uninterrupted(tmp: Path, epochs: int, patches: int = 16) -> None:
+    r = run_aerialseg(*train_args(tmp / "data", tmp / "straight", epochs, patches))
     assert r.returncode == 0, r.stderr
 
     def numbers(run):
@@ -184,6 +187,6 @@ def test_kill_drill(tmp_path):
     at two random moments; then the run equals one never interrupted."""
     targets = ["training before the first checkpoint", "validation", "checkpoint", "random",
                "random"]  # fmt: skip
-    rows = drill(tmp_path, targets, epochs=8, seed=11)
-    same_as_uninterrupted(tmp_path, epochs=8)
+    rows = drill(tmp_path, targets, epochs=10, seed=11, patches=48)
+    same_as_uninterrupted(tmp_path, epochs=10, patches=48)
     print("\n" + table(rows))
