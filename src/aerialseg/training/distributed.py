@@ -139,6 +139,9 @@ def teardown(ctx: Context) -> None:
         import torch.distributed as dist
 
         if dist.is_initialized():
+            # All ranks leave together: a rank that tears down while another still talks to
+            # it (or to rank 0's rendezvous store) aborts the other with SIGABRT.
+            dist.barrier()
             dist.destroy_process_group()
 
 
