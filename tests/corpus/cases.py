@@ -123,6 +123,35 @@ BAD_IMAGES: dict[str, tuple[Maker, str]] = {
     "unreadable": (lambda d: unreadable(d / "secret.png"), "permission denied"),
 }
 
+
+def truncated_geotiff(path: Path) -> Path:
+    """A georeferenced (UTM, 0.5 m) 3-band GeoTIFF cut in half: ``segment`` reads such
+    files through the GIS path (rasterio) where it is installed."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    a = np.random.default_rng(0).integers(0, 256, (3, 128, 128), dtype=np.uint8)
+    utm = from_origin(500_000, 2_800_000, 0.5, 0.5)
+    profile = dict(driver="GTiff", width=128, height=128, count=3, dtype="uint8")
+    profile.update(crs="EPSG:32640", transform=utm)
+    with rasterio.open(path, "w", **profile) as f:
+        f.write(a)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+try:  # the GIS extra: where it is installed, GeoTIFFs are in the corpus too
+    import rasterio  # noqa: F401
+
+    BAD_IMAGES["truncated-geotiff"] = (
+        lambda d: truncated_geotiff(d / "cut_geo.tif"),
+        "cannot read",
+    )
+except ImportError:
+    pass
+
 # Odd but valid images. The lenient readers (segment, classify predict, the app) convert them;
 # the strict one (training data) refuses the non-RGB ones by name. name -> (maker, (H, W)).
 ODD_IMAGES: dict[str, tuple[Maker, tuple[int, int]]] = {
