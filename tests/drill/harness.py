@@ -1,10 +1,12 @@
 """Kill -9 drills: a real ``aerialseg`` command in a child process, killed at chosen moments.
 
 The child is the real command (``aerialseg.cli.main``, as ``python -m aerialseg`` runs it)
-with one addition that changes nothing it does: ``faulthandler`` registered on SIGUSR1, so
-that the drill can ask "where are you?" (the child's Python stack, written to a file) right
-before it sends SIGKILL. That is how a kill is aimed at a phase (training steps, validation,
-a checkpoint being written) and how the drill reports where each kill really landed.
+with one addition that changes nothing it does: a SIGUSR1 handler that writes the Python
+stack to a file, so that the drill can ask "where are you?" right before it sends SIGKILL.
+That is how a kill is aimed at a phase (training steps, validation, a checkpoint being
+written) and how the drill reports where each kill really landed. (A Python-level handler,
+run between two bytecodes of the main thread: ``faulthandler``'s, run inside the signal,
+crashed the child now and then.)
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ from pathlib import Path
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 CHILD = r"""
-import faulthandler, signal, sys
-DUMPS = open(sys.argv[1], "a")  # kept open for the handler
-faulthandler.register(signal.SIGUSR1, file=DUMPS, all_threads=False)
+import signal, sys, traceback
+DUMPS = open(sys.argv[1], "a")
+def where(signum, frame):
+    DUMPS.write("".join(traceback.format_stack(frame)) + "END\n")
+    DUMPS.flush()
+signal.signal(signal.SIGUSR1, where)
 DUMPS.write("ready\n")
 DUMPS.flush()
 from aerialseg.cli import main
@@ -96,7 +101,7 @@ PHASES = (
 
 
 def phase_of(stack: str) -> str:
-    funcs = re.findall(r'File ".*", line \d+ in (\w+)', stack)
+    funcs = re.findall(r'File ".*", line \d+, in (\w+)', stack)
     for name, marks in PHASES:
         if any(f in marks for f in funcs):
             return name
@@ -132,14 +137,12 @@ class Child:
                 return ""
             time.sleep(0.005)
         size = self.dumps.stat().st_size
-        try:
-            self.proc.send_signal(signal.SIGUSR1)
-        except ProcessLookupError:
+        if not _to_main_thread(self.proc.pid, signal.SIGUSR1):
             return ""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.alive():
             text = self.dumps.read_text()[size:]
-            if "in <module>" in text:  # the outermost frame: the dump is complete
+            if "END" in text:  # the dump is complete
                 return phase_of(text)
             time.sleep(0.0005)
         return ""
@@ -153,6 +156,25 @@ class Child:
     def finish(self, timeout: float = 600) -> tuple[int, str, str]:
         out, err = self.proc.communicate(timeout=timeout)
         return self.proc.returncode, out, err
+
+
+_TGKILL = {"x86_64": 234, "aarch64": 131}.get(os.uname().machine)
+
+
+def _to_main_thread(pid: int, sig: int) -> bool:
+    """Signal the child's main thread (the one running Python), not whichever thread the
+    kernel picks for a process-wide signal: faulthandler's dump from a native worker thread
+    (OpenMP) can crash the process. False if the child is gone."""
+    import ctypes
+
+    if _TGKILL is None:  # another architecture: the process-wide signal
+        try:
+            os.kill(pid, sig)
+            return True
+        except ProcessLookupError:
+            return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.syscall(_TGKILL, pid, pid, sig) == 0
 
 
 def wait_until(cond: Callable[[], object], child: Child, timeout: float = 300, step=0.01):

@@ -112,7 +112,7 @@ def aim(child: Child, run: Path, target: str, rng: random.Random) -> str:
 
     got = wait_until(there, child, step=0.02)
     child.kill()
-    assert got is True, f"never saw {target}"
+    assert got is True, f"never saw {target} ({got}): {child.finish()}"
     return target
 
 
