@@ -14,7 +14,6 @@ with the raster.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -113,7 +112,6 @@ def stream_raster(
     groups, (rows, cols, win_h, win_w, ramp) = column_chunks(tiling, h, w, chunk)
     rise = spline_ramp(ramp).astype(np.float32)[None, :, None] if ramp else None
     inner = _inner(tiling)
-    extra = {"device": seg.device} if "device" in _PARAMS and hasattr(seg, "device") else {}
     prev = None  # the last chunk's last `ramp` columns, image rows x ramp x classes
     for i0, i1 in groups:
         p0, p1 = cols[i0], cols[i1 - 1] + win_w
@@ -121,7 +119,7 @@ def stream_raster(
         keep = None if last else np.empty((h, ramp, seg.model.num_classes), np.float32)
         view = _ChunkView(src, b, p0, p1)
         bands = predict_bands(
-            seg.model, view, seg.precision, inner, tta, on_window, valid=view.valid, **extra
+            seg.model, view, seg.precision, inner, tta, on_window, seg.device, valid=view.valid
         )
         # padded columns this chunk finishes: up to where the next chunk's windows begin
         x_lo, x_hi = max(p0, b), min(p1 if last else p1 - ramp, b + w)
@@ -141,9 +139,6 @@ def stream_raster(
                 for sink in sinks:
                     sink(r0, x_lo - b, part, valid)
         prev = keep
-
-
-_PARAMS = inspect.signature(predict_bands).parameters
 
 
 class ClassCounter:
