@@ -27,14 +27,17 @@ from pathlib import Path
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 CHILD = r"""
-import signal, sys, traceback
-DUMPS = open(sys.argv[1], "a")
+import os, signal, sys, traceback
+FD = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+BUSY = []
 def where(signum, frame):
-    DUMPS.write("".join(traceback.format_stack(frame)) + "END\n")
-    DUMPS.flush()
+    if BUSY:  # a second question while answering the first: one answer is enough
+        return
+    BUSY.append(1)
+    os.write(FD, ("".join(traceback.format_stack(frame)) + "END\n").encode())
+    BUSY.clear()
 signal.signal(signal.SIGUSR1, where)
-DUMPS.write("ready\n")
-DUMPS.flush()
+os.write(FD, b"ready\n")
 from aerialseg.cli import main
 sys.exit(main(sys.argv[2:]))
 """
@@ -130,7 +133,7 @@ class Child:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def where(self, timeout: float = 2.0) -> str:
+    def where(self, timeout: float = 30.0) -> str:
         """The phase the child is in now (from its stack; '' if it has exited)."""
         while not self.dumps.read_text().startswith("ready"):  # SIGUSR1 would kill it before
             if not self.alive():
