@@ -76,7 +76,7 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir())
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True, scope="package")  # undone after tests/corpus
 def permissions_as_for_a_user():
     """Tests run as root here, and root reads a file of mode 000 anyway. So that the
     'unreadable' kinds test what a user meets, opening a file without read permission raises
