@@ -20,7 +20,8 @@ from ..errors import AerialSegError
 from ..inference.classifier import evaluate_classifier, to_batch
 from ..models import check_name, create_model
 from ..runtime import to_device
-from .loop import Task, fit
+from .loop import fit
+from .task import Task
 
 # history.csv's columns after the loop's epoch, seconds, minutes
 HISTORY_FIELDS = (

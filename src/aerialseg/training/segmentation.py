@@ -41,7 +41,8 @@ from ..runtime import (
     resolve_precision,
     to_device,
 )
-from .loop import Task, fit
+from .loop import fit
+from .task import Task
 
 # history.csv's columns after the loop's epoch, seconds, minutes
 HISTORY_FIELDS = (
