@@ -63,7 +63,7 @@ def segment_raster_to_files(
 ) -> dict:
     """Segment the raster at ``path`` in bounded memory and write all its outputs (all or
     none). Returns the statistics written to the JSON."""
-    from ..io.geotiff import GeoTiffWriter, aux_xml, qgis_style
+    from .geotiff import GeoTiffWriter, aux_xml, qgis_style
     from ..io.rasters import RasterSource
     from .georaster import (  # torch: only once a raster is to be segmented
         ClassCounter,
