@@ -63,7 +63,6 @@ def segment_raster_to_files(
 ) -> dict:
     """Segment the raster at ``path`` in bounded memory and write all its outputs (all or
     none). Returns the statistics written to the JSON."""
-    from .geotiff import GeoTiffWriter, aux_xml, qgis_style
     from ..io.rasters import RasterSource
     from .georaster import (  # torch: only once a raster is to be segmented
         ClassCounter,
@@ -74,6 +73,7 @@ def segment_raster_to_files(
         probabilities_of,
         stream_raster,
     )
+    from .geotiff import GeoTiffWriter, aux_xml, qgis_style
 
     classes = seg.classes
     with RasterSource(path, opts.bands, opts.scale) as src:
