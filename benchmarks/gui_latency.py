@@ -84,7 +84,7 @@ def main() -> None:
         _, ready = screen.wait_for("ready model=", timeout=120)
         x0, y0 = START
         x1, y1 = x0 + REGION[0], y0 + REGION[1]
-        in_app, end_to_end, segment = [], [], []
+        in_app, end_to_end, segment, stalls = [], [], [], []
         for _ in range(args.rounds):
             screen.key_over_app("c")
             screen.wait_for("overlay shown")
@@ -95,6 +95,7 @@ def main() -> None:
             fields = dict(f.split("=") for f in msg.split() if "=" in f)
             in_app.append(float(fields["release_to_shown"]))
             segment.append(float(fields["segment_s"]))
+            stalls.append(float(fields["stall_max_ms"]))
             end_to_end.append(shown - t0)
         if args.screenshot:
             time.sleep(0.5)  # let the progress bar settle
@@ -121,6 +122,10 @@ def main() -> None:
     print(f"  in-app:     {fmt(in_app)}")
     print(f"  end to end: {fmt(end_to_end)}")
     print(f"  of which the model: {fmt(segment)}")
+    print(
+        f"longest event-loop stall while predicting: {max(stalls):.0f} ms (per capture: "
+        f"{[round(x) for x in stalls]}; Tk polls every 20 ms)"
+    )
     print(f"  raw in-app: {np.round(in_app, 3).tolist()}")
 
 

@@ -18,7 +18,11 @@ def test_window_stays_responsive_while_predicting(screen, tiny_model, tmp_path):
     refused, _ = screen.wait_for("refused: busy with Reading and segmenting big.png")
     shown, message = screen.wait_for("result shown 256x256")
     assert started < refused < shown, screen.log  # handled during the prediction, not after
-    assert float(message.split("segment_s=")[1]) > 0, screen.log
+    fields = dict(f.split("=") for f in message.split() if "=" in f)
+    assert float(fields["segment_s"]) > 0, screen.log
+    # the event loop kept turning while the worker predicted (generous bound for busy CI
+    # machines; benchmarks/gui_latency.py reports the figure for the bundled model)
+    assert 0 <= float(fields["stall_max_ms"]) < 1000, screen.log
 
     screen.key_over_app("c")  # now free: a capture starts, and Esc cancels it
     screen.wait_for("overlay shown")

@@ -40,6 +40,9 @@ class App:
         self.pending_image: str | None = None
         self.tta = tk.BooleanVar(value=tta)
         self.closing = False
+        # The longest gap between two polls beyond their period while a job runs: how long
+        # the window could not react (logged with each result as stall_max_ms).
+        self.last_poll, self.longest_stall = time.monotonic(), 0.0
         self._build()
         root.report_callback_exception = self._bug
         root.protocol("WM_DELETE_WINDOW", self.close)
@@ -106,6 +109,10 @@ class App:
     # ------------------------------------------------------------------ jobs
 
     def _poll(self):
+        now = time.monotonic()
+        if self.worker.busy_with:
+            self.longest_stall = max(self.longest_stall, now - self.last_poll - POLL_MS / 1000)
+        self.last_poll = now
         self.worker.poll()
         if self.worker.busy_with:
             elapsed = time.monotonic() - self.worker.started
@@ -292,15 +299,18 @@ class App:
         self.say(f"Segmented {r.source}")
         self.root.update_idletasks()  # drawn now, not at the next idle moment
         h, w = r.labels.shape
+        stall = f"stall_max_ms={1000 * self.longest_stall:.0f}"
+        self.longest_stall = 0.0
         if released is None:
-            self.log(f"result shown {w}x{h} segment_s={r.seconds:.3f}")
+            self.log(f"result shown {w}x{h} segment_s={r.seconds:.3f} {stall}")
         else:
             latency = time.monotonic() - released
             self.views.info.configure(
                 text=f"{info} · on screen {latency:.2f} s after mouse release"
             )
             self.log(
-                f"result shown {w}x{h} segment_s={r.seconds:.3f} release_to_shown={latency:.3f}"
+                f"result shown {w}x{h} segment_s={r.seconds:.3f} release_to_shown={latency:.3f} "
+                + stall
             )
         if self.autosave:
             self._save_into(self.autosave)
