@@ -8,15 +8,12 @@ of the raster is ever held in memory.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import AerialSegError
 from ..io.files import write_text
-from .outputs import staged
+from .outputs import staged, write_stats
 
 SUFFIXES = {
     "labels": "_labels.tif",
@@ -161,12 +158,7 @@ def segment_raster_to_files(
                 info["polygons"] = vector
             if opts.zones:
                 info["zones"] = {"file": str(opts.zones), **zones}
-            write_text(tmp["stats_json"], json.dumps(info, indent=2) + "\n")
-            buf = io.StringIO()
-            writer = csv.DictWriter(buf, fieldnames=list(stats[0]))
-            writer.writeheader()
-            writer.writerows(stats)
-            write_text(tmp["stats_csv"], buf.getvalue())
+            write_stats(tmp, info)
             return info
 
 

@@ -164,13 +164,18 @@ def _write_all(tmp, rgb, labels, classes, title, opacity, gsd, extra) -> dict:
         "gsd_m": gsd,
         "classes": stats,
     }
-    write_text(tmp["stats_json"], json.dumps(info, indent=2) + "\n")
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(stats[0]))
-    writer.writeheader()
-    writer.writerows(stats)
-    write_text(tmp["stats_csv"], buf.getvalue())
+    write_stats(tmp, info)
     return info
+
+
+def write_stats(paths: dict[str, Path], info: dict) -> None:
+    """The statistics as JSON (everything) and CSV (one row per class, ``info["classes"]``)."""
+    write_text(paths["stats_json"], json.dumps(info, indent=2) + "\n")
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(info["classes"][0]))
+    writer.writeheader()
+    writer.writerows(info["classes"])
+    write_text(paths["stats_csv"], buf.getvalue())
 
 
 def segment_to_files(
