@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from . import common
 
 
 def cmd_train(args) -> int:
+    from ..training import distributed
     from ..training.classification import train_classifier
 
     if args.minutes is not None and args.epochs is not None:
@@ -29,7 +29,7 @@ def cmd_train(args) -> int:
     if args.epochs is not None:  # e.g. extending a run that was limited by --minutes
         cfg.minutes = None
     result = train_classifier(cfg, out, progress=not args.quiet, resume=bool(args.resume))
-    if os.environ.get("RANK", "0") != "0":
+    if not distributed.reports():
         return 0  # under torchrun: rank 0 reports
     best = result["best"]
     print(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -29,10 +28,11 @@ def cmd_train(args) -> int:
         cfg.minutes = None
     if args.nproc:
         return _launch(args, cfg, out)
+    from ..training import distributed
     from ..training.segmentation import train  # torch: only once the config is sound
 
     result = train(cfg, out, resume=bool(args.resume), progress=not args.quiet)
-    if os.environ.get("RANK", "0") != "0":
+    if not distributed.reports():
         return 0  # under torchrun: rank 0 reports
     best = result["best"]
     print(

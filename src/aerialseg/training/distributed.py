@@ -30,6 +30,11 @@ def under_torchrun() -> bool:
     return all(k in os.environ for k in ENV)
 
 
+def reports() -> bool:
+    """Whether this process prints a run's results: rank 0, or any process outside torchrun."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 @dataclass
 class Context:
     """This process's place in the run: rank 0 of 1, on ``device``, when not distributed."""
