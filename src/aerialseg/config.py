@@ -177,6 +177,15 @@ class TrainConfig(Config):
     patches_per_epoch: int | None = opt(None, "default: training area / patch area", low=1)
     augment: bool = opt(True, "random flips/rotations (the 8 symmetries of the square)")
     jitter: float = opt(0.1, "brightness/contrast jitter, +- this share", low=0, high=1)
+    zoom: float = opt(
+        1.0, "scale augmentation: patches seen at 1/ZOOM..ZOOM times their size (1: none)", low=1
+    )
+    color: float = opt(
+        0.0,
+        "colour augmentation strength: white balance, saturation, gamma, blur, JPEG (0: none)",
+        low=0,
+        high=3,
+    )
     # optimisation
     epochs: int = opt(30, "epochs to train (ignored with --minutes)", low=0)
     minutes: float | None = opt(

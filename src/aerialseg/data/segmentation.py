@@ -13,6 +13,7 @@ from ..classes import IGNORE_INDEX, ClassTable, to_hex
 from ..errors import AerialSegError
 from ..io.images import IMAGE_SUFFIXES, natural_key, read_image, read_mask_rgb
 from ..io.rasters import read_mask_raster
+from .augment import colour, zoomed_crop
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,8 @@ class Batches:
     proportion to their area, so every pixel (borders included) is equally likely to be seen.
     ``mode="patches"``: the fixed patches themselves (the seed's way), reshuffled every epoch.
     ``augment`` applies a random flip/rotation; ``jitter`` scales brightness and contrast by
-    up to +-jitter. ``shards``: the number of processes that share an epoch (DDP); each draws
+    up to +-jitter; ``zoom`` and ``color`` are the scale and colour augmentations of
+    :mod:`.augment` (random-crop sampling only). ``shards``: the number of processes that share an epoch (DDP); each draws
     its own 1/shards of the epoch's patches.
     """
 
@@ -203,12 +205,14 @@ class Batches:
         jitter: float = 0.0,
         patches_per_epoch: int | None = None,
         shards: int = 1,
+        zoom: float = 1.0,
+        color: float = 0.0,
     ):
         if mode not in ("random-crop", "patches"):
             raise AerialSegError(f"unknown sampling {mode!r}: use random-crop or patches")
         self.samples = list(samples)
         self.patch, self.batch, self.mode = patch_size, batch_size, mode
-        self.augment, self.jitter = augment, jitter
+        self.augment, self.jitter, self.zoom, self.color = augment, jitter, zoom, color
         area = np.array([s.area for s in self.samples], dtype=np.float64)
         self.weights = area / area.sum()
         default = len(self.samples) if mode == "patches" else int(area.sum() // patch_size**2)
@@ -231,16 +235,12 @@ class Batches:
             labels = np.empty((len(idx), self.patch, self.patch), dtype=np.uint8)
             for j, i in enumerate(idx):
                 s = self.samples[i]
-                h, w = s.labels.shape
-                y = rng.integers(0, h - self.patch + 1)
-                x = rng.integers(0, w - self.patch + 1)
-                img = s.image[y : y + self.patch, x : x + self.patch]
-                lab = s.labels[y : y + self.patch, x : x + self.patch]
+                img, lab = zoomed_crop(s.image, s.labels, self.patch, self.zoom, rng)
                 if self.augment:
                     k = int(rng.integers(8))
                     img, lab = dihedral(img, k), dihedral(lab, k)
                 images[j], labels[j] = img, lab
-            x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
+            x = torch.from_numpy(colour(images, rng, self.color)).permute(0, 3, 1, 2).float()
             if self.jitter:
                 x = self._jitter(x, rng)
             yield x, torch.from_numpy(labels).long()

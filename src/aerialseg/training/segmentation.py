@@ -204,6 +204,8 @@ class SegmentationTask(Task):
             mode="patches" if patches else "random-crop",
             augment=cfg.augment,
             jitter=cfg.jitter,
+            zoom=cfg.zoom,
+            color=cfg.color,
             patches_per_epoch=cfg.patches_per_epoch,
             shards=self.ctx.world_size,  # each rank does its share of the epoch's patches
         )
