@@ -191,8 +191,8 @@ class Batches:
     ``mode="patches"``: the fixed patches themselves (the seed's way), reshuffled every epoch.
     ``augment`` applies a random flip/rotation; ``jitter`` scales brightness and contrast by
     up to +-jitter; ``zoom`` and ``color`` are the scale and colour augmentations of
-    :mod:`.augment` (random-crop sampling only). ``shards``: the number of processes that share an epoch (DDP); each draws
-    its own 1/shards of the epoch's patches.
+    :mod:`.augment` (random-crop sampling only). ``shards``: the number of processes that
+    share an epoch (DDP); each draws its own 1/shards of the epoch's patches.
     """
 
     def __init__(
