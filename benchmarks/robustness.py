@@ -3,9 +3,11 @@
 The images a model never trained on (as ``aerialseg evaluate`` picks them: on its own data,
 its validation images or held-out tile) are scored as they are, then rescaled (labels by
 nearest neighbour) and with colour and quality shifts of the kind other cameras and other
-days give. Each row is pixel accuracy and land-cover mIoU over all those images, and the drop
-against the unchanged images measured in the same run. All-black and all-white images have no
-ground truth: for them the class the model paints, and on what share of the image, is shown.
+days give. Each row is pixel accuracy and land-cover mIoU over all those images, the drop
+against the unchanged images measured in the same run, and the model's mean confidence (mean
+top class probability). Images with no ground truth (all black, all white, two ordinary
+photos from scikit-learn) show the class the model paints, on what share, and its confidence:
+the out-of-distribution warning must separate those from the unchanged held-out images.
 
     python benchmarks/robustness.py [--model M] [--data DIR] [--images N] [--json FILE]
 """
@@ -82,6 +84,23 @@ PERTURBATIONS = {
 }
 
 
+def unlabelled_images() -> dict[str, np.ndarray]:
+    """Images with no aerial content: flat black and white, and scikit-learn's two sample
+    photos (a temple, a flower) where the [baselines] extra is installed."""
+    out = {f"all {n} 512x512": np.full((512, 512, 3), v, np.uint8) for n, v in BLANKS}
+    try:
+        from sklearn.datasets import load_sample_images
+    except ImportError:
+        return out
+    data = load_sample_images()
+    for name, image in zip(data.filenames, data.images):
+        out[f"photo {name.rsplit('/', 1)[-1]}"] = np.ascontiguousarray(image)
+    return out
+
+
+BLANKS = (("black", 0), ("white", 255))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="checkpoint (default: the bundled model)")
@@ -97,38 +116,43 @@ def main() -> None:
 
     rows = []
     t0 = time.perf_counter()
-    base = evaluate(seg, samples)
-    rows.append(
-        {"perturbation": "none", **{k: base[k] for k in ("pixel_accuracy", "mean_iou_land_cover")}}
-    )
-    for name, f in PERTURBATIONS.items():
-        r = evaluate(seg, [f(s) for s in samples])
+    for name, f in {"none": None, **PERTURBATIONS}.items():
+        r = evaluate(seg, samples if f is None else [f(s) for s in samples])
         rows.append(
             {
                 "perturbation": name,
                 "pixel_accuracy": r["pixel_accuracy"],
                 "mean_iou_land_cover": r["mean_iou_land_cover"],
+                "confidence": float(np.mean([i["confidence"] for i in r["per_image"]])),
+                "per_image": r["per_image"],
             }
         )
-    print(f"{'perturbation':<28}{'pixel acc.':>11}{'drop':>8}{'mIoU (5)':>10}{'drop':>8}")
+    base = rows[0]
+    print(
+        f"{'perturbation':<28}{'pixel acc.':>11}{'drop':>8}{'mIoU (5)':>10}{'drop':>8}{'conf.':>7}"
+    )
     for r in rows:
         r["accuracy_drop"] = base["pixel_accuracy"] - r["pixel_accuracy"]
         r["miou5_drop"] = base["mean_iou_land_cover"] - r["mean_iou_land_cover"]
         print(
             f"{r['perturbation']:<28}{r['pixel_accuracy']:>11.3f}{r['accuracy_drop']:>8.3f}"
-            f"{r['mean_iou_land_cover']:>10.3f}{r['miou5_drop']:>8.3f}"
+            f"{r['mean_iou_land_cover']:>10.3f}{r['miou5_drop']:>8.3f}{r['confidence']:>7.3f}"
         )
     worst = max(rows[1:], key=lambda r: r["accuracy_drop"])
     print(f"worst drop: {worst['accuracy_drop']:.3f} pixel accuracy ({worst['perturbation']})")
 
     flat = []
-    for name, value in (("all black", 0), ("all white", 255)):
-        labels = seg.segment(np.full((512, 512, 3), value, dtype=np.uint8))
-        counts = np.bincount(labels.ravel(), minlength=len(seg.classes))
+    for name, image in unlabelled_images().items():
+        probs = seg.predict_proba(image)
+        counts = np.bincount(probs.argmax(-1).ravel(), minlength=len(seg.classes))
         top = int(counts.argmax())
-        share = counts[top] / labels.size
-        flat.append({"image": name, "class": seg.classes.names[top], "share": float(share)})
-        print(f"{name} 512x512: painted {seg.classes.names[top]} on {share:.0%}")
+        share, conf = counts[top] / counts.sum(), float(probs.max(-1).mean())
+        flat.append(
+            {"image": name, "class": seg.classes.names[top], "share": share, "confidence": conf}
+        )
+        print(f"{name}: painted {seg.classes.names[top]} on {share:.0%}, confidence {conf:.3f}")
+    held = [i["confidence"] for i in base["per_image"]]
+    print(f"confidence on the unchanged held-out images: {min(held):.3f} to {max(held):.3f}")
     print(f"({time.perf_counter() - t0:.0f} s)")
     if args.json:
         with open(args.json, "w") as f:

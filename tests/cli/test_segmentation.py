@@ -223,6 +223,7 @@ def test_segment_writes_all_outputs_and_reports_bad_files(tiny_dataset, tiny_mod
     )
     assert r.returncode == 1
     assert "broken.jpg: cannot read image" in r.stderr and "1 failed" in r.stderr
+    assert "odd.png: warning: the image is almost uniform" in r.stderr  # one flat colour
     assert "Traceback" not in r.stderr
     assert "segmented 7 images" in r.stdout
     import numpy as np

@@ -140,9 +140,11 @@ def cmd_segment(args) -> int:
             total = count_windows(h, w, tiling)
             desc = display_name(path.name)
             with tqdm(total=total, unit="win", leave=False, desc=desc, disable=quiet) as bar:
-                segment_to_files(
+                info = segment_to_files(
                     seg, rgb, paths, str(path), args.tta, args.opacity, args.gsd, bar.update
                 )
+            if info["warning"]:
+                tqdm.write(f"{display_name(path)}: warning: {info['warning']}", file=sys.stderr)
             done += 1
         except AerialSegError as e:
             failures.append(str(e))

@@ -39,7 +39,10 @@ def evaluate(
         metrics.add(one)
         r = one.compute()
         keys = ("pixel_accuracy", "mean_iou", "mean_iou_land_cover", "pixels")
-        per_image.append({"image": s.id, **{k: r[k] for k in keys}})
+        # how sure the model was (mean top probability): the signal of its out-of-distribution
+        # warning, kept per image so it can be checked against the accuracy
+        confidence = float(probs.max(0).values.mean())
+        per_image.append({"image": s.id, **{k: r[k] for k in keys}, "confidence": confidence})
     m = metrics.compute()
     return {
         "pixel_accuracy": m["pixel_accuracy"],

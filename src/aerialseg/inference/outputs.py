@@ -18,6 +18,7 @@ from ..classes import ClassTable
 from ..errors import AerialSegError
 from ..io.files import atomic_path, write_text
 from ..io.images import save_image
+from .confidence import unusual
 
 SUFFIXES = {
     "labels": "_labels.png",  # class index per pixel (mode L)
@@ -199,14 +200,22 @@ def segment_to_files(
                 tmp["probs"], mode="w+", dtype=np.float16, shape=(h, w, seg.model.num_classes)
             )
             _reserve(tmp["probs"])
+        top = 0.0  # sum of the top class probabilities: the model's confidence
         for y, band in seg.bands(rgb, tta, on_window):
             labels[y : y + len(band)] = band.argmax(-1)
+            top += float(band.max(-1).sum(dtype=np.float64))
             if probs is not None:
                 probs[y : y + len(band)] = band
         if probs is not None:
             probs.flush()
             del probs
-        extra = {"model": seg.name, "tta": tta}
+        confidence = top / (h * w)
+        extra = {
+            "model": seg.name,
+            "tta": tta,
+            "mean_confidence": round(confidence, 4),
+            "warning": unusual(rgb, confidence, seg.meta),
+        }
         return _write_all(tmp, rgb, labels, seg.classes, title, opacity, gsd, extra)
 
 
