@@ -60,3 +60,23 @@ def test_default_table_travels_with_the_model(tmp_path):
     path = save_checkpoint(tmp_path / "m.safetensors", create_model("unet-seed"), DUBAI)
     _, classes, meta = load_checkpoint(path)
     assert classes == DUBAI and meta["model"]["name"] == "unet-seed"
+
+
+def test_half_checkpoint_is_half_the_size_and_predicts_the_same(tmp_path, capsys):
+    from aerialseg.cli import main
+
+    torch.manual_seed(0)
+    model = create_model("unet-effl0", decoder=[16, 8]).eval()
+    full = save_checkpoint(tmp_path / "full.safetensors", model, DUBAI, note="kept")
+    assert (
+        main(["export", "--model", str(full), "--format", "half", "--out", str(tmp_path / "h")])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "float16 weights" in out and "labels equal 100.00%" in out
+    half_model, classes, meta = load_checkpoint(tmp_path / "h")
+    assert meta["note"] == "kept" and classes == DUBAI
+    assert (tmp_path / "h").stat().st_size < 0.55 * full.stat().st_size
+    x = torch.rand(1, 3, 40, 56) * 255
+    with torch.inference_mode():
+        assert (half_model(x) - model(x)).abs().max() < 0.05

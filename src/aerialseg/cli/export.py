@@ -1,4 +1,5 @@
-"""``aerialseg export``: a segmentation checkpoint as an ONNX or TorchScript file."""
+"""``aerialseg export``: a segmentation checkpoint as an ONNX or TorchScript file, or as a
+checkpoint of half the size (float16 weights)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 from ..errors import AerialSegError
 from . import common
 
-FORMATS = ("onnx", "torchscript")  # as models.export.FORMATS, without importing torch here
+FORMATS = ("onnx", "torchscript", "half")  # models.export.FORMATS + half, torch-free import
 CHECK_SHAPE = (1, 3, 75, 113)  # odd sides: the check runs the model's padding too
 
 
@@ -37,6 +38,14 @@ def cmd_export(args) -> int:
         export.save_onnx(out, model, classes, meta, args.opset)
         got = OnnxModel(out)(x)
         what = f"ONNX opset {args.opset}, dynamic batch/height/width, onnxruntime CPU"
+    elif args.format == "half":
+        from ..models.checkpoint import FORMAT, save_checkpoint
+
+        extra = {k: v for k, v in meta.items() if k not in ("format", "model", "classes")}
+        save_checkpoint(out, model, classes, half=True, **extra)
+        with torch.inference_mode():
+            got = export.inference_copy(load_checkpoint(out)[0])(x)
+        what = f"{FORMAT} checkpoint, float16 weights"
     else:
         export.save_torchscript(out, model, classes, meta)
         module, _ = export.load_torchscript(out)
@@ -63,8 +72,9 @@ def add_export(sub, help: str) -> None:
         help,
         "Write a segmentation model as ONNX (dynamic height and width, for onnxruntime; "
         "`segment --runtime onnx --model FILE.onnx` runs it) or TorchScript; class table and "
-        "normalisation travel in the file's metadata, batch norm is folded. The result is "
-        "checked against PyTorch on an odd-sized image.",
+        "normalisation travel in the file's metadata, batch norm is folded; or as a checkpoint "
+        "with float16 weights (--format half: half the size, usable wherever a model is). The "
+        "result is checked against the original on an odd-sized image.",
     )
     common.add_model(e)
     e.add_argument("--format", choices=FORMATS, default="onnx", help="(default: %(default)s)")

@@ -25,10 +25,16 @@ FORMAT = "aerialseg/1"
 KEY = "aerialseg"
 
 
-def save_checkpoint(path: str | Path, model: BaseModel, classes: ClassTable, **extra) -> Path:
-    """Write weights + metadata atomically. ``extra`` (JSON-able) lands in the metadata."""
+def save_checkpoint(
+    path: str | Path, model: BaseModel, classes: ClassTable, half: bool = False, **extra
+) -> Path:
+    """Write weights + metadata atomically. ``extra`` (JSON-able) lands in the metadata.
+    ``half`` stores floating-point tensors as float16 (half the file; loading casts them back
+    to the model's float32, and inference runs in bf16 or fp32 anyway)."""
     meta = {"format": FORMAT, "model": model.config, "classes": classes.to_dict(), **extra}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         try:
             save_file(tensors, str(tmp), metadata={KEY: json.dumps(meta)})
