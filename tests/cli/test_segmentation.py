@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from ..helpers import make_scene
 from ..helpers import run_aerialseg as aerialseg
 
 TINY = [
@@ -273,6 +274,18 @@ def test_segment_errors(tiny_model, tmp_path):
     assert r.returncode == 2 and "no images found" in r.stderr
     r = aerialseg("segment", tmp_path, "--model", tiny_model, "--window", "100")
     assert r.returncode == 2 and "multiple of 16" in r.stderr
+    r = aerialseg("segment", tmp_path, "--model", tiny_model, "--scales", "1,0")
+    assert r.returncode == 2 and "--scales: must be >= 0.1" in r.stderr
+
+
+def test_segment_at_several_scales(tiny_model, tmp_path):
+    from PIL import Image
+
+    Image.fromarray(make_scene(70, 90, seed=5)[0]).save(tmp_path / "scene.png")
+    r = aerialseg("segment", tmp_path / "scene.png", "--model", tiny_model, "--out",
+                  tmp_path / "out", "--scales", "0.5,1.5", "-q")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "out" / "scene_labels.png").size == (90, 70)
 
 
 def test_download_from_archive_and_offline_error(tiny_dataset, tmp_path):

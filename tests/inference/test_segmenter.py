@@ -162,3 +162,23 @@ def test_bundled_model_on_its_held_out_real_images(real_data):
     assert len(samples) == 2
     result = evaluate(seg, samples)
     assert result["pixel_accuracy"] > 0.75, result
+
+
+def test_scales_average_the_maps_of_resampled_images():
+    tiling = Tiling(window=64, overlap=0.25, batch_size=2)
+    image = rgb(90, 130, seed=4)
+    one = {s: Segmenter(PixelModel(), DUBAI, None, "fp32", tiling, scales=(s,)) for s in (0.5, 1)}
+    both = Segmenter(PixelModel(), DUBAI, None, "fp32", tiling, scales=(0.5, 1.0))
+    p_half, p_one, p_both = (x.predict_proba(image) for x in (one[0.5], one[1], both))
+    assert p_half.shape == p_both.shape == (90, 130, 6)
+    assert np.allclose(p_half.sum(-1), 1, atol=1e-5)
+    assert not np.allclose(p_half, p_one, atol=1e-3)  # the half-size view differs...
+    assert np.allclose(p_both, (p_half + p_one) / 2, atol=1e-5)  # ...and scales average
+    assert both.count_windows(90, 130) == count_windows(45, 65, tiling) + count_windows(
+        90, 130, tiling
+    )
+    done = []
+    list(both.bands(image, on_window=done.append))
+    assert sum(done) == both.count_windows(90, 130)
+    with pytest.raises(AerialSegError, match="positive"):
+        Segmenter(PixelModel(), DUBAI, scales=(0.0,))

@@ -87,6 +87,24 @@ def number(kind: type, low: float | None = None, high: float | None = None, low_
     return parse
 
 
+def add_scales(p: argparse.ArgumentParser) -> None:
+    """``--scales``: the model sees the image resampled by each factor; their mean is used."""
+    one = number(float, 0.1, 4)
+
+    def parse(text: str) -> tuple[float, ...]:
+        return tuple(one(t) for t in text.split(","))
+
+    parse.__name__ = "scales"
+    p.add_argument(
+        "--scales",
+        type=parse,
+        default=(1.0,),
+        metavar="F[,F...]",
+        help="resample the image by F before the model sees it (0.5: half size, for imagery "
+        "finer than the training data's); several: the mean of their maps (default: 1)",
+    )
+
+
 class Deprecated(argparse.Action):
     """An old flag spelling: works as ``dest`` does, and says once what to write instead."""
 

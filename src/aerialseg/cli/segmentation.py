@@ -75,7 +75,7 @@ def cmd_evaluate(args) -> int:
         from ..io.files import check_writable_folder
 
         check_writable_folder(Path(args.confusion).parent, "--confusion")
-    seg = load_model(args.model, args.precision, device=args.device)
+    seg = load_model(args.model, args.precision, device=args.device, scales=args.scales)
     samples = load_dataset(data, seg.classes, progress=not args.quiet)
     samples, why = images_to_score(samples, seg.meta, data, args.split)
     check_labelled(samples, seg.classes, str(data))
@@ -117,10 +117,9 @@ def cmd_segment(args) -> int:
 
     from ..inference.outputs import check_free, display_name, output_paths, segment_to_files
     from ..inference.segmenter import load_model
-    from ..inference.tiling import count_windows
     from ..io.images import read_image
 
-    seg = load_model(args.model, args.precision, tiling, args.device, args.runtime)
+    seg = load_model(args.model, args.precision, tiling, args.device, args.runtime, args.scales)
     for f in failures:
         tqdm.write(f"aerialseg: error: {f}", file=sys.stderr)
     done, kept = 0, 0
@@ -128,6 +127,8 @@ def cmd_segment(args) -> int:
     for path, name in tqdm(images, unit="img", desc="segmenting", disable=quiet):
         try:
             if geo.wants_raster_path(path, args):  # georeferenced: streamed, keeps its CRS
+                if seg.scales != (1.0,):
+                    raise AerialSegError(f"{path}: georeferenced rasters run at --scales 1")
                 written = geo.segment_file(seg, path, name, out, args, geo_opts, quiet)
                 done, kept = done + written, kept + (not written)
                 continue
@@ -137,7 +138,7 @@ def cmd_segment(args) -> int:
                 continue
             rgb = read_image(path, max_pixels=args.max_pixels, hint="--max-pixels")
             h, w = rgb.shape[:2]
-            total = count_windows(h, w, tiling)
+            total = seg.count_windows(h, w)
             desc = display_name(path.name)
             with tqdm(total=total, unit="win", leave=False, desc=desc, disable=quiet) as bar:
                 info = segment_to_files(
@@ -207,6 +208,7 @@ def add_evaluate(sub, help: str) -> None:
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--confusion", metavar="PNG", help="write a confusion-matrix picture")
     e.add_argument("--tta", action="store_true", help="average the 8 flips/rotations")
+    common.add_scales(e)
     common.add_precision(e)
     common.add_device(e)
     common.add_quiet(e)
@@ -227,6 +229,7 @@ def add_segment(sub, help: str) -> None:
         "--out", default="segmented", metavar="DIR", help="output folder (default: %(default)s)"
     )
     g.add_argument("--tta", action="store_true", help="average the 8 flips/rotations")
+    common.add_scales(g)
     g.add_argument(
         "--window",
         type=common.number(int, 32),

@@ -2,7 +2,9 @@
 
 Windows (see :mod:`.tiling`) are predicted in batches, row of windows by row, top to bottom,
 and every finished band of rows is handed out at once, so memory grows with the image
-*width*, never with its area. TTA averages the 8 flips/rotations of each window.
+*width*, never with its area. TTA averages the 8 flips/rotations of each window. Scales
+resample the image before the model sees it (imagery finer or coarser than the training
+data's) and average the probabilities of several scales, resampled back.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image
 
 from ..classes import ClassTable
 from ..errors import AerialSegError
@@ -27,7 +31,7 @@ from ..runtime import (
     to_device,
     to_tensor,
 )
-from .tiling import Tiling, reflect_index, spline_window
+from .tiling import Tiling, count_windows, reflect_index, spline_window
 
 
 @torch.inference_mode()
@@ -144,6 +148,9 @@ class Segmenter:
     >>> seg = load_model()                    # the bundled default model
     >>> labels = seg.segment(rgb)             # (H, W) class indices
     >>> probs = seg.predict_proba(rgb)        # (H, W, C) probabilities
+
+    ``scales``: the model sees the image resampled by each factor (0.5 for imagery with twice
+    the training data's resolution) and the maps, resampled back, are averaged.
     """
 
     def __init__(
@@ -154,7 +161,11 @@ class Segmenter:
         precision: str = "auto",
         tiling: Tiling | None = None,
         device: str = "cpu",
+        scales: tuple[float, ...] = (1.0,),
     ):
+        if not scales or min(scales) <= 0:
+            raise AerialSegError(f"scales must be positive, not {scales}")
+        self.scales = tuple(scales)
         if not isinstance(model, torch.nn.Module):  # a runtime of its own (ONNX): as it is
             self.device, self.precision, self.model = "cpu", "fp32", model
         else:
@@ -177,9 +188,38 @@ class Segmenter:
         return to_tensor(check_rgb(rgb), self.precision, self.device)
 
     def bands(self, rgb: np.ndarray, tta: bool = False, on_window=None):
-        return predict_bands(
-            self.model, check_rgb(rgb), self.precision, self.tiling, tta, on_window, self.device
-        )
+        """(first row, probabilities (rows, W, C)) band by band, as :func:`predict_bands`;
+        with scales other than 1, the whole image's probabilities in one band."""
+        rgb = check_rgb(rgb)
+        if self.scales == (1.0,):
+            return predict_bands(
+                self.model, rgb, self.precision, self.tiling, tta, on_window, self.device
+            )
+        return iter([(0, self._multiscale(rgb, tta, on_window))])
+
+    def count_windows(self, h: int, w: int) -> int:
+        """Windows a ``h`` x ``w`` image takes (over all scales): for progress bars."""
+        return sum(count_windows(*scaled_size(h, w, s), self.tiling) for s in self.scales)
+
+    def _multiscale(self, rgb: np.ndarray, tta: bool, on_window) -> np.ndarray:
+        """The mean of the probabilities at each scale, resampled back to the image's size.
+        Held whole, so for images in memory (the streamed GIS path runs at scale 1)."""
+        h, w = rgb.shape[:2]
+        total = torch.zeros(self.model.num_classes, h, w)
+        for s in self.scales:
+            sh, sw = scaled_size(h, w, s)
+            image = rgb
+            if (sh, sw) != (h, w):  # PIL's bilinear filter widens when shrinking: antialiased
+                image = np.asarray(Image.fromarray(rgb).resize((sw, sh), Image.Resampling.BILINEAR))
+            probs = torch.empty(self.model.num_classes, sh, sw)
+            for y, band in predict_bands(
+                self.model, image, self.precision, self.tiling, tta, on_window, self.device
+            ):
+                probs[:, y : y + len(band)] = torch.from_numpy(band).permute(2, 0, 1)
+            if (sh, sw) != (h, w):
+                probs = F.interpolate(probs[None], (h, w), mode="bilinear", align_corners=False)[0]
+            total += probs
+        return (total / len(self.scales)).permute(1, 2, 0).numpy()
 
     def predict_proba(self, rgb: np.ndarray, tta: bool = False) -> np.ndarray:
         """(H, W, C) float32 class probabilities (blended windows; 8-fold TTA if ``tta``)."""
@@ -196,6 +236,10 @@ class Segmenter:
         for y, band in self.bands(rgb, tta):
             out[y : y + len(band)] = band.argmax(-1)
         return out
+
+
+def scaled_size(h: int, w: int, scale: float) -> tuple[int, int]:
+    return max(16, round(h * scale)), max(16, round(w * scale))
 
 
 def check_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -218,12 +262,13 @@ def load_model(
     tiling: Tiling | None = None,
     device: str = "auto",
     runtime: str | None = None,
+    scales: tuple[float, ...] = (1.0,),
 ) -> Segmenter:
     """Load a checkpoint (None = the bundled default model) as a :class:`Segmenter`.
 
     ``runtime`` "onnx" runs the model through onnxruntime on the CPU: an ``.onnx`` file from
     ``aerialseg export`` as it is, a checkpoint exported in memory first. None: "onnx" for an
-    ``.onnx`` file, else "torch".
+    ``.onnx`` file, else "torch". ``scales``: see :class:`Segmenter`.
     """
     from ..models.checkpoint import load_checkpoint
 
@@ -242,9 +287,11 @@ def load_model(
 
         if device not in ("auto", "cpu"):
             raise AerialSegError("--runtime onnx runs on the CPU; leave out --device")
-        return load_onnx(path, tiling)
+        seg = load_onnx(path, tiling)
+        seg.scales = tuple(scales)
+        return seg
     if is_onnx:
         raise AerialSegError(f"{path}: an ONNX model runs with --runtime onnx")
     model, classes, meta = load_checkpoint(path)
     meta.setdefault("name", Path(path).stem)
-    return Segmenter(model, classes, meta, precision, tiling, device)
+    return Segmenter(model, classes, meta, precision, tiling, device, scales)
