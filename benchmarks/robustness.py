@@ -24,6 +24,7 @@ from PIL import Image, ImageEnhance, ImageFilter
 
 from aerialseg.config import data_root
 from aerialseg.data.segmentation import Sample, load_dataset
+from aerialseg.inference.confidence import CONFIDENCE_FLOOR, unusual
 from aerialseg.inference.evaluate import evaluate, images_to_score
 from aerialseg.inference.segmenter import load_model
 
@@ -101,6 +102,30 @@ def unlabelled_images() -> dict[str, np.ndarray]:
 BLANKS = (("black", 0), ("white", 255))
 
 
+def warning_report(seg, rows, flat) -> None:
+    """What segment's warning (inference/confidence.py) would say of each scored image: how
+    many unchanged held-out images it flags (false alarms), how many perturbed ones, and how
+    accurate the flagged and unflagged perturbed images were; and each image without ground
+    truth (all of which it should flag). The dataset's images are never uniform, so for them the
+    confidence alone decides."""
+    floor = float(seg.meta.get("confidence_floor", CONFIDENCE_FLOOR))
+    print(f"warning (mean confidence < {floor:.2f}, or a uniform image):")
+    flagged = [i["confidence"] < floor for i in rows[0]["per_image"]]
+    print(f"  unchanged held-out images flagged: {sum(flagged)}/{len(flagged)}")
+    acc = {True: [], False: []}
+    for r in rows[1:]:
+        for i in r["per_image"]:
+            acc[i["confidence"] < floor].append(i["pixel_accuracy"])
+    n = len(acc[True]) + len(acc[False])
+    mean = {k: f"{np.mean(v):.3f}" if v else "-" for k, v in acc.items()}
+    print(
+        f"  perturbed images flagged: {len(acc[True])}/{n} (mean pixel accuracy "
+        f"{mean[True]} flagged, {mean[False]} not)"
+    )
+    hits = [f["warned"] for f in flat]
+    print(f"  images without aerial content flagged: {sum(hits)}/{len(hits)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="checkpoint (default: the bundled model)")
@@ -147,12 +172,20 @@ def main() -> None:
         counts = np.bincount(probs.argmax(-1).ravel(), minlength=len(seg.classes))
         top = int(counts.argmax())
         share, conf = counts[top] / counts.sum(), float(probs.max(-1).mean())
+        warned = unusual(image, conf, seg.meta) is not None  # what segment would say
         flat.append(
-            {"image": name, "class": seg.classes.names[top], "share": share, "confidence": conf}
+            {
+                "image": name,
+                "class": seg.classes.names[top],
+                "share": share,
+                "confidence": conf,
+                "warned": warned,
+            }
         )
         print(f"{name}: painted {seg.classes.names[top]} on {share:.0%}, confidence {conf:.3f}")
     held = [i["confidence"] for i in base["per_image"]]
     print(f"confidence on the unchanged held-out images: {min(held):.3f} to {max(held):.3f}")
+    warning_report(seg, rows, flat)
     print(f"({time.perf_counter() - t0:.0f} s)")
     if args.json:
         with open(args.json, "w") as f:
