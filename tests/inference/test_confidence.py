@@ -31,3 +31,12 @@ def test_segment_writes_the_confidence_and_the_warning(tmp_path, tiny_model):
     saved = json.loads(paths["stats_json"].read_text())
     assert 1 / seg.model.num_classes <= saved["mean_confidence"] <= 1
     assert "uniform" in saved["warning"] and saved["warning"] == info["warning"]
+
+
+def test_segment_confidence_is_the_mean_top_probability(tiny_model):
+    seg = load_model(tiny_model)
+    photo, _ = make_scene(70, 90, seed=3)
+    labels, confidence = seg.segment_confidence(photo)
+    probs = seg.predict_proba(photo)
+    assert np.array_equal(labels, probs.argmax(-1))
+    assert abs(confidence - probs.max(-1).mean()) < 1e-6

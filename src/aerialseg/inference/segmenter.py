@@ -231,11 +231,18 @@ class Segmenter:
 
     def segment(self, rgb: np.ndarray, tta: bool = False) -> np.ndarray:
         """(H, W) uint8 class indices."""
+        return self.segment_confidence(rgb, tta)[0]
+
+    def segment_confidence(self, rgb: np.ndarray, tta: bool = False) -> tuple[np.ndarray, float]:
+        """(H, W) uint8 class indices and the model's confidence: the mean over pixels of the
+        top class probability (what :mod:`.confidence` warns on)."""
         rgb = check_rgb(rgb)
         out = np.empty(rgb.shape[:2], dtype=np.uint8)
+        top = 0.0
         for y, band in self.bands(rgb, tta):
             out[y : y + len(band)] = band.argmax(-1)
-        return out
+            top += float(band.max(-1).sum(dtype=np.float64))
+        return out, top / out.size
 
 
 def scaled_size(h: int, w: int, scale: float) -> tuple[int, int]:
