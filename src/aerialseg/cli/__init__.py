@@ -21,6 +21,7 @@ DESCRIPTION = (
 # command -> (module in this package, one-line help), in the order `aerialseg -h` lists them
 COMMANDS = {
     "segment": ("segmentation", "segment images into land-cover maps"),
+    "segment-batch": ("batch", "segment many images or rasters on several processes or Ray"),
     "evaluate": ("segmentation", "score a model on whole images"),
     "train": ("segmentation", "train a segmentation model"),
     "gui": ("app", "desktop app: frame part of the screen (or open an image), see it segmented"),

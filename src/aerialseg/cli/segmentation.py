@@ -106,7 +106,6 @@ def cmd_segment(args) -> int:
     tiling = Tiling(window=args.window, overlap=args.overlap, batch_size=args.batch_size)
     out = check_writable_folder(Path(args.out))
     geo_opts = geo.options(args)  # the GIS flags, checked before anything slow
-    out = check_writable_folder(Path(args.out))
     images, failures = collect_images(args.inputs)
     if not images:
         if failures:
@@ -115,9 +114,8 @@ def cmd_segment(args) -> int:
     # torch and the model only once the inputs are known to exist
     from tqdm import tqdm
 
-    from ..inference.outputs import check_free, display_name, output_paths, segment_to_files
+    from ..inference.outputs import display_name
     from ..inference.segmenter import load_model
-    from ..io.images import read_image
 
     seg = load_model(args.model, args.precision, tiling, args.device, args.runtime, args.scales)
     for f in failures:
@@ -126,27 +124,8 @@ def cmd_segment(args) -> int:
     quiet = True if args.quiet else None  # None: tqdm shows bars only on a terminal
     for path, name in tqdm(images, unit="img", desc="segmenting", disable=quiet):
         try:
-            if geo.wants_raster_path(path, args):  # georeferenced: streamed, keeps its CRS
-                if seg.scales != (1.0,):
-                    raise AerialSegError(f"{path}: georeferenced rasters run at --scales 1")
-                written = geo.segment_file(seg, path, name, out, args, geo_opts, quiet)
-                done, kept = done + written, kept + (not written)
-                continue
-            paths = output_paths(out, name, args.save_probabilities)
-            if not check_free(paths, args.overwrite, source=str(path)):
-                kept += 1  # done by an earlier run: a rerun after a kill carries on
-                continue
-            rgb = read_image(path, max_pixels=args.max_pixels, hint="--max-pixels")
-            h, w = rgb.shape[:2]
-            total = seg.count_windows(h, w)
-            desc = display_name(path.name)
-            with tqdm(total=total, unit="win", leave=False, desc=desc, disable=quiet) as bar:
-                info = segment_to_files(
-                    seg, rgb, paths, str(path), args.tta, args.opacity, args.gsd, bar.update
-                )
-            if info["warning"]:
-                tqdm.write(f"{display_name(path)}: warning: {info['warning']}", file=sys.stderr)
-            done += 1
+            written, _ = segment_one(seg, path, name, out, args, geo_opts, quiet)
+            done, kept = done + written, kept + (not written)
         except AerialSegError as e:
             failures.append(str(e))
             tqdm.write(f"aerialseg: error: {e}", file=sys.stderr)
@@ -160,6 +139,39 @@ def cmd_segment(args) -> int:
             "(--overwrite redoes them)"
         )
     return common.report_failures(failures)
+
+
+def segment_one(seg, path: Path, name: str, out: Path, args, geo_opts, quiet=True, warn=True):
+    """Segment one input into ``out`` as ``segment`` does (a georeferenced raster streamed
+    in bounded memory, keeping its CRS; anything else in memory): (False when the complete
+    outputs of an earlier run were kept, else True; the output paths). ``warn``: print the
+    statistics' warning (an image unlike the training data) beside the progress bar."""
+    from tqdm import tqdm
+
+    from ..inference.outputs import check_free, display_name, output_paths, segment_to_files
+    from ..io.images import read_image
+
+    if geo.wants_raster_path(path, args):  # georeferenced: streamed, keeps its CRS
+        from ..inference.geofiles import geo_output_paths
+
+        if seg.scales != (1.0,):
+            raise AerialSegError(f"{path}: georeferenced rasters run at --scales 1")
+
+        written = geo.segment_file(seg, path, name, out, args, geo_opts, quiet)
+        return written, geo_output_paths(out, name, geo_opts)
+    paths = output_paths(out, name, args.save_probabilities)
+    if not check_free(paths, args.overwrite, source=str(path)):
+        return False, paths  # done by an earlier run: a rerun after a kill carries on
+    rgb = read_image(path, max_pixels=args.max_pixels, hint="--max-pixels")
+    total = seg.count_windows(*rgb.shape[:2])
+    desc = display_name(path.name)
+    with tqdm(total=total, unit="win", leave=False, desc=desc, disable=quiet) as bar:
+        info = segment_to_files(
+            seg, rgb, paths, str(path), args.tta, args.opacity, args.gsd, bar.update
+        )
+    if warn and info["warning"]:
+        tqdm.write(f"{display_name(path)}: warning: {info['warning']}", file=sys.stderr)
+    return True, paths
 
 
 def add_train(sub, help: str) -> None:
@@ -224,10 +236,16 @@ def add_segment(sub, help: str) -> None:
         "mask, overlay, figure and class statistics per image.",
     )
     g.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
-    common.add_model(g)
     g.add_argument(
         "--out", default="segmented", metavar="DIR", help="output folder (default: %(default)s)"
     )
+    add_segment_options(g)
+
+
+def add_segment_options(g) -> None:
+    """What is segmented how, and which files are written: the flags ``segment`` and
+    ``segment-batch`` share."""
+    common.add_model(g)
     g.add_argument("--tta", action="store_true", help="average the 8 flips/rotations")
     common.add_scales(g)
     g.add_argument(
