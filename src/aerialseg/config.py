@@ -175,6 +175,12 @@ class TrainConfig(Config):
     )
     patch_size: int = opt(256, "training patch side in pixels (a multiple of 16)", low=32)
     patches_per_epoch: int | None = opt(None, "default: training area / patch area", low=1)
+    stream: bool = opt(
+        False,
+        "read training crops from the files as needed (GeoTIFFs in windows, JPEG/PNG decoded "
+        "once into a bounded cache) instead of decoding every image into memory first",
+    )
+    workers: int = opt(0, "DataLoader processes that read and augment batches (0: none)", low=0)
     augment: bool = opt(True, "random flips/rotations (the 8 symmetries of the square)")
     jitter: float = opt(0.1, "brightness/contrast jitter, +- this share", low=0, high=1)
     zoom: float = opt(

@@ -21,13 +21,22 @@ def zoomed_crop(
     """A random ``size`` x ``size`` patch seen at a random scale between 1/zoom and zoom
     (log-uniform): a crop of side size/scale resampled to ``size`` — bilinear (antialiased when
     shrinking) for the image, nearest for the labels so no label is invented."""
-    h, w = labels.shape
+    y, x, side = crop_box(*labels.shape, size, zoom, rng)
+    return resize_crop(image[y : y + side, x : x + side], labels[y : y + side, x : x + side], size)
+
+
+def crop_box(h: int, w: int, size: int, zoom: float, rng: np.random.Generator):
+    """The random draws of :func:`zoomed_crop` alone: (row, column, side) of the crop in an
+    image of h x w (the pixels can then be read from anywhere, a file on disk too)."""
     scale = float(np.exp(rng.uniform(-np.log(zoom), np.log(zoom)))) if zoom > 1 else 1.0
     side = min(max(8, round(size / scale)), h, w)  # small images: as much zoom out as they allow
     y = int(rng.integers(0, h - side + 1))
     x = int(rng.integers(0, w - side + 1))
-    img, lab = image[y : y + side, x : x + side], labels[y : y + side, x : x + side]
-    if side != size:
+    return y, x, side
+
+
+def resize_crop(img: np.ndarray, lab: np.ndarray, size: int):
+    if img.shape[0] != size:
         img = np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.BILINEAR))
         lab = np.asarray(Image.fromarray(lab).resize((size, size), Image.Resampling.NEAREST))
     return img, lab
@@ -38,24 +47,36 @@ def colour(images: np.ndarray, rng: np.random.Generator, strength: float) -> np.
     (red and blue gains +-15 %), saturation +-30 %, gamma x/÷ 1.3, and with probability 0.2
     each a Gaussian blur (radius 0.5-1.5) or JPEG compression (quality 30-90); ``strength``
     scales the ranges and probabilities (0: unchanged)."""
+    return apply_colour(images, colour_draws(len(images), rng, strength))
+
+
+def colour_draws(n: int, rng: np.random.Generator, strength: float) -> dict | None:
+    """The random draws of :func:`colour` for n patches, in its order (None: no change)."""
     if strength <= 0:
-        return images
-    n = len(images)
-    x = images.astype(np.float32) / 255
+        return None
     gains = np.ones((n, 1, 1, 3), np.float32)
     gains[:, 0, 0, [0, 2]] = rng.uniform(1 - 0.15 * strength, 1 + 0.15 * strength, (n, 2))
-    x *= gains
-    grey = x.mean(axis=3, keepdims=True)
     sat = rng.uniform(1 - 0.3 * strength, 1 + 0.3 * strength, (n, 1, 1, 1)).astype(np.float32)
-    x = grey + (x - grey) * sat
     g = np.exp(rng.uniform(-1, 1, (n, 1, 1, 1)) * np.log(1 + 0.3 * strength)).astype(np.float32)
-    x = np.clip(x, 0, 1) ** g
-    out = (x * 255 + 0.5).astype(np.uint8)
     p = min(0.2 * strength, 1.0)
-    for i in range(n):
+    per_patch = []
+    for _ in range(n):
         # drawn for every patch, used or not: the same number of draws whatever happens
         blur, jpeg = rng.random(2) < p
-        radius, quality = rng.uniform(0.5, 1.5), int(rng.integers(30, 91))
+        per_patch.append((blur, jpeg, rng.uniform(0.5, 1.5), int(rng.integers(30, 91))))
+    return {"gains": gains, "sat": sat, "gamma": g, "per_patch": per_patch}
+
+
+def apply_colour(images: np.ndarray, draws: dict | None) -> np.ndarray:
+    if draws is None:
+        return images
+    x = images.astype(np.float32) / 255
+    x *= draws["gains"]
+    grey = x.mean(axis=3, keepdims=True)
+    x = grey + (x - grey) * draws["sat"]
+    x = np.clip(x, 0, 1) ** draws["gamma"]
+    out = (x * 255 + 0.5).astype(np.uint8)
+    for i, (blur, jpeg, radius, quality) in enumerate(draws["per_patch"]):
         if not (blur or jpeg):
             continue
         im = Image.fromarray(out[i])

@@ -13,7 +13,7 @@ from ..classes import IGNORE_INDEX, ClassTable, to_hex
 from ..errors import AerialSegError
 from ..io.images import IMAGE_SUFFIXES, natural_key, read_image, read_mask_rgb
 from ..io.rasters import read_mask_raster
-from .augment import colour, zoomed_crop
+from .augment import apply_colour, colour_draws, crop_box, resize_crop
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,45 @@ class Sample:
     @property
     def area(self) -> int:
         return self.labels.size
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.labels.shape
+
+    def window(self, y: int, x: int, side: int) -> tuple[np.ndarray, np.ndarray]:
+        """The (image, labels) crop at row y, column x (what a streamed sample reads)."""
+        return self.image[y : y + side, x : x + side], self.labels[y : y + side, x : x + side]
+
+    def stats(self) -> PixelStats:
+        return PixelStats.of(self.image, self.labels)
+
+    def loaded(self) -> Sample:
+        """The decoded sample (a streamed one reads itself whole; this one is)."""
+        return self
+
+
+@dataclass
+class PixelStats:
+    """Sums over an image's pixels: per-channel sum and sum of squares, count of each label
+    value (255: ignored). Streamed samples add them up block by block."""
+
+    total: np.ndarray
+    squares: np.ndarray
+    labels: np.ndarray  # (256,) int64
+
+    @classmethod
+    def of(cls, image: np.ndarray, labels: np.ndarray) -> PixelStats:
+        flat = image.reshape(-1, 3)
+        return cls(
+            flat.sum(0, dtype=np.float64),
+            np.square(flat, dtype=np.float64).sum(0),
+            np.bincount(labels.ravel(), minlength=256),
+        )
+
+    def __add__(self, other: PixelStats) -> PixelStats:
+        return PixelStats(
+            self.total + other.total, self.squares + other.squares, self.labels + other.labels
+        )
 
 
 def _files(folder: Path) -> dict[str, Path]:
@@ -137,7 +176,7 @@ def load_dataset(
 def check_labelled(samples: Sequence[Sample], classes: ClassTable, what: str) -> None:
     """Refuse images whose masks have no pixel of any class colour: nothing to learn from or
     score against (all their pixels would be ignored)."""
-    if not samples or any((s.labels != IGNORE_INDEX).any() for s in samples):
+    if not samples or any(s.stats().labels[:IGNORE_INDEX].any() for s in samples):
         return
     table = ", ".join(f"{n} {to_hex(c)}" for n, c in zip(classes.names, classes.colors))
     raise AerialSegError(
@@ -169,8 +208,9 @@ def dihedral(a: np.ndarray, k: int) -> np.ndarray:
 def mean_std(samples: Sequence[Sample]) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of all training pixels, on the 0-255 scale."""
     n = sum(s.area for s in samples)
-    total = sum(s.image.reshape(-1, 3).sum(0, dtype=np.float64) for s in samples)
-    sq = sum(np.square(s.image.reshape(-1, 3), dtype=np.float64).sum(0) for s in samples)
+    stats = [s.stats() for s in samples]
+    total = sum(st.total for st in stats)
+    sq = sum(st.squares for st in stats)
     mean = total / n
     std = np.sqrt(np.maximum(sq / n - mean**2, 1e-6))
     return mean.tolist(), std.tolist()
@@ -179,8 +219,20 @@ def mean_std(samples: Sequence[Sample]) -> tuple[list[float], list[float]]:
 def class_pixel_counts(samples: Sequence[Sample], num_classes: int) -> np.ndarray:
     counts = np.zeros(256, dtype=np.int64)
     for s in samples:
-        counts += np.bincount(s.labels.ravel(), minlength=256)
+        counts += s.stats().labels
     return counts[:num_classes]
+
+
+@dataclass
+class Recipe:
+    """What one training batch is made of: the crops (sample index, row, column, side,
+    flip/rotation) and the colour and jitter draws. Drawing recipes is cheap and needs only
+    the images' sizes; making the batch reads the pixels (in memory, or from disk in a
+    DataLoader worker). Both draw from one generator in the order the sampler always has."""
+
+    crops: list[tuple[int, int, int, int, int]]
+    colour: dict | None
+    jitter: np.ndarray | None
 
 
 class Batches:
@@ -221,7 +273,24 @@ class Batches:
     def __len__(self) -> int:
         return -(-self.patches_per_epoch // self.batch)
 
-    def epoch(self, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def epoch(
+        self, rng: np.random.Generator, workers: int = 0, pin_memory: bool = False
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The epoch's batches; ``workers`` > 0: made by that many DataLoader processes, in
+        the same order, equal to those made here."""
+        if workers == 0:
+            for recipe in self.plans(rng):
+                yield self.make(recipe)
+            return
+        from torch.utils.data import DataLoader
+
+        recipes = list(self.plans(rng))  # the draws: here, in order; the pixels: in workers
+        loader = DataLoader(
+            _Made(self, recipes), batch_size=None, num_workers=workers, pin_memory=pin_memory
+        )
+        yield from loader
+
+    def plans(self, rng: np.random.Generator) -> Iterator[Recipe]:
         n = self.patches_per_epoch
         if self.mode == "patches":
             order = np.concatenate(
@@ -230,25 +299,44 @@ class Batches:
         else:
             order = rng.choice(len(self.samples), size=n, p=self.weights)
         for start in range(0, n, self.batch):
-            idx = order[start : start + self.batch]
-            images = np.empty((len(idx), self.patch, self.patch, 3), dtype=np.uint8)
-            labels = np.empty((len(idx), self.patch, self.patch), dtype=np.uint8)
-            for j, i in enumerate(idx):
-                s = self.samples[i]
-                img, lab = zoomed_crop(s.image, s.labels, self.patch, self.zoom, rng)
-                if self.augment:
-                    k = int(rng.integers(8))
-                    img, lab = dihedral(img, k), dihedral(lab, k)
-                images[j], labels[j] = img, lab
-            x = torch.from_numpy(colour(images, rng, self.color)).permute(0, 3, 1, 2).float()
+            crops = []
+            for i in order[start : start + self.batch]:
+                y, x, side = crop_box(*self.samples[i].shape, self.patch, self.zoom, rng)
+                k = int(rng.integers(8)) if self.augment else 0
+                crops.append((int(i), y, x, side, k))
+            draws = colour_draws(len(crops), rng, self.color)
+            jitter = None
             if self.jitter:
-                x = self._jitter(x, rng)
-            yield x, torch.from_numpy(labels).long()
+                jitter = rng.uniform(1 - self.jitter, 1 + self.jitter, (2, len(crops), 1, 1, 1))
+            yield Recipe(crops, draws, jitter)
 
-    def _jitter(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        n = x.shape[0]
-        b, c = torch.from_numpy(
-            rng.uniform(1 - self.jitter, 1 + self.jitter, (2, n, 1, 1, 1))
-        ).float()
+    def make(self, recipe: Recipe) -> tuple[torch.Tensor, torch.Tensor]:
+        n, p = len(recipe.crops), self.patch
+        images = np.empty((n, p, p, 3), dtype=np.uint8)
+        labels = np.empty((n, p, p), dtype=np.uint8)
+        for j, (i, y, x, side, k) in enumerate(recipe.crops):
+            img, lab = resize_crop(*self.samples[i].window(y, x, side), p)
+            images[j], labels[j] = dihedral(img, k), dihedral(lab, k)
+        x = torch.from_numpy(apply_colour(images, recipe.colour)).permute(0, 3, 1, 2).float()
+        if recipe.jitter is not None:
+            x = self._jitter(x, recipe.jitter)
+        return x, torch.from_numpy(labels).long()
+
+    @staticmethod
+    def _jitter(x: torch.Tensor, draws: np.ndarray) -> torch.Tensor:
+        b, c = torch.from_numpy(draws).float()
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         return ((x - mean) * c + mean * b).clamp_(0, 255)
+
+
+class _Made(torch.utils.data.Dataset):
+    """Batch i of an epoch's recipes, made where it is asked for (a DataLoader worker)."""
+
+    def __init__(self, batches: Batches, recipes: list[Recipe]):
+        self.batches, self.recipes = batches, recipes
+
+    def __len__(self) -> int:
+        return len(self.recipes)
+
+    def __getitem__(self, i: int):
+        return self.batches.make(self.recipes[i])

@@ -297,21 +297,26 @@ def _reason(e: Exception) -> str:
     return text
 
 
-def read_mask_raster(path: str | Path, classes) -> tuple[np.ndarray, int] | None:
+def read_mask_raster(
+    path: str | Path, classes, window: tuple[int, int, int, int] | None = None
+) -> tuple[np.ndarray, int] | None:
     """A one-band GIS raster mask as (labels (H, W) uint8, pixels of no class), or None for
     anything else (RGB masks and PNGs are read as pictures). Its values are class indices,
     or, when it has a colour table, colours of the class table; values that are no class and
-    nodata become 255 (ignored), and those that are not nodata are counted."""
+    nodata become 255 (ignored), and those that are not nodata are counted. ``window``:
+    (row, column, rows, columns) only."""
     if Path(path).suffix.lower() not in (".tif", ".tiff") or rasterio_or_none() is None:
         return None
     import rasterio
+    from rasterio.windows import Window
 
+    win = None if window is None else Window(window[1], window[0], window[3], window[2])
     try:
         with rasterio.open(path) as src:
             if src.count != 1:
                 return None
-            values = src.read(1)
-            valid = src.read_masks(1) > 0
+            values = src.read(1, window=win)
+            valid = src.read_masks(1, window=win) > 0
             try:
                 cmap = src.colormap(1)
             except ValueError:  # no colour table: the values are class indices

@@ -1,7 +1,8 @@
 """Training the U-Net: what segmentation adds to the shared loop in :mod:`.loop`.
 
-Data are whole images held in memory, sampled as random crops (or the seed's fixed patches);
-validation runs on whole held-out images; the best epoch is the one with the best mIoU.
+Data are whole images held in memory (or, with ``stream``, read from disk as needed), sampled
+as random crops (or the seed's fixed patches); validation runs on whole held-out images; the
+best epoch is the one with the best mIoU.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ def check_config(cfg: TrainConfig) -> None:
         raise AerialSegError(f"patch size must be a multiple of 16 and >= 32, not {cfg.patch_size}")
     if not cfg.data:
         raise AerialSegError("no data folder given (--data DIR)")
+    if cfg.stream and (cfg.split != "image" or cfg.sampling != "random-crop"):
+        raise AerialSegError(
+            "--stream reads random crops: use --split image --sampling random-crop"
+        )
 
 
 def split_samples(cfg: TrainConfig, samples: Sequence[Sample]):
@@ -167,6 +172,7 @@ def validate(
     the metrics of every rank's share (DDP) before they are computed."""
     metrics = SegmentationMetrics(len(classes), classes.land_cover)
     for s in samples:
+        s = s.loaded()  # a streamed image: decoded now, one at a time
         logits = predict_logits(model, s.image, precision, device)
         target = to_device(torch.from_numpy(s.labels).long().unsqueeze(0), device)
         metrics.update(target, logits.softmax(1), float(loss_fn(logits, target)))
@@ -189,7 +195,12 @@ class SegmentationTask(Task):
         self.classes = ClassTable.from_file(cfg.classes) if cfg.classes else DUBAI
         self.device = self.ctx.device
         self.precision = resolve_precision(cfg.precision, self.device)
-        samples = load_dataset(cfg.data, self.classes, cfg.patch_size, progress=self.progress)
+        if cfg.stream:  # read as needed: only sizes now, pixel statistics in one pass
+            from ..data.streaming import stream_dataset
+
+            samples = stream_dataset(cfg.data, self.classes, cfg.patch_size)
+        else:
+            samples = load_dataset(cfg.data, self.classes, cfg.patch_size, self.progress)
         note = unknown_pixel_report(samples)
         if note:
             log(note)
@@ -233,7 +244,8 @@ class SegmentationTask(Task):
         return len(self.train_batches)
 
     def batches(self, rng: np.random.Generator):
-        return self.train_batches.epoch(rng)
+        pin = self.device.startswith("cuda")
+        return self.train_batches.epoch(rng, self.cfg.workers, pin_memory=pin)
 
     def learning_rate(self, progress: float) -> float:
         return lr_at(self.cfg, progress)
@@ -295,7 +307,7 @@ class SegmentationTask(Task):
         }
 
     def on_fit_end(self, out: Path) -> None:
-        shown = self.val_set[: self.cfg.examples]
+        shown = [s.loaded() for s in self.val_set[: self.cfg.examples]]
         if not shown:
             return
         from .. import plots
