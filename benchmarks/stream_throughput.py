@@ -6,15 +6,18 @@ images decoded into memory (today's default), streamed from the dataset's JPEG/P
 GeoTIFF copy of the dataset (windows read by rasterio) with 0 and N workers. Reported: the
 set-up (decoding everything, or the one pass for the pixel statistics), samples/s of the
 batches alone, and samples/s of training the default U-Net on them (the step and the data
-share the CPU, as in a run). Ratios are against the in-memory row of the same run.
+share the CPU, as in a run), medians of alternating rounds. Ratios are against the in-memory
+row of the same run. (The JPEG/PNG stream's set-up decodes every image into its cache, which
+the later rows share.)
 
     python benchmarks/stream_throughput.py [--batches 12] [--train-steps 3] [--workers 2]
-                                           [--threads T]
+                                           [--rounds 2] [--threads T]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -64,7 +67,6 @@ def setup(kind: str, root: Path):
     if kind == "memory":
         samples = load_dataset(root, DUBAI, PATCH)
     else:
-        streaming._decoded.clear()
         samples = streaming.stream_dataset(root, DUBAI, PATCH)
     mean_std(samples)  # the statistics the set-up computes: a pass over every pixel
     return samples, time.perf_counter() - t0
@@ -99,6 +101,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=12, help="batches timed for the data rate")
     ap.add_argument("--train-steps", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, help="torch threads of the training process")
     args = ap.parse_args()
     if args.threads:
@@ -109,28 +112,33 @@ def main() -> None:
     w = args.workers
     with tempfile.TemporaryDirectory() as tmp:
         tif = geotiff_copy(Path(root), Path(tmp))
+        sets, setup_s = {}, {}
+        for kind, data in (("memory", root), ("stream", root), ("geotiff", tif)):
+            sets[kind], setup_s[kind] = setup("memory" if kind == "memory" else "stream", data)
         rows = [
-            ("in memory (default)", "memory", root, 0),
-            ("stream JPEG/PNG, 0 workers", "stream", root, 0),
-            (f"stream JPEG/PNG, {w} workers", "stream", root, w),
-            ("stream GeoTIFF windows, 0 workers", "stream", tif, 0),
-            (f"stream GeoTIFF windows, {w} workers", "stream", tif, w),
+            ("in memory (default)", "memory", 0),
+            ("stream JPEG/PNG, 0 workers", "stream", 0),
+            (f"stream JPEG/PNG, {w} workers", "stream", w),
+            ("stream GeoTIFF windows, 0 workers", "geotiff", 0),
+            (f"stream GeoTIFF windows, {w} workers", "geotiff", w),
         ]
-        results = []
-        for name, kind, data, workers in rows:
-            samples, secs = setup(kind, Path(data))
-            rate = data_rate(samples, workers, args.batches)
-            trained = train_rate(samples, workers, args.train_steps)
-            results.append((name, secs, rate, trained))
-            print(f"{name}: set-up {secs:.1f} s, data {rate:.1f}, training {trained:.2f} samples/s",
-                  flush=True)  # fmt: skip
-    base = results[0]
+        rates = {name: ([], []) for name, _, _ in rows}
+        for r in range(args.rounds):  # alternating: machine noise hits every row alike
+            for name, kind, workers in rows:
+                rates[name][0].append(data_rate(sets[kind], workers, args.batches))
+                rates[name][1].append(train_rate(sets[kind], workers, args.train_steps))
+                print(f"round {r + 1}: {name}: data {rates[name][0][-1]:.1f}, training "
+                      f"{rates[name][1][-1]:.2f} samples/s", flush=True)  # fmt: skip
+    med = {name: [statistics.median(v) for v in rates[name]] for name in rates}
+    base = med[rows[0][0]]
     print(f"\nDubai, batches of {BATCH} x {PATCH}^2 crops (jitter), unet "
-          f"{resolve_precision('auto')}, {torch.get_num_threads()} threads")  # fmt: skip
-    for name, secs, rate, trained in results:
+          f"{resolve_precision('auto')}, {torch.get_num_threads()} training threads, medians "
+          f"of {args.rounds}")  # fmt: skip
+    for name, kind, _ in rows:
+        data, trained = med[name]
         print(
-            f"  {name:<36} set-up {secs:5.1f} s  data {rate:7.1f} samples/s "
-            f"({rate / base[2]:.2f}x)  training {trained:5.2f} samples/s ({trained / base[3]:.2f}x)"
+            f"  {name:<36} set-up {setup_s[kind]:5.1f} s  data {data:7.1f} samples/s "
+            f"({data / base[0]:.2f}x)  training {trained:5.2f} samples/s ({trained / base[1]:.2f}x)"
         )
 
 
