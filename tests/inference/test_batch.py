@@ -34,9 +34,10 @@ def test_pool_survives_a_dead_worker():
     )
     assert sorted(results) == list(range(8)) and len(started) == 8
     failed = [n for n, r in results.items() if r["status"] == "failed"]
-    assert 2 in failed and len(failed) <= 2  # the dead one, and the one beside it at most
+    # the dead one, and at most the one running beside it (2 in flight at any time)
+    assert 2 in failed and len(failed) <= 2
     assert "worker process failed" in results[2]["error"]
-    assert all(results[n]["status"] == "done" for n in range(3, 8))
+    assert all(results[n]["status"] == "done" for n in range(5, 8))  # a new pool took them
     assert os.getpid() not in {r.get("pid") for r in results.values()}
 
 

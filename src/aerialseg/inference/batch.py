@@ -47,7 +47,7 @@ class Manifest:
             if not isinstance(jobs, dict):
                 raise AerialSegError(f"{self.path}: not a segment-batch manifest (no jobs)")
             self.jobs = jobs
-            self.options_changed = bool(jobs) and old.get("options") != options
+            self.options_changed = bool(jobs) and old.get("options") != self.options
 
     def complete(self, name: str, path: Path) -> bool:
         """Whether job ``name`` (input ``path``) was done by an earlier run with the same
