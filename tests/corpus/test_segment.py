@@ -69,7 +69,9 @@ def odd_run(tmp_path_factory):
 @pytest.mark.parametrize("kind", ODD_IMAGES)
 def test_odd_images_are_segmented_at_their_shown_size(kind, odd_run):
     r, paths, out = odd_run
-    assert r.code == 0 and "Traceback" not in r.err and not r.err, r.err
+    # an untrained model on flat or odd pictures: warnings (uniform, unsure), nothing else
+    others = [line for line in r.err.splitlines() if ": warning: " not in line]
+    assert r.code == 0 and not others, r.err
     path, (h, w) = paths[kind], ODD_IMAGES[kind][1]
     stem = path.name.rsplit(".", 1)[0]
     labels = np.array(Image.open(out / f"{stem}_labels.png"))
