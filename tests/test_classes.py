@@ -6,7 +6,7 @@ from PIL import Image
 
 from aerialseg.classes import DUBAI, IGNORE_INDEX, ClassTable
 from aerialseg.errors import AerialSegError
-from aerialseg.io.images import read_mask_rgb
+from aerialseg.io.images import read_mask
 
 
 def test_dubai_table_uses_the_mask_colours_not_classes_json():
@@ -32,7 +32,7 @@ def test_palette_mask_decodes_like_rgb(tmp_path):
     pal.putpalette([v for c in DUBAI.colors for v in c])
     pal.save(tmp_path / "m.png")
     assert Image.open(tmp_path / "m.png").mode == "P"
-    out, unknown = DUBAI.encode(read_mask_rgb(tmp_path / "m.png"))
+    out, unknown = DUBAI.encode(read_mask(tmp_path / "m.png"))
     assert out.tolist() == labels.tolist() and unknown == 0
 
 

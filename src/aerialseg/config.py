@@ -254,6 +254,38 @@ class ClassifyConfig(Config):
     threads: int | None = opt(None, "torch threads (default: all cores)", low=1)
 
 
+@dataclass
+class FinetuneConfig(Config):
+    """``aerialseg finetune``: a short, time-bounded run on a user's sparse labels. The
+    defaults are those the benchmark (benchmarks/finetune_gain.py) found to work best."""
+
+    minutes: float = opt(
+        2.0, "fine-tune for this long (the schedule follows the clock)", low=0, low_open=True
+    )
+    steps: int | None = opt(None, "stop after this many steps if that comes first", low=1)
+    lr: float = opt(1e-4, "AdamW learning rate (peak of the schedule)", low=0, low_open=True)
+    schedule: str = opt(
+        "cosine", "cosine: warm-up then cosine decay; constant", choices=("cosine", "constant")
+    )
+    batch_size: int = opt(4, "crops of the labelled images per step", low=1)
+    patch_size: int = opt(256, "crop side in pixels (a multiple of 16)", low=32)
+    balance: bool = opt(True, "weigh the labelled classes equally (strokes skew the balance)")
+    distill: float = opt(
+        1.0,
+        "weight of self-distillation: unlabelled pixels the old model was confident about "
+        "keep its label (0: off)",
+        low=0,
+    )
+    confidence: float = opt(0.9, "what 'confident' means for --distill", low=0, high=1)
+    replay: float = opt(1.0, "weight of the --data-replay crops' loss", low=0)
+    replay_batch: int = opt(2, "--data-replay crops per step", low=1)
+    replay_images: int = opt(12, "--data-replay images loaded (a random choice)", low=1)
+    precision: str = opt("auto", PRECISION_HELP, choices=PRECISIONS)
+    device: str = opt("auto", DEVICE_HELP)
+    threads: int | None = opt(None, "torch threads (default: all cores)", low=1)
+    seed: int = opt(0, "seed of the crops and the replay choice", low=0)
+
+
 PRESETS: dict[str, dict] = {
     # The seed paper's recipe: its exact U-Net, fixed grid patches with per-patch min-max
     # scaling, a random 80/20 patch split, no augmentation, Adam at Keras' default 1e-3.

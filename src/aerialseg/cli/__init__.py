@@ -24,6 +24,7 @@ COMMANDS = {
     "segment-batch": ("batch", "segment many images or rasters on several processes or Ray"),
     "evaluate": ("segmentation", "score a model on whole images"),
     "train": ("segmentation", "train a segmentation model"),
+    "finetune": ("finetune", "fine-tune a segmentation model on a few images' (partial) labels"),
     "gui": ("app", "desktop app: frame part of the screen (or open an image), see it segmented"),
     "capture": ("app", "screenshot a screen region, segment it and save the results (no window)"),
     "download": ("resources", "get the Dubai dataset (Kaggle, or a downloaded zip)"),

@@ -11,7 +11,7 @@ import torch
 
 from ..classes import IGNORE_INDEX, ClassTable, to_hex
 from ..errors import AerialSegError
-from ..io.images import IMAGE_SUFFIXES, natural_key, read_image, read_mask_rgb
+from ..io.images import IMAGE_SUFFIXES, index_labels, natural_key, read_image, read_mask
 from ..io.rasters import read_mask_raster
 from .augment import apply_colour, colour_draws, crop_box, resize_crop
 
@@ -104,11 +104,19 @@ def _pairs_in(folder: Path, group: str) -> list[Pair]:
                 f"{folder}: has {have}/ but no {lack}/ folder (a dataset needs images/ and "
                 f"masks/ side by side, paired by file name)"
             )
-    images, masks = _files(folder / "images"), _files(folder / "masks")
+    return pair_folders(folder / "images", folder / "masks", group)
+
+
+def pair_folders(
+    image_dir: Path, mask_dir: Path, group: str = "", what: str = "mask"
+) -> list[Pair]:
+    """The images of ``image_dir`` with the masks of ``mask_dir`` of the same stem; an image
+    without its mask, or the other way round, is an error (``what`` names the masks)."""
+    images, masks = _files(image_dir), _files(mask_dir)
     for stem in images.keys() - masks.keys():
-        raise AerialSegError(f"{images[stem]}: image has no mask in {folder / 'masks'}")
+        raise AerialSegError(f"{images[stem]}: image has no {what} in {mask_dir}")
     for stem in masks.keys() - images.keys():
-        raise AerialSegError(f"{masks[stem]}: mask has no image in {folder / 'images'}")
+        raise AerialSegError(f"{masks[stem]}: {what} has no image in {image_dir}")
     return [
         Pair(f"{group}/{stem}" if group else stem, group, images[stem], masks[stem])
         for stem in sorted(images, key=natural_key)
@@ -143,13 +151,26 @@ def find_pairs(root: str | Path) -> list[Pair]:
     return pairs
 
 
-def load_sample(pair: Pair, classes: ClassTable, min_size: int = 0) -> Sample:
+def read_labels(path: Path, classes: ClassTable, strict: bool = False) -> tuple[np.ndarray, int]:
+    """A mask as (labels (H, W) uint8, 255 = ignored; pixels of no class). Masks may be
+    partial (sparse labels): a colour mask's pixels of a colour outside the class table, and
+    255 in a mask of class indices (a single-band PNG or GeoTIFF), are unlabelled. ``strict``
+    refuses index values that are no class (see :func:`index_labels`)."""
+    geo = read_mask_raster(path, classes, strict=strict)  # one-band GeoTIFF: indices or colours
+    if geo is not None:
+        return geo
+    mask = read_mask(path)
+    if mask.ndim == 2:
+        return index_labels(mask, len(classes), path, strict)
+    return classes.encode(mask)
+
+
+def load_sample(pair: Pair, classes: ClassTable, min_size: int = 0, strict: bool = False) -> Sample:
     image = read_image(pair.image, strict=True)
-    geo = read_mask_raster(pair.mask, classes)  # a one-band GeoTIFF: indices or colour table
-    mask = read_mask_rgb(pair.mask) if geo is None else geo[0]
-    if mask.shape[:2] != image.shape[:2]:
+    labels, unknown = read_labels(pair.mask, classes, strict)
+    if labels.shape != image.shape[:2]:
         raise AerialSegError(
-            f"{pair.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
+            f"{pair.mask}: mask is {labels.shape[1]}x{labels.shape[0]} but its image is "
             f"{image.shape[1]}x{image.shape[0]}"
         )
     if min(image.shape[:2]) < min_size:
@@ -157,7 +178,6 @@ def load_sample(pair: Pair, classes: ClassTable, min_size: int = 0) -> Sample:
             f"{pair.image}: {image.shape[1]}x{image.shape[0]} is smaller than the "
             f"{min_size}x{min_size} patch size"
         )
-    labels, unknown = classes.encode(mask) if geo is None else geo
     return Sample(pair.id, pair.group, image, labels, unknown)
 
 

@@ -110,15 +110,40 @@ def _describe(mode: str) -> str:
     }.get(mode, "not 8-bit RGB")
 
 
-def read_mask_rgb(path: str | Path) -> np.ndarray:
-    """Read a colour mask as (H, W, 3) uint8; palette PNGs are expanded to their colours."""
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a mask: a colour mask as (H, W, 3) uint8 (palette PNGs expanded to their colours),
+    or a single-band 8-bit image of class indices (255 = unlabelled) as (H, W) uint8."""
     path = Path(path)
     im = _open(path, MAX_PIXELS)
+    if im.mode == "L":
+        return np.array(im)
     if im.mode not in ("RGB", "P", "RGBA"):
         raise AerialSegError(
-            f"{path}: mask mode is {im.mode} ({_describe(im.mode)}); masks must be RGB or palette"
+            f"{path}: mask mode is {im.mode} ({_describe(im.mode)}); masks must be RGB, "
+            "palette, or 8-bit single-band class indices"
         )
     return np.array(im.convert("RGB"))
+
+
+UNLABELLED = 255  # in a mask of class indices: a pixel nobody labelled (ignored, not a class)
+
+
+def index_labels(
+    values: np.ndarray, num_classes: int, path: str | Path, strict: bool = False
+) -> tuple[np.ndarray, int]:
+    """Class indices (H, W) -> labels (255 = ignored) and the count of values that are no
+    class (neither < ``num_classes`` nor 255). ``strict`` refuses such values instead: in a
+    user's sparse labels they mean a wrong class table or a wrong file, not "unlabelled"."""
+    bad = (values >= num_classes) & (values != UNLABELLED)
+    count = int(np.count_nonzero(bad))
+    if count and strict:
+        y, x = np.argwhere(bad)[0]
+        raise AerialSegError(
+            f"{path}: label value {int(values[y, x])} at x={x}, y={y} is no class "
+            f"({num_classes} classes: 0-{num_classes - 1}, {UNLABELLED} = unlabelled; "
+            f"{count:,} such pixels)"
+        )
+    return np.where(bad, UNLABELLED, values).astype(np.uint8), count
 
 
 def save_image(dest: str | Path, array: np.ndarray) -> Path:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AerialSegError
+from .images import index_labels
 
 GEO_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img", ".jpg", ".jpeg", ".png")
 WORLD_FILES = (".wld", ".tfw", ".jgw", ".pgw", ".jpgw", ".pngw", ".tifw")
@@ -298,13 +299,17 @@ def _reason(e: Exception) -> str:
 
 
 def read_mask_raster(
-    path: str | Path, classes, window: tuple[int, int, int, int] | None = None
+    path: str | Path,
+    classes,
+    window: tuple[int, int, int, int] | None = None,
+    strict: bool = False,
 ) -> tuple[np.ndarray, int] | None:
     """A one-band GIS raster mask as (labels (H, W) uint8, pixels of no class), or None for
-    anything else (RGB masks and PNGs are read as pictures). Its values are class indices,
-    or, when it has a colour table, colours of the class table; values that are no class and
-    nodata become 255 (ignored), and those that are not nodata are counted. ``window``:
-    (row, column, rows, columns) only."""
+    anything else (RGB masks and PNGs are read as pictures). Its values are class indices
+    (255 = unlabelled), or, when it has a colour table, colours of the class table; values
+    that are no class and nodata become 255 (ignored), and those that are not nodata are
+    counted (``strict``: refused, see :func:`.images.index_labels`). ``window``: (row,
+    column, rows, columns) only."""
     if Path(path).suffix.lower() not in (".tif", ".tiff") or rasterio_or_none() is None:
         return None
     import rasterio
@@ -330,8 +335,9 @@ def read_mask_raster(
         labels, unknown = classes.encode(lut[values])
         unknown -= int(np.count_nonzero(~valid & (labels == 255)))
     else:
-        known = valid & (values < len(classes))
-        labels = np.where(known, values, 255).astype(np.uint8)
-        unknown = int(np.count_nonzero(valid & ~known))
+        values = np.where(valid, values, 255)  # nodata: unlabelled, whatever its value
+        if values.dtype != np.uint8:  # 16-bit or float indices: anything over 255 is no class
+            values = np.where((values < 0) | (values > 255) | (values % 1 != 0), 254, values)
+        labels, unknown = index_labels(values.astype(np.uint8), len(classes), path, strict)
     labels[~valid] = 255
     return labels, max(0, unknown)

@@ -1,0 +1,283 @@
+"""Fine-tuning a segmentation model on a user's sparse labels (brush strokes), in minutes.
+
+Why a loop of its own rather than :func:`.loop.fit`: ``fit`` trains epochs into a run folder
+(config, status, history, curves, best/last, resumable state) and validates every epoch; a
+fine-tune is a single ~2-minute run bounded by the clock, with no validation set and nothing
+to resume, ending in one checkpoint file, and each step mixes three kinds of target. What it
+shares with training is reused: the schedule (:func:`.segmentation.lr_at`), the crops'
+flips/rotations, :class:`~aerialseg.data.segmentation.Batches` for replay, the ignore index.
+
+What keeps two images' worth of strokes from wrecking the model (measured in
+benchmarks/finetune_gain.py):
+
+- batch norm keeps the parent's statistics (its layers stay in eval mode): batches cut from
+  one or two images would replace the statistics of the whole training set with theirs;
+- the labelled classes are weighed equally: strokes drawn where the model is wrong are mostly
+  of the classes it misses;
+- self-distillation: unlabelled pixels the parent was confident about keep its label;
+- replay (``--data-replay``): crops of the original training data, with their labels.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..classes import IGNORE_INDEX, ClassTable
+from ..config import FinetuneConfig
+from ..data.segmentation import (
+    Batches,
+    Sample,
+    class_pixel_counts,
+    dihedral,
+    find_pairs,
+    load_sample,
+    pair_folders,
+)
+from ..errors import AerialSegError
+from ..models.checkpoint import load_checkpoint, save_checkpoint
+from ..runtime import autocast, channels_last, prepare, resolve_device, resolve_precision
+from .segmentation import lr_at
+
+
+def load_labelled(
+    images: str | Path, labels: str | Path, classes: ClassTable, min_size: int = 0
+) -> list[Sample]:
+    """The user's images with their sparse labels, paired by file stem. Refuses labels of
+    another size than their image, values that are no class, and labels with no pixel."""
+    images, labels = Path(images), Path(labels)
+    for folder, flag in ((images, "--images"), (labels, "--labels")):
+        if not folder.is_dir():
+            raise AerialSegError(f"{folder}: no such folder ({flag})")
+    pairs = pair_folders(images, labels, what="label image")
+    if not pairs:
+        raise AerialSegError(f"{images}: no images (with labels in {labels}) found")
+    samples = [load_sample(p, classes, min_size, strict=True) for p in pairs]
+    if not any((s.labels != IGNORE_INDEX).any() for s in samples):
+        raise AerialSegError(
+            f"{labels}: no labelled pixel in {len(samples)} label image(s) (class indices "
+            f"0-{len(classes) - 1}, or class colours; 255 / other colours are unlabelled)"
+        )
+    return samples
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def teacher_labels(model, samples: Sequence[Sample], classes, cfg: FinetuneConfig, device: str):
+    """The parent's label where it is confident (probability >= ``cfg.confidence``) and the
+    user left the pixel unlabelled; 255 elsewhere. Predicted as ``segment`` does."""
+    from ..inference.segmenter import Segmenter
+
+    seg = Segmenter(model, classes, precision=cfg.precision, device=device)
+    out = []
+    for s in samples:
+        probs = seg.predict_proba(s.image)
+        pseudo = probs.argmax(-1).astype(np.uint8)
+        pseudo[(probs.max(-1) < cfg.confidence) | (s.labels != IGNORE_INDEX)] = IGNORE_INDEX
+        out.append(pseudo)
+    return out
+
+
+class StrokeCrops:
+    """Crops of the labelled images, each around a random labelled pixel (so every crop
+    teaches something), images drawn in proportion to their labelled pixels; a random
+    flip/rotation of image, labels and teacher labels alike."""
+
+    def __init__(self, samples: Sequence[Sample], teacher: Sequence[np.ndarray], patch: int):
+        self.samples, self.teacher, self.patch = list(samples), list(teacher), patch
+        self.where = [np.flatnonzero(s.labels.ravel() != IGNORE_INDEX) for s in self.samples]
+        counts = np.array([len(w) for w in self.where], dtype=np.float64)
+        self.weights = counts / counts.sum()
+
+    def batch(self, n: int, rng: np.random.Generator):
+        p = self.patch
+        xs, ys, ts = [], [], []
+        for i in rng.choice(len(self.samples), size=n, p=self.weights):
+            s, t = self.samples[i], self.teacher[i]
+            h, w = s.labels.shape
+            cy, cx = divmod(int(self.where[i][rng.integers(len(self.where[i]))]), w)
+            y = int(np.clip(cy - rng.integers(p), 0, max(0, h - p)))
+            x = int(np.clip(cx - rng.integers(p), 0, max(0, w - p)))
+            k = int(rng.integers(8))
+            crop = (slice(y, y + p), slice(x, x + p))
+            xs.append(_pad(dihedral(s.image[crop], k), p, 0))
+            ys.append(_pad(dihedral(s.labels[crop], k), p, IGNORE_INDEX))
+            ts.append(_pad(dihedral(t[crop], k), p, IGNORE_INDEX))
+        x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float()
+        return x, torch.from_numpy(np.stack(ys)).long(), torch.from_numpy(np.stack(ts)).long()
+
+
+def _pad(a: np.ndarray, p: int, value) -> np.ndarray:
+    """An image smaller than the crop, padded to it (padding is ignored by the losses)."""
+    if a.shape[0] == p and a.shape[1] == p:
+        return a
+    widths = [(0, p - a.shape[0]), (0, p - a.shape[1])] + [(0, 0)] * (a.ndim - 2)
+    return np.pad(a, widths, constant_values=value)
+
+
+def balanced_weights(samples: Sequence[Sample], num_classes: int) -> torch.Tensor:
+    """Per-class weights making each labelled class count the same in the stroke loss."""
+    counts = class_pixel_counts(samples, num_classes).astype(np.float64)
+    present = counts > 0
+    w = np.where(present, counts.sum() / np.maximum(counts, 1) / present.sum(), 0.0)
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def load_replay(root: str | Path, classes: ClassTable, cfg: FinetuneConfig, rng) -> Batches:
+    """Crops of a random choice of ``cfg.replay_images`` images of the original data."""
+    pairs = find_pairs(root)
+    chosen = sorted(rng.choice(len(pairs), size=min(cfg.replay_images, len(pairs)), replace=False))
+    samples = [load_sample(pairs[i], classes, cfg.patch_size) for i in chosen]
+    return Batches(samples, cfg.patch_size, cfg.replay_batch, augment=True)
+
+
+def finetune(
+    parent: str | Path,
+    images: str | Path,
+    labels: str | Path,
+    out: str | Path,
+    cfg: FinetuneConfig | None = None,
+    data_replay: str | Path | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Fine-tune checkpoint ``parent`` on the labelled pixels of ``images``/``labels`` and
+    write the new checkpoint to ``out``. Returns what the checkpoint records about the run."""
+    cfg = cfg or FinetuneConfig()
+    cfg.check()
+    if cfg.patch_size % 16:
+        raise AerialSegError(f"patch size must be a multiple of 16, not {cfg.patch_size}")
+    parent, out = Path(parent), Path(out)
+    model, classes, meta = load_checkpoint(parent)  # a classifier is refused here
+    samples = load_labelled(images, labels, classes)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    start = time.perf_counter()
+    replay = load_replay(data_replay, classes, cfg, rng) if data_replay else None
+    teacher = (
+        teacher_labels(model, samples, classes, cfg, device)
+        if cfg.distill > 0
+        else [np.full_like(s.labels, IGNORE_INDEX) for s in samples]
+    )
+    crops = StrokeCrops(samples, teacher, cfg.patch_size)
+    weights = balanced_weights(samples, len(classes)) if cfg.balance else None
+    student = prepare(copy.deepcopy(model), precision, device)
+    opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
+    replay_batches = replay.epoch(rng) if replay else None
+    budget = cfg.minutes * 60
+    steps, losses = 0, []
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=cfg.steps or round(budget),
+        unit="step" if cfg.steps else "s",
+        desc="fine-tuning",
+        disable=None if progress else True,
+        leave=False,
+    )
+    while True:
+        elapsed = time.perf_counter() - start
+        done = steps / cfg.steps if cfg.steps else 0.0
+        progress_now = max(done, elapsed / budget)
+        if progress_now >= 1:
+            break
+        for group in opt.param_groups:
+            group["lr"] = lr_at(cfg, progress_now)
+        x, y, t = crops.batch(cfg.batch_size, rng)
+        parts = [(x, y)]
+        if replay_batches is not None:
+            try:
+                parts.append(next(replay_batches))
+            except StopIteration:
+                replay_batches = replay.epoch(rng)
+                parts.append(next(replay_batches))
+        loss = _step(student, opt, parts, t, weights, cfg, precision, device)
+        losses.append(loss)
+        steps += 1
+        bar.n = steps if cfg.steps else min(round(time.perf_counter() - start), bar.total)
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", refresh=True)
+    bar.close()
+    seconds = time.perf_counter() - start
+    record = {
+        "parent": {
+            "path": str(parent.resolve()),
+            "name": meta.get("name") or parent.stem,
+            "sha256": file_digest(parent),
+            "finetune": meta.get("finetune"),  # the parent's own fine-tune, if any
+        },
+        "images": [
+            {
+                "image": str(s.id),
+                "labelled_pixels": int((s.labels != IGNORE_INDEX).sum()),
+                "pixels": int(s.labels.size),
+            }
+            for s in samples
+        ],
+        "labelled_pixels": int(sum((s.labels != IGNORE_INDEX).sum() for s in samples)),
+        "data_replay": str(Path(data_replay).resolve()) if data_replay else None,
+        "config": cfg.to_dict(),
+        "steps": steps,
+        "seconds": round(seconds, 1),
+        "final_loss": float(np.mean(losses[-20:])) if losses else None,
+    }
+    # the parent's training record stays, so `evaluate --split auto` still knows which of
+    # the original images it never trained on
+    kept = {k: meta[k] for k in ("train_config", "val_images", "split") if k in meta}
+    save_checkpoint(out, student.float().cpu(), classes, **kept, finetune=record)
+    log(
+        f"fine-tuned {record['parent']['name']} on {record['labelled_pixels']:,} labelled pixels "
+        f"of {len(samples)} image(s): {steps} steps in {seconds:.0f} s -> {out}"
+    )
+    return record
+
+
+def _step(student, opt, parts, teacher_t, weights, cfg, precision, device) -> float:
+    """One AdamW step: strokes (class-balanced CE) + distillation (CE to the parent's
+    confident labels) on the user's crops, CE on the replay crops, in one forward pass."""
+    x = torch.cat([p[0] for p in parts]).to(device)
+    student.train()
+    for m in student.modules():  # keep the parent's batch-norm statistics (see the docstring)
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+    if channels_last(precision, device):
+        x = x.contiguous(memory_format=torch.channels_last)
+    with autocast(precision, device):
+        logits = student(x)
+    logits = logits.float()
+    n = parts[0][0].shape[0]
+    y, t = parts[0][1].to(device), teacher_t.to(device)
+    w = weights.to(device) if weights is not None else None
+    loss = _ce(logits[:n], y, w)
+    if cfg.distill > 0:
+        loss = loss + cfg.distill * _ce(logits[:n], t)
+    if len(parts) > 1:
+        loss = loss + cfg.replay * _ce(logits[n:], parts[1][1].to(device))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    student.eval()
+    return float(loss.detach())
+
+
+def _ce(logits, target, weight=None):
+    """Cross-entropy over the labelled pixels; 0 (not NaN) when a batch has none."""
+    if not bool((target != IGNORE_INDEX).any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, target, weight=weight, ignore_index=IGNORE_INDEX)

@@ -1,0 +1,195 @@
+"""Fine-tuning on sparse labels: the function, the checkpoint it writes, the CLI's refusals."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from aerialseg.classes import DUBAI, IGNORE_INDEX
+from aerialseg.config import FinetuneConfig
+from aerialseg.inference.segmenter import load_model
+from aerialseg.models import create_model
+from aerialseg.models.checkpoint import read_metadata, save_checkpoint
+from aerialseg.training.finetune import StrokeCrops, balanced_weights, finetune, load_labelled
+
+from ..helpers import make_scene, run_aerialseg, tiny_checkpoint
+
+PAINTED = 3  # Vegetation
+
+
+def user_folder(root, n=2, size=64, paint=PAINTED):
+    """``n`` synthetic images and label PNGs (class indices) where a square in each is
+    painted ``paint`` and everything else is unlabelled (255)."""
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for i in range(n):
+        photo, _ = make_scene(size, size, seed=40 + i)
+        labels = np.full((size, size), IGNORE_INDEX, np.uint8)
+        labels[8:40, 8:40] = paint
+        Image.fromarray(photo).save(root / "images" / f"img{i}.png")
+        Image.fromarray(labels).save(root / "labels" / f"img{i}.png")
+    return root
+
+
+def painted_share(model_path, root, n=2, paint=PAINTED):
+    seg = load_model(model_path, precision="fp32", device="cpu")
+    shares = []
+    for i in range(n):
+        rgb = np.asarray(Image.open(root / "images" / f"img{i}.png"))
+        shares.append(float((seg.segment(rgb)[8:40, 8:40] == paint).mean()))
+    return float(np.mean(shares))
+
+
+def test_cli_finetune_moves_the_prediction_towards_the_painted_class(tmp_path):
+    parent = tiny_checkpoint(tmp_path / "parent.safetensors")
+    photo, _ = make_scene(64, 64, seed=40)  # paint the class the parent predicts least there
+    counts = np.bincount(
+        load_model(parent, "fp32", device="cpu").segment(photo).ravel(), minlength=6
+    )
+    paint = int(np.argmin(counts))
+    root = user_folder(tmp_path / "user", paint=paint)
+    out = tmp_path / "new.safetensors"
+    r = run_aerialseg(
+        "finetune", "--model", parent, "--images", root / "images", "--labels", root / "labels",
+        "--out", out, "--steps", "40", "--lr", "2e-2", "--batch-size", "2", "--patch-size",
+        "32", "--distill", "0", "--precision", "fp32", "-q",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "fine-tuned parent on 2,048 labelled pixels of 2 image(s): 40 steps" in r.stdout
+    before, after = painted_share(parent, root, paint=paint), painted_share(out, root, paint=paint)
+    assert after > before + 0.3 and after > 0.9, (before, after)
+    # loadable everywhere a model is: segment takes it
+    seg = run_aerialseg("segment", root / "images", "--model", out, "--out", tmp_path / "s", "-q")
+    assert seg.returncode == 0, seg.stderr
+    assert (tmp_path / "s" / "img0_labels.png").is_file()
+
+
+def test_checkpoint_records_parent_images_and_labelled_pixels(tmp_path):
+    parent = tiny_checkpoint(tmp_path / "parent.safetensors")
+    root = user_folder(tmp_path / "user", n=1)
+    labels = np.full((64, 64), IGNORE_INDEX, np.uint8)
+    labels[:5, :7] = 1
+    Image.fromarray(labels).save(root / "labels" / "img0.png")
+    cfg = FinetuneConfig(steps=2, batch_size=1, patch_size=32, precision="fp32")
+    rec = finetune(parent, root / "images", root / "labels", tmp_path / "new.safetensors", cfg,
+                   progress=False, log=lambda s: None)  # fmt: skip
+    meta = read_metadata(tmp_path / "new.safetensors")["finetune"]
+    assert meta == rec
+    assert meta["labelled_pixels"] == 35 and meta["steps"] == 2
+    assert meta["images"] == [{"image": "img0", "labelled_pixels": 35, "pixels": 64 * 64}]
+    import hashlib
+
+    assert meta["parent"]["sha256"] == hashlib.sha256(parent.read_bytes()).hexdigest()
+    assert meta["parent"]["name"] == "parent" and meta["config"]["patch_size"] == 32
+
+
+def test_distillation_targets_are_the_parents_confident_unlabelled_pixels(tmp_path):
+    from aerialseg.models.checkpoint import load_checkpoint
+    from aerialseg.training.finetune import teacher_labels
+
+    root = user_folder(tmp_path / "user", n=1)
+    model, classes, _ = load_checkpoint(tiny_checkpoint(tmp_path / "p.safetensors"))
+    samples = load_labelled(root / "images", root / "labels", classes)
+    cfg = FinetuneConfig(confidence=0.0, precision="fp32")
+    (pseudo,) = teacher_labels(model, samples, classes, cfg, "cpu")
+    assert (pseudo[8:40, 8:40] == IGNORE_INDEX).all()  # the user's pixels are the user's
+    outside = np.ones((64, 64), bool)
+    outside[8:40, 8:40] = False
+    assert (pseudo[outside] < len(classes)).all()
+    (none,) = teacher_labels(model, samples, classes, FinetuneConfig(confidence=1.0), "cpu")
+    assert (none == IGNORE_INDEX).all()
+
+
+def test_crops_always_hold_labelled_pixels_and_balance_weighs_classes_equally(tmp_path):
+    root = user_folder(tmp_path / "user", n=1, size=200)
+    labels = np.full((200, 200), IGNORE_INDEX, np.uint8)
+    labels[190:, 190:] = 2  # 100 pixels in a corner
+    labels[:50, :50] = 4  # 2 500 pixels
+    Image.fromarray(labels).save(root / "labels" / "img0.png")
+    samples = load_labelled(root / "images", root / "labels", DUBAI)
+    crops = StrokeCrops(samples, [np.full_like(labels, IGNORE_INDEX)], 64)
+    x, y, t = crops.batch(50, np.random.default_rng(0))
+    assert x.shape == (50, 3, 64, 64) and y.shape == t.shape == (50, 64, 64)
+    assert ((y != IGNORE_INDEX).flatten(1).any(1)).all()
+    w = balanced_weights(samples, len(DUBAI))
+    assert w[2] * 100 == pytest.approx(w[4] * 2500) and w[0] == 0
+
+
+def bad(tmp_path, what):
+    """A user folder made wrong in one way, and the error line expected."""
+    root = user_folder(tmp_path / "user", n=1)
+    lab = root / "labels" / "img0.png"
+    if what == "size":
+        Image.fromarray(np.zeros((30, 64), np.uint8)).save(lab)
+        return root, "img0.png: mask is 64x30 but its image is 64x64"
+    if what == "empty":
+        Image.fromarray(np.full((64, 64), IGNORE_INDEX, np.uint8)).save(lab)
+        return root, "no labelled pixel in 1 label image(s)"
+    if what == "value":
+        a = np.full((64, 64), IGNORE_INDEX, np.uint8)
+        a[5, 9] = 7
+        Image.fromarray(a).save(lab)
+        return root, "img0.png: label value 7 at x=9, y=5 is no class (6 classes: 0-5"
+    if what == "unpaired":
+        lab.rename(root / "labels" / "other.png")
+        return root, "img0.png: image has no label image in"
+    raise ValueError(what)
+
+
+@pytest.mark.parametrize("what", ["size", "empty", "value", "unpaired"])
+def test_bad_labels_one_line_and_nothing_written(tmp_path, tiny_model, what):
+    root, expected = bad(tmp_path, what)
+    out = tmp_path / "new.safetensors"
+    r = run_aerialseg(
+        "finetune", "--model", tiny_model, "--images", root / "images", "--labels",
+        root / "labels", "--out", out, "--steps", "1", "-q",
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("aerialseg: error: ")
+    assert expected in r.stderr, r.stderr
+    assert list(tmp_path.glob("new*")) == [] and "Traceback" not in r.stderr
+
+
+def test_a_classifier_checkpoint_is_refused(tmp_path):
+    from aerialseg.data.imageset import class_table
+
+    m = create_model("cnn-seed", num_classes=3, base_filters=4, dense=16)
+    clf = save_checkpoint(
+        tmp_path / "c.safetensors", m, class_table(["a", "b", "c"]), task="classification"
+    )
+    root = user_folder(tmp_path / "user", n=1)
+    out = tmp_path / "new.safetensors"
+    r = run_aerialseg(
+        "finetune", "--model", clf, "--images", root / "images", "--labels", root / "labels",
+        "--out", out, "-q",
+    )  # fmt: skip
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "c.safetensors: a classification model, not a segmentation model" in r.stderr
+    assert not out.exists()
+
+
+def test_out_is_checked_before_any_work(tmp_path, tiny_model):
+    root = user_folder(tmp_path / "user", n=1)
+    args = ["finetune", "--model", tiny_model, "--images", root / "images", "--labels",
+            root / "labels", "-q", "--steps", "1"]  # fmt: skip
+    (tmp_path / "old.safetensors").write_bytes(b"precious")
+    r = run_aerialseg(*args, "--out", tmp_path / "old.safetensors")
+    assert r.returncode == 2 and "exists (pick another name, or --overwrite)" in r.stderr
+    assert (tmp_path / "old.safetensors").read_bytes() == b"precious"
+    r = run_aerialseg(*args, "--out", tiny_model, "--overwrite")
+    assert r.returncode == 2 and "is the model being fine-tuned" in r.stderr
+    r = run_aerialseg(*args, "--out", tmp_path / "new.onnx")
+    assert r.returncode == 2 and "must be a .safetensors file" in r.stderr
+    r = run_aerialseg(*args, "--out", tmp_path / "n.safetensors", "--lr", "0")
+    assert r.returncode == 2 and "lr must be > 0" in r.stderr
+
+
+def test_replay_mixes_in_the_original_data(tmp_path, tiny_dataset):
+    parent = tiny_checkpoint(tmp_path / "parent.safetensors")
+    root = user_folder(tmp_path / "user", n=1)
+    cfg = FinetuneConfig(steps=3, batch_size=1, patch_size=32, precision="fp32",
+                         replay_images=2, replay_batch=1)  # fmt: skip
+    rec = finetune(parent, root / "images", root / "labels", tmp_path / "n.safetensors", cfg,
+                   data_replay=tiny_dataset, progress=False, log=lambda s: None)  # fmt: skip
+    assert rec["data_replay"] == str(tiny_dataset.resolve()) and rec["steps"] == 3
+    assert torch.isfinite(torch.tensor(rec["final_loss"]))
