@@ -24,6 +24,7 @@ tile, the first ones by name, to fit the shared CPU). Results are appended to a 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import tempfile
 import time
@@ -79,6 +80,17 @@ def metrics(classes, samples, preds, masks=None):
     return {k: r[k] for k in keep}
 
 
+def parse_variant(text: str) -> tuple[str, dict]:
+    tag, _, items = text.partition(":")
+    extra: dict = {}
+    for item in filter(None, items.split(",")):
+        k, v = item.split("=")
+        extra[k] = {"true": True, "false": False}.get(v)
+        if extra[k] is None:
+            extra[k] = float(v) if "." in v or "e" in v else int(v)
+    return tag, extra
+
+
 def gain(row: dict, part: str, key: str = "pixel_accuracy") -> float:
     return row[part]["after"][key] - row[part]["before"][key]
 
@@ -93,11 +105,19 @@ def main() -> None:
     ap.add_argument("--on-errors", type=float, default=0.8)
     ap.add_argument("--forget-images", type=int, default=1, help="per tile of tiles 1-6")
     ap.add_argument("--minutes", type=float, default=FinetuneConfig.minutes)
-    ap.add_argument("--set", default="", help="extra settings, e.g. lr=3e-4,balance=false")
-    ap.add_argument("--tag", default="", help="name of this variant in the results")
+    ap.add_argument(
+        "--variant",
+        action="append",
+        help="TAG:k=v,k=v - settings other than finetune's defaults, named TAG in the results "
+        "(e.g. nobalance:balance=false); repeatable; default: the defaults, untagged",
+    )
     ap.add_argument("--results", default="benchmarks/results/finetune_gain.jsonl")
     ap.add_argument("--figure", help="write a before/strokes/after figure here (first run)")
+    ap.add_argument("--summary", action="store_true", help="only summarise --results")
     args = ap.parse_args()
+    if args.summary:
+        summary(Path(args.results))
+        return
     root = Path(data_root(args.data))
     parent = load_model(args.parent)
     pairs = find_pairs(root)
@@ -112,12 +132,7 @@ def main() -> None:
         (r["seed"], r["method"], r["fraction"], r.get("tag", ""))
         for r in map(json.loads, out.read_text().splitlines() if out.exists() else [])
     }
-    extra = {}
-    for item in filter(None, args.set.split(",")):
-        k, v = item.split("=")
-        extra[k] = {"true": True, "false": False}.get(v, None)
-        if extra[k] is None:
-            extra[k] = float(v) if "." in v or "e" in v else int(v)
+    variants = [parse_variant(v) for v in args.variant or [":"]]
     t0 = time.perf_counter()
     before_preds = [parent.segment(s.image) for s in tile7]
     before_forget = metrics(parent.classes, forget, [parent.segment(s.image) for s in forget])
@@ -153,8 +168,8 @@ def main() -> None:
                 before_unpainted = metrics(
                     parent.classes, p_samples, [before_preds[i] for i in painted], unpainted
                 )
-                for method in args.methods.split(","):
-                    key = (seed, method, fraction, args.tag)
+                for method, (tag, extra) in itertools.product(args.methods.split(","), variants):
+                    key = (seed, method, fraction, tag)
                     if key in done:
                         continue
                     settings, replay = METHODS[method]
@@ -182,7 +197,7 @@ def main() -> None:
                         "seed": seed,
                         "method": method,
                         "fraction": fraction,
-                        "tag": args.tag,
+                        "tag": tag,
                         "settings": cfg.to_dict(),
                         "painted": [tile7[i].id for i in painted],
                         "labelled_share": rec["labelled_pixels"]
@@ -197,7 +212,7 @@ def main() -> None:
                         f.write(json.dumps(row) + "\n")
                     lc = "mean_iou_land_cover"
                     print(
-                        f"seed {seed} {method:8s} {fraction:.3f} {args.tag}: {rec['steps']} "
+                        f"seed {seed} {method:8s} {fraction:.3f} {tag}: {rec['steps']} "
                         f"steps {rec['seconds']:.0f} s | others acc {gain(row, 'others'):+.4f} "
                         f"mIoU5 {gain(row, 'others', lc):+.4f} | unpainted acc "
                         f"{gain(row, 'unpainted'):+.4f} | tiles 1-6 acc {gain(row, 'forget'):+.4f}"
@@ -207,6 +222,47 @@ def main() -> None:
                     if args.figure:
                         figure(args.figure, tile7, painted, labels, others, o_before, preds, parent)
                         args.figure = None
+
+
+def summary(path: Path) -> None:
+    """Markdown tables of the results: per variant, the mean (and min..max) over seeds."""
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["fraction"], r.get("tag", ""), r["method"]), []).append(r)
+    lc, names = "mean_iou_land_cover", ("Building", "Land", "Road", "Veg.", "Water", "Unlab.")
+
+    def cell(rs, part, key, i=None):
+        get = (lambda d: d[key]) if i is None else (lambda d: d[key][i])  # noqa: E731
+        before = np.mean([get(r[part]["before"]) for r in rs])
+        after = [get(r[part]["after"]) for r in rs]
+        spread = f" ({min(after):.3f}..{max(after):.3f})" if len(rs) > 1 else ""
+        return f"{before:.3f} → {np.mean(after):.3f}{spread}"
+
+    print(
+        "| labelled | variant | method | seeds | steps | other Tile 7 images: acc | mIoU(6) "
+        "| mIoU(5) | unpainted pixels: acc | mIoU(5) | tiles 1-6: acc | mIoU(5) |"
+    )
+    print("|" + "---|" * 12)
+    for (fraction, tag, method), rs in groups.items():
+        seeds = ",".join(str(r["seed"]) for r in rs)
+        steps = "/".join(str(r["steps"]) for r in rs)
+        print(
+            f"| {fraction:.1%} | {tag or 'default'} | {method} | {seeds} | {steps} | "
+            f"{cell(rs, 'others', 'pixel_accuracy')} | {cell(rs, 'others', 'mean_iou')} | "
+            f"{cell(rs, 'others', lc)} | {cell(rs, 'unpainted', 'pixel_accuracy')} | "
+            f"{cell(rs, 'unpainted', lc)} | {cell(rs, 'forget', 'pixel_accuracy')} | "
+            f"{cell(rs, 'forget', lc)} |"
+        )
+    print("\nPer-class IoU, other Tile 7 images / tiles 1-6 (mean over seeds, before → after):\n")
+    print("| labelled | variant | method | " + " | ".join(names) + " |")
+    print("|" + "---|" * (3 + len(names)))
+    for (fraction, tag, method), rs in groups.items():
+        cells = []
+        for i in range(len(names)):
+            o = [cell(rs, part, "per_class_iou", i).split(" (")[0] for part in ("others", "forget")]
+            cells.append(" / ".join(o))
+        print(f"| {fraction:.1%} | {tag or 'default'} | {method} | " + " | ".join(cells) + " |")
 
 
 def figure(path, tile7, painted, labels, others, before_preds, after_preds, parent) -> None:

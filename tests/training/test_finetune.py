@@ -7,6 +7,7 @@ from PIL import Image
 
 from aerialseg.classes import DUBAI, IGNORE_INDEX
 from aerialseg.config import FinetuneConfig
+from aerialseg.errors import AerialSegError
 from aerialseg.inference.segmenter import load_model
 from aerialseg.models import create_model
 from aerialseg.models.checkpoint import read_metadata, save_checkpoint
@@ -193,3 +194,12 @@ def test_replay_mixes_in_the_original_data(tmp_path, tiny_dataset):
                    data_replay=tiny_dataset, progress=False, log=lambda s: None)  # fmt: skip
     assert rec["data_replay"] == str(tiny_dataset.resolve()) and rec["steps"] == 3
     assert torch.isfinite(torch.tensor(rec["final_loss"]))
+
+
+def test_no_time_left_to_learn_is_an_error_and_writes_nothing(tmp_path, tiny_model):
+    root = user_folder(tmp_path / "user", n=1)
+    cfg = FinetuneConfig(minutes=1e-6, precision="fp32")
+    with pytest.raises(AerialSegError, match="nothing was learned and nothing written"):
+        finetune(tiny_model, root / "images", root / "labels", tmp_path / "n.safetensors", cfg,
+                 progress=False, log=lambda s: None)  # fmt: skip
+    assert not (tmp_path / "n.safetensors").exists()

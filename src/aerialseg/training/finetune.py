@@ -170,32 +170,36 @@ def finetune(
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     start = time.perf_counter()
+    budget = cfg.minutes * 60
+    from tqdm import tqdm
+
+    # the bar follows the clock from the start: the user waits for the set-up too
+    bar = tqdm(
+        total=cfg.steps or round(budget),
+        unit="step" if cfg.steps else "s",
+        desc="reading",
+        disable=None if progress else True,
+        leave=False,
+    )
     replay = load_replay(data_replay, classes, cfg, rng) if data_replay else None
+    bar.set_description("parent's predictions")
     teacher = (
         teacher_labels(model, samples, classes, cfg, device)
         if cfg.distill > 0
         else [np.full_like(s.labels, IGNORE_INDEX) for s in samples]
     )
+    bar.set_description("fine-tuning")
     crops = StrokeCrops(samples, teacher, cfg.patch_size)
     weights = balanced_weights(samples, len(classes)) if cfg.balance else None
     student = prepare(copy.deepcopy(model), precision, device)
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
     replay_batches = replay.epoch(rng) if replay else None
-    budget = cfg.minutes * 60
     steps, losses = 0, []
-    from tqdm import tqdm
-
-    bar = tqdm(
-        total=cfg.steps or round(budget),
-        unit="step" if cfg.steps else "s",
-        desc="fine-tuning",
-        disable=None if progress else True,
-        leave=False,
-    )
+    begin = time.perf_counter()  # the schedule spans the time left for training
     while True:
-        elapsed = time.perf_counter() - start
+        now = time.perf_counter()
         done = steps / cfg.steps if cfg.steps else 0.0
-        progress_now = max(done, elapsed / budget)
+        progress_now = max(done, (now - begin) / max(budget - (begin - start), 1e-9))
         if progress_now >= 1:
             break
         for group in opt.param_groups:
@@ -215,6 +219,11 @@ def finetune(
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", refresh=True)
     bar.close()
     seconds = time.perf_counter() - start
+    if not steps:
+        raise AerialSegError(
+            f"reading the images took the whole {cfg.minutes:g} minutes ({seconds:.0f} s): "
+            "nothing was learned and nothing written; give more --minutes"
+        )
     record = {
         "parent": {
             "path": str(parent.resolve()),
