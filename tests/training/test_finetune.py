@@ -52,8 +52,8 @@ def test_cli_finetune_moves_the_prediction_towards_the_painted_class(tmp_path):
     out = tmp_path / "new.safetensors"
     r = run_aerialseg(
         "finetune", "--model", parent, "--images", root / "images", "--labels", root / "labels",
-        "--out", out, "--steps", "40", "--lr", "2e-2", "--batch-size", "2", "--patch-size",
-        "32", "--distill", "0", "--precision", "fp32", "-q",
+        "--out", out, "--steps", "40", "--minutes", "30", "--lr", "2e-2", "--batch-size", "2",
+        "--patch-size", "32", "--distill", "0", "--precision", "fp32", "-q",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "fine-tuned parent on 2,048 labelled pixels of 2 image(s): 40 steps" in r.stdout
@@ -71,7 +71,7 @@ def test_checkpoint_records_parent_images_and_labelled_pixels(tmp_path):
     labels = np.full((64, 64), IGNORE_INDEX, np.uint8)
     labels[:5, :7] = 1
     Image.fromarray(labels).save(root / "labels" / "img0.png")
-    cfg = FinetuneConfig(steps=2, batch_size=1, patch_size=32, precision="fp32")
+    cfg = FinetuneConfig(steps=2, minutes=30, batch_size=1, patch_size=32, precision="fp32")
     rec = finetune(parent, root / "images", root / "labels", tmp_path / "new.safetensors", cfg,
                    progress=False, log=lambda s: None)  # fmt: skip
     meta = read_metadata(tmp_path / "new.safetensors")["finetune"]
@@ -188,7 +188,7 @@ def test_out_is_checked_before_any_work(tmp_path, tiny_model):
 def test_replay_mixes_in_the_original_data(tmp_path, tiny_dataset):
     parent = tiny_checkpoint(tmp_path / "parent.safetensors")
     root = user_folder(tmp_path / "user", n=1)
-    cfg = FinetuneConfig(steps=3, batch_size=1, patch_size=32, precision="fp32",
+    cfg = FinetuneConfig(steps=3, minutes=30, batch_size=1, patch_size=32, precision="fp32",
                          replay_images=2, replay_batch=1)  # fmt: skip
     rec = finetune(parent, root / "images", root / "labels", tmp_path / "n.safetensors", cfg,
                    data_replay=tiny_dataset, progress=False, log=lambda s: None)  # fmt: skip
