@@ -257,7 +257,8 @@ class ClassifyConfig(Config):
 @dataclass
 class FinetuneConfig(Config):
     """``aerialseg finetune``: a short, time-bounded run on a user's sparse labels. The
-    defaults are those the benchmark (benchmarks/finetune_gain.py) found to work best."""
+    defaults are the first measured by benchmarks/finetune_gain.py (README: none of the
+    variants tried yet meets the issue's aims)."""
 
     minutes: float = opt(
         2.0, "fine-tune for this long (the schedule follows the clock)", low=0, low_open=True
