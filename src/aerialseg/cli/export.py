@@ -41,7 +41,8 @@ def cmd_export(args) -> int:
     elif args.format == "half":
         from ..models.checkpoint import FORMAT, save_checkpoint
 
-        extra = {k: v for k, v in meta.items() if k not in ("format", "model", "classes")}
+        own = ("format", "model", "classes", "name")  # rebuilt, or (name) the file's own stem
+        extra = {k: v for k, v in meta.items() if k not in own}
         save_checkpoint(out, model, classes, half=True, **extra)
         with torch.inference_mode():
             got = export.inference_copy(load_checkpoint(out)[0])(x)
