@@ -61,3 +61,31 @@ def test_without_a_display_both_commands_fail_in_one_line(
 
 
 # Save… writes through inference.outputs.save_result
+
+
+def test_a_geotiff_opens_and_saves_with_its_georeference(screen, tiny_model, tmp_path):
+    """Open image… on a 4-band 16-bit GeoTIFF with a nodata border: segmented as segment
+    reads it, and the saved labels GeoTIFF lands where the raster does."""
+    import numpy as np
+    import pytest
+
+    rasterio = pytest.importorskip("rasterio")
+    from aerialseg.app.sources import read_picture
+    from aerialseg.inference.segmenter import load_model
+
+    from .test_sources import raster_16bit
+
+    path = raster_16bit(tmp_path / "ortho.tif", h=200, w=240)
+    out = tmp_path / "saved"
+    screen.start_app("--model", tiny_model, "--autosave", out, path)
+    _, shown = screen.wait_for("result shown 240x200")
+    assert "crs=EPSG:32640 downsampled_by=1.00" in shown, shown
+    _, message = screen.wait_for("saved ")
+    (tif,) = out.glob("ortho*_labels.tif")
+    rgb, valid, _ = read_picture(path)
+    want = load_model(tiny_model).segment(rgb)
+    want[~valid] = 255
+    with rasterio.open(tif) as ds, rasterio.open(path) as src:
+        assert (ds.crs, ds.transform, ds.shape) == (src.crs, src.transform, src.shape)
+        assert np.array_equal(ds.read(1), want)  # nodata border stays nodata (255)
+    assert (out / tif.name.replace("_labels.tif", "_figure.png")).is_file()

@@ -93,6 +93,12 @@ class Views:
         h, w = r.labels.shape
         info = f"Model {r.model_name}{' with TTA' if r.tta else ''} · {w} × {h} px · "
         info += f"segmented in {r.seconds:.2f} s"
+        if r.geo is not None:
+            crs = r.geo.crs.to_string() if r.geo.crs else "no CRS"
+            info += f" · georeferenced ({crs})"
+            if r.geo.factor > 1:
+                sw, sh = r.geo.source_size
+                info += f", shown at 1/{r.geo.factor:.1f} of {sw} × {sh} px"
         self.info.configure(text=info)
         return info
 

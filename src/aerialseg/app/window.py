@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..classes import IGNORE_INDEX
 from ..errors import AerialSegError
 from ..inference.outputs import save_result, timestamped_stem
 from .capture import Rect, grab_screen, make_dpi_aware
@@ -25,7 +26,10 @@ from .worker import Result, Worker, log_to_stdout
 
 GRAB_DELAY_MS = 200  # time for the window manager to unmap us and repaint what was beneath
 POLL_MS = 20
-IMAGE_TYPES = [("Images", "*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp"), ("All files", "*")]
+IMAGE_TYPES = [
+    ("Images and rasters", "*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp *.vrt *.jp2 *.img"),
+    ("All files", "*"),
+]
 
 
 class App:
@@ -198,10 +202,13 @@ class App:
         seg, tta = self.seg, self.tta.get()
 
         def job():
-            rgb = get_rgb()
+            rgb, valid, geo = get_rgb()
             t = time.perf_counter()
             labels = seg.segment(rgb, tta)
-            return Result(rgb, labels, source, seg.classes, seg.name, time.perf_counter() - t, tta)
+            seconds = time.perf_counter() - t
+            if valid is not None:
+                labels[~valid] = IGNORE_INDEX  # no data in the raster: no class in the map
+            return Result(rgb, labels, source, seg.classes, seg.name, seconds, tta, geo)
 
         if self.run(what, job, lambda r: self.show(r, released)):
             self.log(f"segmenting {source}")
@@ -234,7 +241,7 @@ class App:
     def _framed(self, rgb: np.ndarray, rect: Rect, released: float):
         self.root.deiconify()
         h, w = rgb.shape[:2]
-        self.segment(f"Segmenting {w}×{h}…", lambda: rgb, f"screen {rect}", released)
+        self.segment(f"Segmenting {w}×{h}…", lambda: (rgb, None, None), f"screen {rect}", released)
 
     def open_dialog(self):
         from tkinter import filedialog
@@ -244,10 +251,11 @@ class App:
             self.open_path(path)
 
     def open_path(self, path: str):
-        from ..io.images import read_image
+        """A picture, or any raster GDAL reads (decimated when large, georeference kept)."""
+        from .sources import read_picture
 
         name = Path(path).name
-        self.segment(f"Reading and segmenting {name}…", lambda: read_image(path), str(path))
+        self.segment(f"Reading and segmenting {name}…", lambda: read_picture(path), str(path))
 
     def model_dialog(self):
         from tkinter import filedialog
@@ -279,9 +287,13 @@ class App:
         source = r.source if not r.source.startswith("screen") else "capture"
         stem = timestamped_stem(Path(source).stem)
         extra = {"source": r.source, "tta": r.tta, "seconds": round(r.seconds, 3)}
+        if r.geo is not None:
+            extra.update(r.geo.describe())
 
         def job():
-            return save_result(folder, stem, r.rgb, r.labels, r.classes, r.model_name, extra)
+            return save_result(
+                folder, stem, r.rgb, r.labels, r.classes, r.model_name, extra, geo=r.geo
+            )
 
         def saved(paths):
             stem = paths["input"].name.removesuffix("_input.png")
@@ -299,10 +311,12 @@ class App:
         self.say(f"Segmented {r.source}")
         self.root.update_idletasks()  # drawn now, not at the next idle moment
         h, w = r.labels.shape
-        stall = f"stall_max_ms={1000 * self.longest_stall:.0f}"
+        fields = f"stall_max_ms={1000 * self.longest_stall:.0f}"
+        if r.geo is not None:  # where it lies, and how much it was decimated to be shown
+            fields += f" crs={r.geo.crs} downsampled_by={r.geo.factor:.2f}"
         self.longest_stall = 0.0
         if released is None:
-            self.log(f"result shown {w}x{h} segment_s={r.seconds:.3f} {stall}")
+            self.log(f"result shown {w}x{h} segment_s={r.seconds:.3f} {fields}")
         else:
             latency = time.monotonic() - released
             self.views.info.configure(
@@ -310,7 +324,7 @@ class App:
             )
             self.log(
                 f"result shown {w}x{h} segment_s={r.seconds:.3f} release_to_shown={latency:.3f} "
-                + stall
+                + fields
             )
         if self.autosave:
             self._save_into(self.autosave)

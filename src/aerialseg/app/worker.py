@@ -80,3 +80,4 @@ class Result:
     model_name: str
     seconds: float  # the model's time alone
     tta: bool
+    geo: object = None  # app.sources.GeoRef where the source is a georeferenced raster

@@ -162,6 +162,27 @@ def segment_raster_to_files(
             return info
 
 
+def write_label_geotiff(folder: Path, stem: str, labels, classes, like) -> dict[str, Path]:
+    """A label map held in memory (the app's) as ``STEM_labels.tif`` with its legend files,
+    the same as ``segment`` writes for a raster; ``like`` gives the CRS and transform."""
+    from .geotiff import GeoTiffWriter, aux_xml, qgis_style
+
+    paths = {k: folder / f"{stem}{SUFFIXES[k]}" for k in ("labels", "labels_aux", "labels_qml")}
+    paths["labels_tif"] = paths.pop("labels")  # "labels" is the PNG's key in a saved result
+    writer = GeoTiffWriter(
+        paths["labels_tif"], like, 1, nodata=255, classes=classes, descriptions=["class"]
+    )
+    try:
+        writer.write(0, 0, labels)
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    write_text(paths["labels_aux"], aux_xml(classes))
+    write_text(paths["labels_qml"], qgis_style(classes))
+    return paths
+
+
 def parse_mmu(text: str) -> tuple[float, str]:
     """``--mmu``: square metres (``25``, ``25m2``) or pixels (``16px``); 0: none."""
     t = text.strip().lower()

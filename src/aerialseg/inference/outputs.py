@@ -240,8 +240,11 @@ def save_result(
     classes,
     model_name: str,
     extra: dict | None = None,
+    geo=None,
 ) -> dict[str, Path]:
-    """Write the input, colour mask, overlay, label PNG, figure and statistics of one result.
+    """Write the input, colour mask, overlay, label PNG, figure and statistics of one result;
+    with ``geo`` (where the picture lies: ``crs``, ``transform``, ``width``, ``height``) also
+    the labels as a GeoTIFF in that CRS, with its legend files, as ``segment`` writes them.
 
     Everything is written into a hidden folder beside the outputs and moved into place only
     once complete, so a failure (disk full, folder removed) leaves no partial set behind. A
@@ -262,6 +265,10 @@ def save_result(
         save_image(staged["input"], rgb)
         info = {"model": model_name, **(extra or {})}
         write_outputs(staged, rgb, labels, classes, name, extra=info)
+        if geo is not None:
+            from .geofiles import write_label_geotiff
+
+            staged.update(write_label_geotiff(tmp, name, labels, classes, geo))
         final = {k: folder / p.name for k, p in staged.items()}
         for k, p in staged.items():
             os.replace(p, final[k])

@@ -278,6 +278,28 @@ class RasterSource:
 
         return self._valid(Window(col0, row0, cols, rows))
 
+    def read_decimated(self, max_pixels: int) -> tuple[np.ndarray, np.ndarray, object]:
+        """The whole raster as one picture of at most ``max_pixels`` pixels: (RGB uint8,
+        valid, its transform). GDAL reads it from the best overview, or decimates block by
+        block, so a huge raster is never in memory at full size. The transform is the
+        raster's, scaled by the decimation, so the picture lands where the raster does."""
+        from affine import Affine
+        from rasterio.enums import Resampling
+        from rasterio.windows import Window
+
+        h, w = self.height, self.width
+        f = max(1.0, math.sqrt(h * w / max_pixels))
+        shape = (max(1, int(h / f)), max(1, int(w / f)))
+        if shape == (h, w):
+            rgb, valid = self.read_all()
+            return rgb, valid, self.transform
+        win = Window(0, 0, w, h)
+        # average, not nearest: a decimated picture without aliasing for the model to see
+        raw = self._read_raw(win, out_shape=(3, *shape), resampling=Resampling.average)
+        rgb, valid = self.to_uint8(raw), self._valid(win, shape)
+        rgb[~valid] = 0
+        return rgb, valid, self.transform @ Affine.scale(w / shape[1], h / shape[0])
+
     def read_all(self) -> tuple[np.ndarray, np.ndarray]:
         """The whole raster (for small ones and for tests)."""
         return self.read(0, 0, self.height, self.width)
