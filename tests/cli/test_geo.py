@@ -71,6 +71,11 @@ def test_segment_writes_georeferenced_outputs_and_reports_bad_rasters(tmp_path, 
         "ortho_stats.json",
         "plain_labels.png",
     } <= set(names)
+    # the summary names the kinds of file written, and only those
+    listed = _summary_kinds(r.stdout)
+    assert {"*_labels.tif", "*_confidence.tif", "*_polygons.gpkg", "*_zones.csv"} <= listed
+    assert {"*_labels.png", "*_figure.png"} <= listed  # plain.png's
+    assert all(any(n.endswith(k[1:]) for n in names) for k in listed), (listed, names)
     with rasterio.open(good) as src, rasterio.open(out / "ortho_labels.tif") as lab:
         assert lab.crs == src.crs and lab.transform == src.transform
         labels = lab.read(1)
@@ -133,3 +138,25 @@ def test_without_the_geo_extra_plain_pictures_work_and_geotiffs_say_why(tmp_path
     assert "pip install 'aerialseg[geo]'" in r.stderr
     assert (out / "plain_labels.png").exists() and (out / "ortho_labels.png").exists()
     assert not list(out.glob("*.tif"))
+
+
+def _summary_kinds(stdout: str) -> set[str]:
+    summary = next(line for line in stdout.splitlines() if line.startswith("segmented "))
+    return set(summary.partition("(")[2].rstrip(")").split(", ")) - {""}
+
+
+def test_the_summary_of_a_gis_run_lists_no_pictures_it_did_not_write(tmp_path, tiny_model):
+    photo, _ = scene(64, 80)
+    raster = write_raster(tmp_path / "ortho.tif", photo)
+    out = tmp_path / "out"
+    r = run_aerialseg("segment", raster, "--model", tiny_model, "--out", out, "-q")
+    assert r.returncode == 0, r.stderr
+    listed = _summary_kinds(r.stdout)
+    assert listed == {
+        "*_labels.tif",
+        "*_labels.tif.aux.xml",
+        "*_labels.qml",
+        "*_stats.json",
+        "*_stats.csv",
+    }, r.stdout
+    assert {p.name for p in out.iterdir()} == {"ortho" + k[1:] for k in listed}

@@ -132,7 +132,13 @@ def full_disk(small_disk):
     """An empty folder on a disk that is full: every write fails with ENOSPC."""
     folder = small_disk / "out"
     folder.mkdir()
-    fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
+    fill(small_disk)
+    return folder
+
+
+def fill(disk: Path) -> None:
+    """Write a file into ``disk`` until it is full."""
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
     try:
         while os.write(fd, b"\0" * 1024):
             pass
@@ -140,7 +146,6 @@ def full_disk(small_disk):
         pass
     finally:
         os.close(fd)
-    return folder
 
 
 @pytest.fixture

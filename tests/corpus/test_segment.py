@@ -12,7 +12,7 @@ from PIL import Image
 
 from ..helpers import tiny_checkpoint
 from .cases import BAD_IMAGES, MODEL_KINDS, ODD_IMAGES, bad_models, good_image
-from .conftest import leftovers, refused, run_cli, skipped
+from .conftest import fill, leftovers, refused, run_cli, skipped
 
 SUFFIXES = ("_labels.png", "_mask.png", "_overlay.jpg", "_figure.png", "_stats.json", "_stats.csv")
 
@@ -126,6 +126,28 @@ def test_full_disk(cli, segmenter, tmp_path, full_disk, probabilities):
         (line,) = [x for x in r.error_lines if f"g{i}_" in x]
         assert "No space left on device" in line, line
     assert leftovers(full_disk) == []
+
+
+@pytest.mark.parametrize("when", ["full before", "full while writing"])
+def test_full_disk_for_a_georeferenced_raster(cli, segmenter, tmp_path, small_disk, when):
+    """A real full disk (a 48 KiB tmpfs) under a GeoTIFF's outputs, full from the start or
+    filling up while the label GeoTIFF is written (its uncompressed tiles alone are larger
+    than the disk): one line naming the raster and the problem, exit 1, and not one file,
+    whole, partial or temporary, left behind."""
+    pytest.importorskip("rasterio")
+    from ..geo_helpers import scene, write_raster
+
+    photo, _ = scene(320, 320)
+    raster = write_raster(tmp_path / "ortho.tif", photo)
+    out = small_disk / "out"
+    out.mkdir()
+    if when == "full before":
+        fill(small_disk)
+    r = segment(cli, segmenter, raster, "--out", out, "--vector", "--confidence")
+    assert r.code == 1 and "Traceback" not in r.err, r.err
+    (line,) = r.error_lines
+    assert "ortho" in line and "No space left on device" in line, line
+    assert leftovers(out) == []
 
 
 def test_same_file_names_from_different_folders_get_distinct_outputs(cli, segmenter, tmp_path):

@@ -121,17 +121,21 @@ def cmd_segment(args) -> int:
     for f in failures:
         tqdm.write(f"aerialseg: error: {f}", file=sys.stderr)
     done, kept = 0, 0
+    kinds: dict[str, None] = {}  # the kinds of file written (*_labels.png...), in order
     quiet = True if args.quiet else None  # None: tqdm shows bars only on a terminal
     for path, name in tqdm(images, unit="img", desc="segmenting", disable=quiet):
         try:
-            written, _ = segment_one(seg, path, name, out, args, geo_opts, quiet)
+            written, paths = segment_one(seg, path, name, out, args, geo_opts, quiet)
             done, kept = done + written, kept + (not written)
+            if written:
+                kinds.update(_kinds(paths, out / name))
         except AerialSegError as e:
             failures.append(str(e))
             tqdm.write(f"aerialseg: error: {e}", file=sys.stderr)
+    written = f" ({', '.join(kinds)})" if kinds else ""
     print(
-        f"segmented {done} image{'s' * (done != 1)} with {seg.name} -> {display_name(out)}/ "
-        "(*_mask.png, *_overlay.jpg, *_figure.png, *_labels.png, *_stats.json/.csv)"
+        f"segmented {done} image{'s' * (done != 1)} with {seg.name} -> {display_name(out)}/"
+        + written
     )
     if kept:
         print(
@@ -139,6 +143,11 @@ def cmd_segment(args) -> int:
             "(--overwrite redoes them)"
         )
     return common.report_failures(failures)
+
+
+def _kinds(paths: dict[str, Path], stem: Path) -> dict[str, None]:
+    """``*_labels.png``... for each file of one image's outputs (their names: stem + suffix)."""
+    return {"*" + str(p)[len(str(stem)) :]: None for p in paths.values()}
 
 
 def segment_one(seg, path: Path, name: str, out: Path, args, geo_opts, quiet=True, warn=True):

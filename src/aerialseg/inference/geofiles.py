@@ -84,13 +84,24 @@ def segment_raster_to_files(
             like = src.src
             writers = {
                 "labels": GeoTiffWriter(
-                    tmp["labels"], like, 1, nodata=255, classes=classes, descriptions=["class"]
+                    tmp["labels"],
+                    like,
+                    1,
+                    nodata=255,
+                    classes=classes,
+                    descriptions=["class"],
+                    name=paths["labels"],
                 )
             }
             try:
                 if opts.confidence:
                     writers["confidence"] = GeoTiffWriter(
-                        tmp["confidence"], like, 1, nodata=0, descriptions=["confidence x255"]
+                        tmp["confidence"],
+                        like,
+                        1,
+                        nodata=0,
+                        descriptions=["confidence x255"],
+                        name=paths["confidence"],
                     )
                 if opts.probabilities:
                     writers["probs"] = GeoTiffWriter(
@@ -99,6 +110,7 @@ def segment_raster_to_files(
                         len(classes),
                         descriptions=list(classes.names),
                         mask=True,
+                        name=paths["probs"],
                     )
                 counter = ClassCounter(src.height, len(classes))
 

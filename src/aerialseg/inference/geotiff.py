@@ -11,7 +11,11 @@ it with the layer, so the legend shows the class names).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import sys
+import tempfile
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
@@ -37,12 +41,15 @@ class GeoTiffWriter:
         classes: ClassTable | None = None,
         descriptions: list[str] | None = None,
         mask: bool = False,
+        name: Path | None = None,
     ):
         """``dest``: where the final file goes (a temporary name; the caller renames it);
         ``like``: the input dataset, for size, CRS and transform; ``mask``: give the output
-        GDAL's internal mask of valid pixels (for data where no value is free for nodata)."""
+        GDAL's internal mask of valid pixels (for data where no value is free for nodata);
+        ``name``: what errors call the file (its final name; default ``dest``)."""
         rio = need_rasterio()
         self.dest, self.classes, self.mask = Path(dest), classes, mask
+        self.name = name or self.dest
         self.raw = self.dest.with_name(self.dest.name + ".raw.tif")
         profile = {
             "driver": "GTiff",
@@ -58,7 +65,8 @@ class GeoTiffWriter:
             "blockysize": TILE,
             "BIGTIFF": "IF_SAFER",
         }
-        try:
+
+        def start():
             self.dst = rio.open(self.raw, "w", **profile)
             if classes is not None:
                 lut = {i: (*c, 255) for i, c in enumerate(classes.colors)}
@@ -67,9 +75,26 @@ class GeoTiffWriter:
                 self.dst.update_tags(1, **class_tags(classes))
             for i, text in enumerate(descriptions or [], start=1):
                 self.dst.set_band_description(i, text)
-        except Exception as e:  # noqa: BLE001
+
+        try:
+            self._io(start)
+        except AerialSegError:
             self._remove_raw()
-            raise AerialSegError(f"{self.dest}: cannot write ({_reason(e)})") from None
+            raise
+
+    def _io(self, work):
+        """``work()`` (GDAL writing), any failure one line naming the file and why. libtiff
+        prints some I/O errors (a full disk's) straight to the process's stderr besides
+        raising: those lines are caught, and give the reason."""
+        said: list[str] = []
+        try:
+            with _stderr_caught(said):
+                return work()
+        except Exception as e:  # noqa: BLE001 - a full disk, mostly; GDAL's types vary
+            raise AerialSegError(f"{self.name}: cannot write ({_reason(e, said)})") from None
+        finally:
+            if said and not _os_error(said):  # e.g. GDAL's warnings: not ours to hide
+                os.write(2, "".join(said).encode())
 
     def write(self, row: int, col: int, data: np.ndarray, valid: np.ndarray | None = None):
         """``data`` (rows, cols) or (rows, cols, bands) at (row, col); ``valid`` (rows, cols)
@@ -78,12 +103,13 @@ class GeoTiffWriter:
 
         arr = data[None] if data.ndim == 2 else np.moveaxis(data, -1, 0)
         win = Window(col, row, arr.shape[2], arr.shape[1])
-        try:
+
+        def work():
             self.dst.write(arr, window=win)
             if self.mask and valid is not None:
                 self.dst.write_mask(valid.astype(np.uint8) * 255, window=win)
-        except Exception as e:  # noqa: BLE001 - a full disk, mostly
-            raise AerialSegError(f"{self.dest}: cannot write ({_reason(e)})") from None
+
+        self._io(work)
 
     def finish(self, cog: bool = False, resampling: str = "nearest") -> Path:
         """Compress into ``dest`` with overviews (or as a COG); the plain file is removed."""
@@ -91,7 +117,7 @@ class GeoTiffWriter:
         from rasterio.enums import Resampling
         from rasterio.shutil import copy
 
-        try:
+        def work():
             self.dst.close()
             opts = {"COMPRESS": "DEFLATE", "BIGTIFF": "IF_SAFER", "NUM_THREADS": "ALL_CPUS"}
             if cog:
@@ -104,10 +130,9 @@ class GeoTiffWriter:
                         ds.build_overviews(factors, Resampling[resampling])
                 opts.update(TILED="YES", BLOCKXSIZE=TILE, BLOCKYSIZE=TILE)
                 copy(self.raw, self.dest, driver="GTiff", COPY_SRC_OVERVIEWS="YES", **opts)
-        except AerialSegError:
-            raise
-        except Exception as e:  # noqa: BLE001
-            raise AerialSegError(f"{self.dest}: cannot write ({_reason(e)})") from None
+
+        try:
+            self._io(work)
         finally:
             self._remove_raw()
         return self.dest
@@ -115,7 +140,8 @@ class GeoTiffWriter:
     def abort(self) -> None:
         try:
             if not self.dst.closed:
-                self.dst.close()
+                with _stderr_caught([]):  # already failing, and said why once
+                    self.dst.close()
         except Exception:  # noqa: BLE001 - already failing; the file goes anyway
             pass
         self._remove_raw()
@@ -187,8 +213,51 @@ def _xml(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _reason(e: Exception) -> str:
-    text = str(e).strip()
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror
-    return text.splitlines()[0] if text else type(e).__name__
+@contextlib.contextmanager
+def _stderr_caught(said: list[str]):
+    """What C code prints on file descriptor 2 meanwhile, appended to ``said``."""
+    sys.stderr.flush()
+    try:
+        keep = tempfile.TemporaryFile()  # in the temp folder: the output's disk may be full
+    except OSError:
+        yield
+        return
+    saved = os.dup(2)
+    try:
+        os.dup2(keep.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        keep.seek(0)
+        text = keep.read().decode(errors="replace")
+        keep.close()
+        if text:
+            said.append(text)
+
+
+# what libtiff's messages say when the disk (not the data) is the problem
+OS_ERRORS = [os.strerror(n) for n in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)]
+
+
+def _os_error(said: list[str]) -> str | None:
+    text = "".join(said)
+    return next((m for m in OS_ERRORS if m in text), None)
+
+
+def _reason(e: Exception, said: list[str] = ()) -> str:
+    """Why writing failed: the disk's error where libtiff printed one, else the first
+    message of the exception chain that says more than "see previous exception"."""
+    found = _os_error(list(said))
+    if found:
+        return found
+    first = None
+    while e is not None:
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror
+        text = str(e).strip()
+        first = first or (text.splitlines()[0] if text else type(e).__name__)
+        if text and "previous exception" not in text:
+            return text.splitlines()[0]
+        e = e.__cause__ or e.__context__
+    return first or "unknown error"
