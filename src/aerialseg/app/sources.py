@@ -71,7 +71,7 @@ def read_picture(
 
     with warnings.catch_warnings():  # a TIFF without georeference is fine here: a picture
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with RasterSource(path) as src:
+        with RasterSource(path, _grey_bands(path)) as src:
             rgb, valid, transform = src.read_decimated(max_pixels)
             georef = src.crs is not None or not src.transform.is_identity
             size = (src.width, src.height)
@@ -79,3 +79,16 @@ def read_picture(
     h, w = valid.shape
     geo = GeoRef(crs, transform, w, h, size) if georef else None
     return rgb, (None if valid.all() else valid), geo
+
+
+def _grey_bands(path: str | Path) -> tuple[int, ...] | None:
+    """(1, 1, 1) for a raster of one or two bands (grey, grey + alpha), shown as grey: the
+    app has no --bands to ask for them. None otherwise (and for a file GDAL cannot open:
+    RasterSource then says why)."""
+    import rasterio
+
+    try:
+        with rasterio.open(path) as ds:
+            return (1, 1, 1) if ds.count < 3 else None
+    except Exception:  # noqa: BLE001 - reported by RasterSource, in one line
+        return None
