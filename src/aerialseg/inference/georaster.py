@@ -112,11 +112,16 @@ def stream_raster(
     groups, (rows, cols, win_h, win_w, ramp) = column_chunks(tiling, h, w, chunk)
     rise = spline_ramp(ramp).astype(np.float32)[None, :, None] if ramp else None
     inner = _inner(tiling)
-    prev = None  # the last chunk's last `ramp` columns, image rows x ramp x classes
-    for i0, i1 in groups:
+    # The last chunk's last `ramp` columns (image rows x ramp x classes), blended into the next
+    # chunk's first ones. One buffer: rows are handed out once each, in order, so a row's old
+    # values are used before the same row's new ones overwrite them.
+    seam = None
+    for n, (i0, i1) in enumerate(groups):
         p0, p1 = cols[i0], cols[i1 - 1] + win_w
         last = i1 == len(cols)
-        keep = None if last else np.empty((h, ramp, seg.model.num_classes), np.float32)
+        blend = n > 0
+        if seam is None and not last:
+            seam = np.empty((h, ramp, seg.model.num_classes), np.float32)
         view = _ChunkView(src, b, p0, p1)
         bands = predict_bands(
             seg.model, view, seg.precision, inner, tta, on_window, seg.device, valid=view.valid
@@ -129,16 +134,17 @@ def stream_raster(
                 continue  # padding rows
             probs = probs[y0 - y : y1 - y]
             r0, r1 = y0 - b, y1 - b
-            if prev is not None:  # blend into the last chunk's ramp, as the global plan does
-                probs[:, :ramp] = probs[:, :ramp] * rise + prev[r0:r1] * (1 - rise)
-            if keep is not None:
-                keep[r0:r1] = probs[:, -ramp:]
+            if blend:  # blend into the last chunk's ramp, as the global plan does
+                probs[:, :ramp] = probs[:, :ramp] * rise + seam[r0:r1] * (1 - rise)
+            if not last:
+                seam[r0:r1] = probs[:, -ramp:]
             if x_hi > x_lo:
                 part = probs[:, x_lo - p0 : x_hi - p0]
                 valid = src.valid(r0, x_lo - b, r1 - r0, x_hi - x_lo)
                 for sink in sinks:
                     sink(r0, x_lo - b, part, valid)
-        prev = keep
+                del part, valid
+            del probs  # not kept alive through the next row of windows' forward passes
 
 
 class ClassCounter:

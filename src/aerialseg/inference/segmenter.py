@@ -108,20 +108,26 @@ def predict_bands(
                 x = torch.from_numpy(batch).permute(0, 3, 1, 2).float()
             else:
                 x = to_device(torch.from_numpy(batch), device).permute(0, 3, 1, 2).float()
-            probs = torch.zeros(len(xs), c, win_h, win_w, device=x.device)
+            probs = None
             for k in kinds:
                 xk = _dihedral_t(x, k)
                 if channels_last(precision, device):
                     xk = xk.contiguous(memory_format=torch.channels_last)
                 with autocast(precision, device):
                     out = model(xk)
-                probs += _dihedral_t(out.float().softmax(1), k, inverse=True)
+                del xk  # the next forward's memory: nothing of this one is kept alive into it
+                p = _dihedral_t(out.float().softmax(1), k, inverse=True)
+                del out
+                probs = p if probs is None else probs.add_(p)
+                del p
+            del x, batch
             probs *= weight_dev / len(kinds)
             if not on_cpu:
                 probs = probs.cpu()
             for j, x0 in enumerate(xs):
                 acc[:, y0 - top : y0 - top + win_h, x0 : x0 + win_w] += probs[j]
                 wsum[y0 - top : y0 - top + win_h, x0 : x0 + win_w] += weight
+            del probs
             if on_window:
                 on_window(len(xs))
     yield from emit(rows[-1] + win_h)
@@ -134,6 +140,8 @@ def _with_data(valid: np.ndarray, cols: list[int], win_w: int) -> list[int]:
 
 def _dihedral_t(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
     """The k-th flip/rotation of the last two axes (as data.dihedral), or its inverse."""
+    if k == 0:
+        return x  # rot90 by 0 would still copy the batch
     if not inverse:
         x = torch.rot90(x, k % 4, (-2, -1))
         return x.flip(-1) if k >= 4 else x
