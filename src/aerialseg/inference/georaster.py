@@ -23,7 +23,10 @@ from ..errors import AerialSegError
 from .segmenter import predict_bands
 from .tiling import Tiling, reflect_index, spline_ramp
 
-CHUNK = 4096  # aim for column chunks about this wide (pixels)
+# Aim for column chunks about this wide (pixels): with 1024 windows, two window columns. The
+# running sums, the strip read and the bands handed out grow with it; the windows do not (the
+# plan is global), and the extra reads where chunks meet (one ramp each) cost little.
+CHUNK = 2048
 
 Sink = Callable[[int, int, np.ndarray, np.ndarray], None]
 

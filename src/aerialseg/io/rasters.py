@@ -31,8 +31,9 @@ OVERVIEW_SIDE = 1024  # percentiles from an overview read at most this big
 
 def rasterio_or_none():
     # GDAL's block cache defaults to 5 % of RAM, and fills up reading a big raster: keep it
-    # small (read when the cache is first used; a user's own setting wins)
-    os.environ.setdefault("GDAL_CACHEMAX", "128")
+    # small (read when the cache is first used; a user's own setting wins). 32 MB holds the
+    # blocks of one strip of windows of a column chunk; more only added to the peak memory.
+    os.environ.setdefault("GDAL_CACHEMAX", "32")
     try:
         import rasterio
     except ImportError:
