@@ -116,3 +116,22 @@ def test_bad_rasters_and_band_choices_are_one_clear_line(tmp_path):
     for bad in ("p98,p2", "x", "5,5", "p2,p101"):
         with pytest.raises(AerialSegError, match="--scale"):
             Scale.parse(bad)
+
+
+def test_a_decimated_read_in_tiles_is_the_read_in_one_piece(tmp_path, monkeypatch):
+    """read_decimated reads a big raster tile by tile (each block decoded once): the tiles,
+    fractional source windows at a factor that is no integer, give the one-piece picture."""
+    import aerialseg.io.rasters as rasters
+
+    photo, _ = scene(300, 420, seed=4)
+    mask = np.ones((300, 420), bool)
+    mask[:, :30] = False
+    path = write_raster(tmp_path / "big.tif", photo, mask=mask)
+    with RasterSource(path) as src:
+        monkeypatch.setattr(rasters, "DECIMATE_TILE", 64)
+        tiled, tiled_valid, t1 = src.read_decimated(100 * 140)
+        monkeypatch.setattr(rasters, "DECIMATE_TILE", 10**6)
+        whole, whole_valid, t2 = src.read_decimated(100 * 140)
+    assert tiled.shape == (100, 140, 3) and t1 == t2
+    assert np.abs(tiled.astype(int) - whole).max() <= 1  # rounding of the averages only
+    assert np.array_equal(tiled_valid, whole_valid) and not tiled_valid[:, :10].any()

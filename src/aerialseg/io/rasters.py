@@ -27,6 +27,7 @@ WORLD_FILES = (".wld", ".tfw", ".jgw", ".pgw", ".jpgw", ".pngw", ".tifw")
 SAMPLE_WINDOW = 256  # side of the windows sampled for percentiles when there is no overview
 SAMPLE_WINDOWS = 64  # at most this many, on a regular grid over the raster
 OVERVIEW_SIDE = 1024  # percentiles from an overview read at most this big
+DECIMATE_TILE = 2048  # raster pixels per side of each tile of a decimated read
 
 
 def rasterio_or_none():
@@ -281,25 +282,37 @@ class RasterSource:
 
     def read_decimated(self, max_pixels: int) -> tuple[np.ndarray, np.ndarray, object]:
         """The whole raster as one picture of at most ``max_pixels`` pixels: (RGB uint8,
-        valid, its transform). GDAL reads it from the best overview, or decimates block by
-        block, so a huge raster is never in memory at full size. The transform is the
-        raster's, scaled by the decimation, so the picture lands where the raster does."""
+        valid, its transform). Read in tiles of about DECIMATE_TILE² raster pixels, each
+        averaged down by GDAL (from the best overview where the file has them), so a huge
+        raster is never in memory at full size, and each of its blocks is decoded once (a
+        whole row of blocks of a wide raster does not fit GDAL's small block cache). The
+        transform is the raster's, scaled by the decimation: the picture lands where the
+        raster does."""
         from affine import Affine
         from rasterio.enums import Resampling
         from rasterio.windows import Window
 
         h, w = self.height, self.width
         f = max(1.0, math.sqrt(h * w / max_pixels))
-        shape = (max(1, int(h / f)), max(1, int(w / f)))
-        if shape == (h, w):
+        oh, ow = max(1, int(h / f)), max(1, int(w / f))
+        if (oh, ow) == (h, w):
             rgb, valid = self.read_all()
             return rgb, valid, self.transform
-        win = Window(0, 0, w, h)
-        # average, not nearest: a decimated picture without aliasing for the model to see
-        raw = self._read_raw(win, out_shape=(3, *shape), resampling=Resampling.average)
-        rgb, valid = self.to_uint8(raw), self._valid(win, shape)
+        fy, fx = h / oh, w / ow
+        rgb, valid = np.empty((oh, ow, 3), np.uint8), np.empty((oh, ow), bool)
+        ty, tx = max(1, int(DECIMATE_TILE / fy)), max(1, int(DECIMATE_TILE / fx))
+        for r0 in range(0, oh, ty):
+            r1 = min(oh, r0 + ty)
+            for c0 in range(0, ow, tx):
+                c1 = min(ow, c0 + tx)
+                # fractional source windows: each output pixel averages exactly its own area
+                win = Window(c0 * fx, r0 * fy, (c1 - c0) * fx, (r1 - r0) * fy)
+                shape = (r1 - r0, c1 - c0)
+                raw = self._read_raw(win, out_shape=(3, *shape), resampling=Resampling.average)
+                rgb[r0:r1, c0:c1] = self.to_uint8(raw)
+                valid[r0:r1, c0:c1] = self._valid(win, shape)
         rgb[~valid] = 0
-        return rgb, valid, self.transform @ Affine.scale(w / shape[1], h / shape[0])
+        return rgb, valid, self.transform @ Affine.scale(fx, fy)
 
     def read_all(self) -> tuple[np.ndarray, np.ndarray]:
         """The whole raster (for small ones and for tests)."""
