@@ -184,3 +184,16 @@ def test_a_local_crs_in_metres_gives_planar_areas(tmp_path):
     with RasterSource(path) as src:
         areas, how = georaster.pixel_areas(src)
     assert np.allclose(areas, 0.25) and how.startswith("planar")
+
+
+def test_short_wide_rasters_are_still_cut_into_chunks():
+    """Two window columns make a chunk that a short raster would plan as one seamless pass;
+    chunks then take one more column, never the whole width (memory grows with a chunk)."""
+    from aerialseg.inference.tiling import Tiling
+
+    for h, w in ((10_000, 10_000), (1_000, 10_000), (500, 30_000)):
+        groups, (_, cols, _, win_w, ramp) = georaster.column_chunks(Tiling(), h, w)
+        assert len(groups) > 1, (h, w)
+        assert groups[0][0] == 0 and groups[-1][1] == len(cols)
+        widest = max(cols[i1 - 1] + win_w - cols[i0] for i0, i1 in groups)
+        assert widest <= 8 * win_w, (h, w, widest)

@@ -73,25 +73,39 @@ def column_chunks(tiling: Tiling, height: int, width: int, chunk: int = CHUNK):
     """The global window plan, cut into chunks of consecutive window columns: a list of
     (first, end) window-column indices, and the plan. Chunks meet only where neighbouring
     windows overlap by exactly one ramp, and each chunk, planned by itself with border 0 on
-    the padded image, must give back its windows of the global plan (else: one chunk)."""
+    the padded image, must give back its windows of the global plan: where a chunk that
+    narrow would be planned otherwise (a short raster: one pass without seams), chunks of
+    one more window column are tried, up to the whole raster."""
     rows, cols, win_h, win_w, ramp = plan = tiling.plan(height, width)
     stride = win_w - ramp
-    per = max(2, round((chunk - ramp) / max(stride, 1)))
+    for per in range(max(2, round((chunk - ramp) / max(stride, 1))), len(cols) + 1):
+        groups = _cut(cols, per, stride, ramp)
+        if _replanned(tiling, height, groups, plan):
+            return groups, plan
+    return [(0, len(cols))], plan
+
+
+def _cut(cols: list[int], per: int, stride: int, ramp: int) -> list[tuple[int, int]]:
     cuts = [0]
     while len(cols) - cuts[-1] > per:
         nxt = cuts[-1] + per
         if cols[nxt] - cols[nxt - 1] != stride or ramp == 0:
             break
         cuts.append(nxt)
-    groups = list(zip(cuts, cuts[1:] + [len(cols)]))
+    return list(zip(cuts, cuts[1:] + [len(cols)]))
+
+
+def _replanned(tiling: Tiling, height: int, groups, plan) -> bool:
+    """Whether every chunk, planned by itself, has its windows of the global plan."""
+    rows, cols, win_h, win_w, ramp = plan
     inner = _inner(tiling)
     ph = height + 2 * tiling.border
     for i0, i1 in groups:
         p0, p1 = cols[i0], cols[i1 - 1] + win_w
         expect = (rows, [c - p0 for c in cols[i0:i1]], win_h, win_w, ramp)
         if inner.plan(ph - 2 * inner.border, p1 - p0) != expect:
-            return [(0, len(cols))], plan
-    return groups, plan
+            return False
+    return True
 
 
 def _inner(tiling: Tiling) -> Tiling:
