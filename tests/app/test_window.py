@@ -30,6 +30,14 @@ def test_window_stays_responsive_while_predicting(screen, tiny_model, tmp_path):
     screen.wait_for("capture cancelled")
 
 
+def test_a_blank_picture_is_segmented_with_a_warning(screen, tiny_model, tmp_path):
+    Image.new("RGB", (120, 90)).save(tmp_path / "black.png")  # a black screen capture
+    screen.start_app("--model", tiny_model, tmp_path / "black.png")
+    _, message = screen.wait_for("warning: Segmented ")
+    assert "almost uniform" in message, screen.log
+    screen.wait_for("result shown 120x90")  # the map is still shown
+
+
 def test_a_bad_model_is_reported_in_the_window(screen, tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_text("not a model")

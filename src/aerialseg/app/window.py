@@ -17,6 +17,7 @@ import numpy as np
 
 from ..classes import IGNORE_INDEX
 from ..errors import AerialSegError
+from ..inference.confidence import unusual
 from ..inference.outputs import save_result, timestamped_stem
 from .capture import Rect, grab_screen, make_dpi_aware
 from .drop import enable_file_drop
@@ -104,11 +105,13 @@ class App:
             enabled = not busy and (name != "save" or self.result is not None)
             b.state(["!disabled"] if enabled else ["disabled"])
 
-    def say(self, text: str, error: bool = False):
-        self.status.configure(text=text, foreground="#C00000" if error else "")
-        if error:
-            print(f"aerialseg: error: {text}", file=sys.stderr, flush=True)
-        self.log(("error: " if error else "status: ") + text)
+    def say(self, text: str, error: bool = False, warning: bool = False):
+        kind = "error" if error else "warning" if warning else "status"
+        colour = {"error": "#C00000", "warning": "#A04000"}.get(kind, "")
+        self.status.configure(text=text, foreground=colour)
+        if kind != "status":
+            print(f"aerialseg: {kind}: {text}", file=sys.stderr, flush=True)
+        self.log(f"{kind}: {text}")
 
     # ------------------------------------------------------------------ jobs
 
@@ -204,11 +207,12 @@ class App:
         def job():
             rgb, valid, geo = get_rgb()
             t = time.perf_counter()
-            labels = seg.segment(rgb, tta)
+            labels, confidence = seg.segment_confidence(rgb, tta)
             seconds = time.perf_counter() - t
             if valid is not None:
                 labels[~valid] = IGNORE_INDEX  # no data in the raster: no class in the map
-            return Result(rgb, labels, source, seg.classes, seg.name, seconds, tta, geo)
+            warning = unusual(rgb, confidence, seg.meta)  # a black capture is not "Water"
+            return Result(rgb, labels, source, seg.classes, seg.name, seconds, tta, geo, warning)
 
         if self.run(what, job, lambda r: self.show(r, released)):
             self.log(f"segmenting {source}")
@@ -308,7 +312,10 @@ class App:
         self.result = r
         self._set_buttons()
         info = self.views.show(r)
-        self.say(f"Segmented {r.source}")
+        if r.warning:  # in the status line, in red: the map is there, but not to be trusted
+            self.say(f"Segmented {r.source} — {r.warning}", warning=True)
+        else:
+            self.say(f"Segmented {r.source}")
         self.root.update_idletasks()  # drawn now, not at the next idle moment
         h, w = r.labels.shape
         fields = f"stall_max_ms={1000 * self.longest_stall:.0f}"

@@ -81,3 +81,4 @@ class Result:
     seconds: float  # the model's time alone
     tta: bool
     geo: object = None  # app.sources.GeoRef where the source is a georeferenced raster
+    warning: str | None = None  # why the map should not be trusted (inference.confidence)
