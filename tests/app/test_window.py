@@ -31,11 +31,17 @@ def test_window_stays_responsive_while_predicting(screen, tiny_model, tmp_path):
 
 
 def test_a_blank_picture_is_segmented_with_a_warning(screen, tiny_model, tmp_path):
+    import json
+
     Image.new("RGB", (120, 90)).save(tmp_path / "black.png")  # a black screen capture
-    screen.start_app("--model", tiny_model, tmp_path / "black.png")
+    out = tmp_path / "saved"
+    screen.start_app("--model", tiny_model, "--autosave", out, tmp_path / "black.png")
     _, message = screen.wait_for("warning: Segmented ")
     assert "almost uniform" in message, screen.log
     screen.wait_for("result shown 120x90")  # the map is still shown
+    screen.wait_for("saved ")  # ...and saved, with the warning in its statistics
+    (stats,) = out.glob("black*_stats.json")
+    assert "almost uniform" in json.loads(stats.read_text())["warning"]
 
 
 def test_a_bad_model_is_reported_in_the_window(screen, tmp_path):

@@ -290,7 +290,12 @@ class App:
         r = self.result
         source = r.source if not r.source.startswith("screen") else "capture"
         stem = timestamped_stem(Path(source).stem)
-        extra = {"source": r.source, "tta": r.tta, "seconds": round(r.seconds, 3)}
+        extra = {
+            "source": r.source,
+            "tta": r.tta,
+            "seconds": round(r.seconds, 3),
+            "warning": r.warning,
+        }
         if r.geo is not None:
             extra.update(r.geo.describe())
 
