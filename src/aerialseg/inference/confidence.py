@@ -7,9 +7,9 @@ screen capture comes out "Water 100 %". Two signals, both free once the image is
   catches blank and black screens: the models are *confident* there (0.998-0.999);
 - the model's confidence, its mean top-class probability over the image, is below a floor
   (a checkpoint may carry its own as ``confidence_floor``). Measured with
-  ``benchmarks/robustness.py`` (README, "New ground") on the augmented ``unet-effl0`` with
-  Tile 5 held out, it is a weak signal: the held-out images score 0.95-0.99, but so do the
-  suite's scale and colour changes, and two ordinary photos scored 0.88 and 0.95. The
+  ``benchmarks/robustness.py`` (README, "New ground") for ``unet`` and the augmented
+  ``unet-effl0`` with a tile held out, it is a weak signal: held-out images score 0.94-1.00,
+  the suite's scale and colour changes 0.92-0.97, and two ordinary photos 0.88-0.96. The
   default floor, 0.70, is set well below all of them, so it flags only maps the model is
   plainly unsure of (imagery far from its training, or an untrained model), never the
   held-out tile.
