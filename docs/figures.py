@@ -56,10 +56,11 @@ def compare_figure(old: str, new: str, image: str) -> Path:
     for ax_row, (what, s) in zip(axes, rows.items()):
         labelled = s.labels != 255
         panels = [(s.image, f"{image}: {what}"), (classes.colorize(s.labels), "ground truth")]
-        for seg, label in zip(models, ("old", "new")):
+        for seg, label, path in zip(models, ("old", "new"), (old, new)):
             pred = seg.segment(s.image)
             acc = float(np.mean(pred[labelled] == s.labels[labelled]))
-            panels.append((classes.colorize(pred), f"{label}: {seg.name} (accuracy {acc:.3f})"))
+            name = "/".join(Path(path).parts[-2:])  # run folder and file: runs' files are all last
+            panels.append((classes.colorize(pred), f"{label}: {name} (accuracy {acc:.3f})"))
         for ax, (img, title) in zip(ax_row, panels):
             ax.imshow(img)
             ax.set_title(title, fontsize=10)
