@@ -34,7 +34,7 @@ COMMANDS = {
         "image classifiers (the ISLR2 CNN) on CIFAR-100, image folders or aerial patches",
     ),
     "baseline": ("baseline", "classic per-pixel baselines (KMeans, SVM, random forest)"),
-    "export": ("export", "write a segmentation model as ONNX or TorchScript"),
+    "export": ("export", "write a segmentation model as ONNX, TorchScript or float16"),
 }
 
 
