@@ -30,8 +30,8 @@ def save_checkpoint(
 ) -> Path:
     """Write weights + metadata atomically. ``extra`` (JSON-able) lands in the metadata.
     ``half`` stores floating-point weights as float16 (half the file; loading casts them back
-    to the model's float32). Batch-norm running statistics stay float32: a trained
-    EfficientNet's tiny variances lose too much in float16 (labels changed on 3 % of pixels)."""
+    to the model's float32). Batch-norm running statistics stay float32: a few kilobytes,
+    and small variances are where float16's precision is worst."""
     meta = {"format": FORMAT, "model": model.config, "classes": classes.to_dict(), **extra}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if half:
