@@ -59,7 +59,9 @@ class OnnxModel:
         return torch.from_numpy(self.session.run(None, {INPUT: feed})[0])
 
 
-def load_onnx(path: str | Path, tiling: Tiling | None = None) -> Segmenter:
+def load_onnx(
+    path: str | Path, tiling: Tiling | None = None, scales: tuple[float, ...] = (1.0,)
+) -> Segmenter:
     """A Segmenter on onnxruntime: an ``.onnx`` file, or a checkpoint exported in memory."""
     path = Path(path)
     if not path.is_file():
@@ -75,4 +77,5 @@ def load_onnx(path: str | Path, tiling: Tiling | None = None) -> Segmenter:
         model = OnnxModel(onnx_bytes(net, classes, meta))
     meta = dict(model.meta)
     meta.setdefault("name", path.stem)
-    return Segmenter(model, ClassTable.from_dict(meta["classes"]), meta, tiling=tiling)
+    classes = ClassTable.from_dict(meta["classes"])
+    return Segmenter(model, classes, meta, tiling=tiling, scales=scales)

@@ -302,9 +302,7 @@ def load_model(
 
         if device not in ("auto", "cpu"):
             raise AerialSegError("--runtime onnx runs on the CPU; leave out --device")
-        seg = load_onnx(path, tiling)
-        seg.scales = tuple(scales)
-        return seg
+        return load_onnx(path, tiling, scales)
     if is_onnx:
         raise AerialSegError(f"{path}: an ONNX model runs with --runtime onnx")
     model, classes, meta = load_checkpoint(path)
