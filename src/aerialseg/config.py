@@ -141,7 +141,7 @@ class TrainConfig(Config):
     data: str = opt("", "dataset root (Kaggle 'Tile N/' layout or images/ + masks/)")
     classes: str = opt("", "class-table file (JSON/YAML); empty = the Dubai table")
     # model
-    arch: str = opt("unet", "architecture (see `aerialseg models`)", choices=list_models)
+    arch: str = opt("unet-effl0", "architecture (see `aerialseg models`)", choices=list_models)
     base_filters: int | None = opt(None, "width of the first level (default: the arch's)", low=1)
     depth: int | None = opt(None, "number of 2x2 poolings (default: the arch's)", low=1)
     batch_norm: bool | None = opt(None, "batch norm after each conv (default: the arch's)")
@@ -182,12 +182,12 @@ class TrainConfig(Config):
     )
     workers: int = opt(0, "DataLoader processes that read and augment batches (0: none)", low=0)
     augment: bool = opt(True, "random flips/rotations (the 8 symmetries of the square)")
-    jitter: float = opt(0.1, "brightness/contrast jitter, +- this share", low=0, high=1)
+    jitter: float = opt(0.2, "brightness/contrast jitter, +- this share", low=0, high=1)
     zoom: float = opt(
-        1.0, "scale augmentation: patches seen at 1/ZOOM..ZOOM times their size (1: none)", low=1
+        2.0, "scale augmentation: patches seen at 1/ZOOM..ZOOM times their size (1: none)", low=1
     )
     color: float = opt(
-        0.0,
+        1.0,
         "colour augmentation strength: white balance, saturation, gamma, blur, JPEG (0: none)",
         low=0,
         high=3,
@@ -297,6 +297,8 @@ PRESETS: dict[str, dict] = {
         sampling="patches",
         augment=False,
         jitter=0.0,
+        zoom=1.0,
+        color=0.0,
         lr=1e-3,
         schedule="constant",
         batch_size=16,

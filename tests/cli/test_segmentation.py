@@ -8,6 +8,8 @@ from ..helpers import make_scene
 from ..helpers import run_aerialseg as aerialseg
 
 TINY = [
+    "--arch",
+    "unet",
     "--patch-size",
     "32",
     "--batch-size",
@@ -110,11 +112,11 @@ def test_seed_preset_trains_on_random_patch_split(tiny_dataset, tmp_path):
         tmp_path / "s",
         "--epochs",
         "1",
-        *TINY,
+        *TINY[2:],  # the preset's arch, not --arch unet
     )
     assert r.returncode == 0, r.stderr
     cfg = json.loads((tmp_path / "s/config.json").read_text())
-    assert cfg["arch"] == "unet-seed" and cfg["split"] == "random-patch"
+    assert cfg["arch"] == "unet-seed" and cfg["zoom"] == 1 and cfg["color"] == 0 and cfg["split"] == "random-patch"
     r = aerialseg(
         "evaluate",
         "--model",
@@ -170,7 +172,7 @@ def test_existing_run_folder_is_not_overwritten(tiny_dataset, tmp_path):
 
 
 def test_config_file_and_flags_override_in_order(tiny_dataset, tmp_path):
-    (tmp_path / "c.yaml").write_text("epochs: 1\nlr: 0.005\nbase_filters: 4\n")
+    (tmp_path / "c.yaml").write_text("epochs: 1\nlr: 0.005\narch: unet\nbase_filters: 4\n")
     r = aerialseg(
         "train",
         "--data",

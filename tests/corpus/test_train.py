@@ -21,7 +21,7 @@ from .cases import (
 )
 from .conftest import leftovers, refused
 
-SETTINGS = {"epochs": 1, "patch_size": 32, "base_filters": 4, "batch_size": 4,
+SETTINGS = {"arch": "unet", "epochs": 1, "patch_size": 32, "base_filters": 4, "batch_size": 4,
             "patches_per_epoch": 8, "examples": 0}  # fmt: skip
 
 

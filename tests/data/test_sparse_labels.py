@@ -83,7 +83,8 @@ def test_sparse_dataset_trains_and_scores_only_labelled_pixels(tmp_path):
     labelled = sum(int((s.labels != IGNORE_INDEX).sum()) for s in samples)
     assert 0 < labelled < 0.5 * sum(s.labels.size for s in samples)
     cfg = TrainConfig(
-        data=str(root), patch_size=32, batch_size=4, patches_per_epoch=8, base_filters=4,
+        data=str(root), arch="unet", patch_size=32, batch_size=4, patches_per_epoch=8,
+        base_filters=4,
         examples=0, epochs=1, val_images=["a3"],
     )  # fmt: skip
     result = train(cfg, tmp_path / "run", log=lambda s: None, progress=False)

@@ -88,7 +88,7 @@ def test_streamed_training_equals_in_memory(geotiff_dataset, tmp_path, monkeypat
     from aerialseg.training.segmentation import SegmentationTask, train
 
     base = dict(
-        data=str(geotiff_dataset), base_filters=4, patch_size=32, batch_size=4,
+        data=str(geotiff_dataset), arch="unet", base_filters=4, patch_size=32, batch_size=4,
         patches_per_epoch=8, epochs=2, precision="fp32", threads=1, examples=0, **SAMPLER,
     )  # fmt: skip
     quiet = {"progress": False, "log": lambda s: None}

@@ -67,7 +67,8 @@ def test_epoch_streams_one_process_as_before_ranks_each_their_own():
 
 def tiny(data, **over) -> TrainConfig:
     cfg = TrainConfig(
-        data=str(data), patch_size=32, batch_size=4, patches_per_epoch=16, base_filters=4,
+        data=str(data), arch="unet", patch_size=32, batch_size=4, patches_per_epoch=16,
+        base_filters=4,
         examples=1, epochs=1, device="cpu",
     )  # fmt: skip
     for k, v in over.items():
@@ -133,7 +134,7 @@ def test_two_process_run_interrupted_and_resumed_equals_an_uninterrupted_one(
     tiny_dataset, tmp_path
 ):
     common = ["--data", tiny_dataset, "--patch-size", 32, "--batch-size", 4,
-              "--patches-per-epoch", 16, "--base-filters", 4, "--examples", 1, "--device", "cpu",
+              "--patches-per-epoch", 16, "--arch", "unet", "--base-filters", 4, "--examples", 1, "--device", "cpu",
               "--schedule", "constant", "-q", "--nproc", 2]  # fmt: skip
     straight, broken = tmp_path / "straight", tmp_path / "broken"
     r = run_aerialseg("train", "--out", straight, "--epochs", 2, *common)

@@ -25,7 +25,7 @@ def segmentation(tmp_path, tiny_dataset, **over):
     # 8 patches of 32 x 32 in batches of 4: two steps an epoch
     cfg = TrainConfig(
         data=str(tiny_dataset), patch_size=32, batch_size=4, patches_per_epoch=8,
-        base_filters=4, examples=1, epochs=3,
+        arch="unet", base_filters=4, examples=1, epochs=3,
     )  # fmt: skip
     for k, v in over.items():
         setattr(cfg, k, v)

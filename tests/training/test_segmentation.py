@@ -17,7 +17,8 @@ from aerialseg.training.segmentation import lr_at, train, train_step
 
 def tiny(data, **over) -> TrainConfig:
     cfg = TrainConfig(
-        data=str(data), patch_size=32, batch_size=4, patches_per_epoch=8, base_filters=4,
+        data=str(data), arch="unet", patch_size=32, batch_size=4, patches_per_epoch=8,
+        base_filters=4,
         examples=1, epochs=2,
     )  # fmt: skip
     for k, v in over.items():

