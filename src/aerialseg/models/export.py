@@ -3,8 +3,9 @@
 The exported network is what :class:`~aerialseg.inference.segmenter.Segmenter` runs: batch norm
 folded into the convolutions, eval mode, fp32, on the CPU. Its input is ``image``, float32
 (N, 3, H, W) RGB on the 0-255 scale (the normalisation is inside); its output ``logits``,
-float32 (N, C, H, W). N, H and W are free: the model pads H and W to a multiple of 16 by
-reflection and crops the result back, in the exported graph too (sides of at least 16).
+float32 (N, C, H, W). N, H and W are free: the model pads H and W to a multiple of 16 (32 for
+unet-effl0) by reflection and crops the result back, in the exported graph too, where the
+reflection needs sides of at least 32 (``segment`` pads smaller images itself).
 
 Both files carry the checkpoint's metadata (class table, normalisation, name, training
 config): ONNX in ``metadata_props`` (key ``aerialseg``, JSON, plus ``name``, ``classes`` and
@@ -30,11 +31,11 @@ from .base import BaseModel, fold_batchnorm
 FORMATS = ("onnx", "torchscript")
 # The opset onnxruntime's CPU provider runs fully (ORT >= 1.14) and torch's exporter writes.
 OPSET = 18
-# Traced with odd sides, so that the graph holds the padding to a multiple of 16.
+# Traced with odd sides, so that the graph holds the padding to a multiple of 16 or 32.
 EXAMPLE_SHAPE = (1, 3, 97, 131)
 INPUT, OUTPUT = "image", "logits"
 IO_NOTE = (
-    "input 'image': float32 (N, 3, H, W) RGB on the 0-255 scale, H and W >= 16; "
+    "input 'image': float32 (N, 3, H, W) RGB on the 0-255 scale, H and W >= 32; "
     "output 'logits': float32 (N, C, H, W)"
 )
 
