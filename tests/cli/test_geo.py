@@ -160,3 +160,25 @@ def test_the_summary_of_a_gis_run_lists_no_pictures_it_did_not_write(tmp_path, t
         "*_stats.csv",
     }, r.stdout
     assert {p.name for p in out.iterdir()} == {"ortho" + k[1:] for k in listed}
+
+
+def test_a_blank_raster_is_flagged_like_a_blank_picture(tmp_path, tiny_model):
+    """The warning of an image unlike the training data holds on the streamed GIS path too:
+    one line, and in the statistics, with the confidence the in-memory path measures."""
+    from aerialseg.inference.segmenter import load_model
+
+    photo, _ = scene(64, 80)
+    out = tmp_path / "out"
+    for name, data in (("ortho", photo), ("black", np.zeros_like(photo))):
+        raster = write_raster(tmp_path / f"{name}.tif", data)
+        r = run_aerialseg("segment", raster, "--model", tiny_model, "--out", out, "-q")
+        assert r.returncode == 0, r.stderr
+        stats = json.loads((out / f"{name}_stats.json").read_text())
+        _, expected = load_model(tiny_model).segment_confidence(data.transpose(1, 2, 0))
+        assert abs(stats["mean_confidence"] - expected) < 1e-3
+        uniform = f"{name}.tif: warning: the image is almost uniform"
+        assert (uniform in r.stderr) == (name == "black"), r.stderr
+        if name == "ortho":  # an untrained model is unsure of a picture, and says so
+            assert "ortho.tif: warning: the model is unsure" in r.stderr, r.stderr
+        else:
+            assert "uniform" in stats["warning"]

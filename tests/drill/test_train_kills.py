@@ -41,7 +41,8 @@ def make_data(root: Path) -> Path:
 def train_args(data: Path, run: Path, epochs: int, patches: int = 16) -> list:
     return [
         "train", "--data", data, "--out", run, "--epochs", epochs, "--patch-size", 32,
-        "--arch", "unet", "--base-filters", 4, "--batch-size", 4, "--patches-per-epoch", patches, "--examples", 1,
+        "--arch", "unet", "--base-filters", 4, "--batch-size", 4, "--patches-per-epoch", patches,
+        "--examples", 1,
         "--val-images", "img_4", "--precision", "fp32", "--threads", 1, "-q",
     ]  # fmt: skip
 

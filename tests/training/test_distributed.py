@@ -134,7 +134,8 @@ def test_two_process_run_interrupted_and_resumed_equals_an_uninterrupted_one(
     tiny_dataset, tmp_path
 ):
     common = ["--data", tiny_dataset, "--patch-size", 32, "--batch-size", 4,
-              "--patches-per-epoch", 16, "--arch", "unet", "--base-filters", 4, "--examples", 1, "--device", "cpu",
+              "--patches-per-epoch", 16, "--arch", "unet", "--base-filters", 4, "--examples", 1,
+              "--device", "cpu",
               "--schedule", "constant", "-q", "--nproc", 2]  # fmt: skip
     straight, broken = tmp_path / "straight", tmp_path / "broken"
     r = run_aerialseg("train", "--out", straight, "--epochs", 2, *common)

@@ -119,8 +119,9 @@ def _has_geotiff_keys(path: Path) -> bool:
         return False
 
 
-def segment_file(seg, path: Path, name: str, out: Path, args, opts, quiet) -> bool:
-    """Segment one GIS raster into ``out``; False when an earlier run already did."""
+def segment_file(seg, path: Path, name: str, out: Path, args, opts, quiet) -> dict | None:
+    """Segment one GIS raster into ``out``: its statistics, or None when an earlier run
+    already did."""
     from tqdm import tqdm
 
     from ..inference.geofiles import geo_output_paths, segment_raster_to_files
@@ -130,10 +131,9 @@ def segment_file(seg, path: Path, name: str, out: Path, args, opts, quiet) -> bo
 
     paths = geo_output_paths(out, name, opts)
     if not check_free(paths, args.overwrite, source=str(path)):
-        return False
+        return None
     with RasterSource(path, opts.bands, opts.scale) as src:  # a bad raster: before the bar
         total = count_windows(src.height, src.width, seg.tiling)
     desc = display_name(path.name)
     with tqdm(total=total, unit="win", leave=False, desc=desc, disable=quiet) as bar:
-        segment_raster_to_files(seg, path, paths, opts, args.tta, bar.update)
-    return True
+        return segment_raster_to_files(seg, path, paths, opts, args.tta, bar.update)

@@ -166,18 +166,21 @@ def segment_one(seg, path: Path, name: str, out: Path, args, geo_opts, quiet=Tru
         if seg.scales != (1.0,):
             raise AerialSegError(f"{path}: georeferenced rasters run at --scales 1")
 
-        written = geo.segment_file(seg, path, name, out, args, geo_opts, quiet)
-        return written, geo_output_paths(out, name, geo_opts)
-    paths = output_paths(out, name, args.save_probabilities)
-    if not check_free(paths, args.overwrite, source=str(path)):
-        return False, paths  # done by an earlier run: a rerun after a kill carries on
-    rgb = read_image(path, max_pixels=args.max_pixels, hint="--max-pixels")
-    total = seg.count_windows(*rgb.shape[:2])
-    desc = display_name(path.name)
-    with tqdm(total=total, unit="win", leave=False, desc=desc, disable=quiet) as bar:
-        info = segment_to_files(
-            seg, rgb, paths, str(path), args.tta, args.opacity, args.gsd, bar.update
-        )
+        info = geo.segment_file(seg, path, name, out, args, geo_opts, quiet)
+        paths = geo_output_paths(out, name, geo_opts)
+    else:
+        paths = output_paths(out, name, args.save_probabilities)
+        if not check_free(paths, args.overwrite, source=str(path)):
+            return False, paths  # done by an earlier run: a rerun after a kill carries on
+        rgb = read_image(path, max_pixels=args.max_pixels, hint="--max-pixels")
+        total = seg.count_windows(*rgb.shape[:2])
+        desc = display_name(path.name)
+        with tqdm(total=total, unit="win", leave=False, desc=desc, disable=quiet) as bar:
+            info = segment_to_files(
+                seg, rgb, paths, str(path), args.tta, args.opacity, args.gsd, bar.update
+            )
+    if info is None:
+        return False, paths  # done by an earlier run
     if warn and info["warning"]:
         tqdm.write(f"{display_name(path)}: warning: {info['warning']}", file=sys.stderr)
     return True, paths

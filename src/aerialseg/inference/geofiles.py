@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import AerialSegError
 from ..io.files import write_text
+from .confidence import unusual
 from .outputs import staged, write_stats
 
 SUFFIXES = {
@@ -113,8 +116,11 @@ def segment_raster_to_files(
                         name=paths["probs"],
                     )
                 counter = ClassCounter(src.height, len(classes))
+                sure = [0.0, 0]  # sum of the top probability over valid pixels, and their count
 
                 def sink(row, col, probs, valid):
+                    sure[0] += float(probs.max(-1)[valid].sum(dtype=np.float64))
+                    sure[1] += int(valid.sum())
                     labels = labels_of(probs, valid)
                     writers["labels"].write(row, col, labels)
                     counter.add(row, labels)
@@ -151,6 +157,7 @@ def segment_raster_to_files(
                     tmp["zones_gpkg"],
                 )
             stats, nodata = class_areas(counter, classes, row_area)
+            confidence = sure[0] / max(sure[1], 1)
             info = {
                 "image": str(path),
                 "width": src.width,
@@ -161,6 +168,8 @@ def segment_raster_to_files(
                 "scale": [list(r) for r in src.ranges] if src.ranges else None,
                 "model": seg.name,
                 "tta": tta,
+                "mean_confidence": round(confidence, 4),
+                "warning": unusual(src.sample_rgb(), confidence, seg.meta),
                 "nodata_pixels": nodata,
                 "area_method": area_method,
                 "gsd_m": opts.gsd,

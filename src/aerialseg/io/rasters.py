@@ -233,6 +233,13 @@ class RasterSource:
                 values[i].append(v[np.isfinite(v)] if v.dtype.kind == "f" else v)
         return [np.concatenate(v) for v in values]
 
+    def sample_rgb(self) -> np.ndarray:
+        """The sampled pixels of ``_sample`` as RGB uint8 (1, n, 3), scaled as ``read`` scales
+        them: enough to tell a blank raster from a picture without reading it all."""
+        values = self._sample()
+        n = min(len(v) for v in values)  # float bands may hold NaN in one band only
+        return self.to_uint8(np.stack([v[:n] for v in values])[:, None, :])
+
     def _read_raw(self, window, **kw) -> np.ndarray:
         try:
             return self.src.read(list(self.bands), window=window, **kw)
