@@ -100,7 +100,7 @@ def main() -> None:
         if args.screenshot:
             time.sleep(0.5)  # let the progress bar settle
             shot = ImageGrab.grab(xdisplay=screen.display)
-            shot.crop((0, 0, 1180, 720)).save(args.screenshot)
+            shot.crop((0, 0, 1280, 760)).save(args.screenshot)
             print(f"screenshot: {args.screenshot}")
         ours = sum(process_cpu_seconds(p.pid) for p in screen.procs) + sum(os.times()[:4])
         others = (cpu_busy_seconds() - busy0 - ours) / (time.monotonic() - wall0)

@@ -5,6 +5,10 @@
     overlay.py         the full-screen overlay on which a rectangle is dragged
     views.py           image and segmentation side by side, opacity slider, legend
     drop.py            files dropped on the window (tkdnd)
+    correct.py         Correct mode's painting model: brush, erase, polygon, undo; saving (no Tk)
+    correct_mode.py    Correct mode in the window: keys, mouse, corrections drawn over the views
+    tuning.py          Improve model's fine-tune in a child process (no Tk)
+    improve.py         Improve model, before/after, Save model…, the Model… menu
     window.py          the App window and ``run_app``, which ``aerialseg gui`` calls
     virtual_screen.py  Xvfb + xdotool driver for the app's tests and latency benchmark
 

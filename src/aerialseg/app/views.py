@@ -31,6 +31,12 @@ class Views:
         self._photos: list = []
         self._preview: tuple | None = None  # (size, photo, labels) downscaled to the canvas
         self._redraw_pending = False
+        # Correct mode's hooks (correct_mode.py): paint the corrections into both previews,
+        # and choose a class by clicking the legend
+        self.decorate = None  # (labels_shape, size, photo, blend) -> (photo, blend)
+        self.on_legend = None  # (class index) -> None
+        self.swatches: list = []
+        self.placed: tuple[int, int, float, float] | None = None  # left, top, x/y scales
 
         # direct children of the window: tkdnd 2.6 on X11 delivered no drops to a canvas nested
         # in a frame (tried under Xvfb)
@@ -44,7 +50,7 @@ class Views:
             root.columnconfigure(col, weight=1, uniform="view")
             self.canvases.append(c)
         root.rowconfigure(2, weight=1)
-        self.canvases[0].bind("<Configure>", lambda e: self._schedule_redraw())
+        self.canvases[0].bind("<Configure>", lambda e: self.schedule_redraw())
         self.canvases[0].create_text(
             10,
             10,
@@ -63,7 +69,7 @@ class Views:
             to=1,
             variable=self.opacity,
             length=140,
-            command=lambda v: self._schedule_redraw(),
+            command=lambda v: self.schedule_redraw(),
         ).pack(side="left", padx=(4, 12))
         self.legend = ttk.Frame(foot)
         self.legend.pack(side="left", fill="x", expand=True)
@@ -85,11 +91,15 @@ class Views:
         self._redraw()
         for child in self.legend.winfo_children():
             child.destroy()
-        for row in class_stats(r.labels, r.classes):
-            tk.Label(self.legend, background=row["color"], width=2, relief="solid", bd=1).pack(
-                side="left", padx=(8, 2)
-            )
-            ttk.Label(self.legend, text=f"{row['class']} {row['percent']:.1f}%").pack(side="left")
+        self.swatches = []
+        for i, row in enumerate(class_stats(r.labels, r.classes)):
+            swatch = tk.Label(self.legend, background=row["color"], width=2, relief="solid", bd=2)
+            swatch.pack(side="left", padx=(8, 2))
+            text = ttk.Label(self.legend, text=f"{i + 1} {row['class']} {row['percent']:.1f}%")
+            text.pack(side="left")
+            for w in (swatch, text):
+                w.bind("<Button-1>", lambda e, i=i: self.on_legend and self.on_legend(i))
+            self.swatches.append(swatch)
         h, w = r.labels.shape
         info = f"Model {r.model_name}{' with TTA' if r.tta else ''} · {w} × {h} px · "
         info += f"segmented in {r.seconds:.2f} s"
@@ -102,10 +112,17 @@ class Views:
         self.info.configure(text=info)
         return info
 
-    def _schedule_redraw(self):
+    def schedule_redraw(self):
         if not self._redraw_pending:
             self._redraw_pending = True
             self.root.after(REDRAW_DELAY_MS, self._redraw)
+
+    def to_image(self, x: float, y: float) -> tuple[float, float] | None:
+        """Canvas coordinates to image pixels (floats), None before anything is shown."""
+        if self.placed is None:
+            return None
+        left, top, sx, sy = self.placed
+        return (x - left) / sx, (y - top) / sy
 
     def _redraw(self):
         """Both views at the canvas size; the downscaled photo and labels are kept, so the
@@ -127,7 +144,12 @@ class Views:
             self._preview = (size, photo, labels)
         _, photo, labels = self._preview
         blend = overlay(photo, labels, r.classes, round(self.opacity.get(), 2))
+        if self.decorate is not None:
+            photo, blend = self.decorate(r.labels.shape, size, photo, blend)
+        left, top = (box[0] - size[0]) // 2, (box[1] - size[1]) // 2
+        self.placed = (left, top, size[0] / r.rgb.shape[1], size[1] / r.rgb.shape[0])
         self._photos = [ImageTk.PhotoImage(Image.fromarray(a)) for a in (photo, blend)]
         for canvas, image in zip(self.canvases, self._photos):
-            canvas.delete("all")
-            canvas.create_image(box[0] // 2, box[1] // 2, image=image, anchor="center")
+            canvas.delete("view", "hint")
+            canvas.create_image(left, top, image=image, anchor="nw", tags="view")
+            canvas.tag_lower("view")  # under the brush outline

@@ -34,7 +34,7 @@ IMAGE_TYPES = [
 
 
 class App:
-    def __init__(self, root, model_path, tta, save_dir, autosave, log, device="auto"):
+    def __init__(self, root, model_path, tta, save_dir, autosave, log, device="auto", **improve):
         import tkinter as tk
 
         self.root, self.log, self.device = root, log, device
@@ -45,10 +45,11 @@ class App:
         self.pending_image: str | None = None
         self.tta = tk.BooleanVar(value=tta)
         self.closing = False
+        self.can = {"save": lambda: self.result is not None}  # a button's extra condition
         # The longest gap between two polls beyond their period while a job runs: how long
         # the window could not react (logged with each result as stall_max_ms).
         self.last_poll, self.longest_stall = time.monotonic(), 0.0
-        self._build()
+        self._build(improve)
         root.report_callback_exception = self._bug
         root.protocol("WM_DELETE_WINDOW", self.close)
         root.after(POLL_MS, self._poll)
@@ -56,12 +57,15 @@ class App:
 
     # ------------------------------------------------------------------ layout
 
-    def _build(self):
+    def _build(self, improve: dict):
         from tkinter import ttk
+
+        from .correct_mode import CorrectMode
+        from .improve import Improver
 
         root = self.root
         root.title("aerialseg")
-        root.geometry("1180x720")
+        root.geometry("1280x760")
         root.minsize(640, 420)
         bar = ttk.Frame(root, padding=(6, 6, 6, 2))
         bar.grid(row=0, column=0, columnspan=2, sticky="ew")
@@ -69,25 +73,27 @@ class App:
             "capture": ttk.Button(bar, text="Capture", underline=0, command=self.capture),
             "open": ttk.Button(bar, text="Open image…", underline=0, command=self.open_dialog),
             "save": ttk.Button(bar, text="Save…", underline=0, command=self.save),
-            "model": ttk.Button(bar, text="Model…", underline=0, command=self.model_dialog),
+            "model": ttk.Button(bar, text="Model…", underline=0, command=self._model_menu),
         }
         for b in self.buttons.values():
             b.pack(side="left", padx=2)
         ttk.Checkbutton(bar, text="TTA (8× slower, smoother)", variable=self.tta).pack(
             side="left", padx=8
         )
+        self.improver = Improver(self, bar, **improve)  # corrections folder, minutes
         self.busy = ttk.Progressbar(bar, mode="determinate", length=120)
         self.busy.pack(side="right", padx=4)
         self.status = ttk.Label(bar, text="", anchor="e")
         self.status.pack(side="right", fill="x", expand=True, padx=6)
 
         self.views = Views(root)
+        self.correct = CorrectMode(self, row=5)
 
         for key, action in (
             ("c", self.capture),
             ("o", self.open_dialog),
             ("s", self.save),
-            ("m", self.model_dialog),
+            ("m", self._model_menu),
             ("t", lambda: self.tta.set(not self.tta.get())),
         ):
             root.bind(f"<KeyPress-{key}>", lambda e, a=action: a())
@@ -102,7 +108,7 @@ class App:
     def _set_buttons(self):
         busy = bool(self.worker.busy_with)
         for name, b in self.buttons.items():
-            enabled = not busy and (name != "save" or self.result is not None)
+            enabled = not busy and self.can.get(name, lambda: True)()
             b.state(["!disabled"] if enabled else ["disabled"])
 
     def say(self, text: str, error: bool = False, warning: bool = False):
@@ -117,10 +123,11 @@ class App:
 
     def _poll(self):
         now = time.monotonic()
-        if self.worker.busy_with:
+        if self.worker.busy_with or self.improver.tune:
             self.longest_stall = max(self.longest_stall, now - self.last_poll - POLL_MS / 1000)
         self.last_poll = now
         self.worker.poll()
+        self.improver.poll()
         if self.worker.busy_with:
             elapsed = time.monotonic() - self.worker.started
             self.status.configure(text=f"{self.worker.busy_with} {elapsed:.1f} s", foreground="")
@@ -162,7 +169,8 @@ class App:
         if (self.worker.busy_with or "").startswith("Saving"):
             self.closing = True
             self.say("Closing when the save is done…")
-        else:
+        elif self.improver.may_close():
+            self.improver.close()
             self.root.destroy()
 
     def _bug(self, exc, value, tb):
@@ -261,6 +269,10 @@ class App:
         name = Path(path).name
         self.segment(f"Reading and segmenting {name}…", lambda: read_picture(path), str(path))
 
+    def _model_menu(self):
+        if not self._refused():
+            self.improver.model_menu()
+
     def model_dialog(self):
         from tkinter import filedialog
 
@@ -316,6 +328,7 @@ class App:
     def show(self, r: Result, released: float | None):
         self.result = r
         self._set_buttons()
+        self.correct.attach(r)
         info = self.views.show(r)
         if r.warning:  # in the status line, in red: the map is there, but not to be trusted
             self.say(f"Segmented {r.source} — {r.warning}", warning=True)
@@ -343,8 +356,16 @@ class App:
 
 
 def run_app(
-    model=None, tta=False, image=None, save_dir=None, autosave=None, verbose=False, device="auto"
+    model=None,
+    tta=False,
+    image=None,
+    save_dir=None,
+    autosave=None,
+    verbose=False,
+    device="auto",
+    **improve,
 ):
+    """The app; ``improve``: Improver's corrections_dir and minutes."""
     if model and not Path(model).is_file():
         raise AerialSegError(f"{model}: no such model file")
     if image and not Path(image).is_file():
@@ -360,7 +381,7 @@ def run_app(
         root = tk.Tk(className="aerialseg")
     except tk.TclError as e:
         raise AerialSegError(f"cannot open the window: {e}") from None
-    app = App(root, model, tta, save_dir, autosave, log_to_stdout(verbose), device)
+    app = App(root, model, tta, save_dir, autosave, log_to_stdout(verbose), device, **improve)
     app.pending_image = image
     root.mainloop()
     return 0

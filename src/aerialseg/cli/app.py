@@ -11,8 +11,20 @@ from . import common
 def cmd_gui(args) -> int:
     from ..app.window import run_app
 
+    if args.corrections:
+        from ..io.files import check_writable_folder
+
+        check_writable_folder(Path(args.corrections), "--corrections")
     return run_app(
-        args.model, args.tta, args.image, args.save_dir, args.autosave, args.verbose, args.device
+        args.model,
+        args.tta,
+        args.image,
+        args.save_dir,
+        args.autosave,
+        args.verbose,
+        args.device,
+        corrections_dir=args.corrections,
+        minutes=args.improve_minutes,
     )
 
 
@@ -49,8 +61,10 @@ def add_gui(sub, help: str) -> None:
         help,
         "Opens the desktop app. Capture hides the window; drag a rectangle over the screen "
         "(Esc or right-click cancels) and the region is segmented beside the screenshot. Keys: "
-        "c capture, o open, s save, m model, t TTA. Image files can also be dropped on the "
-        "window where the tkdnd Tcl extension is installed.",
+        "c capture, o open, s save, m model, t TTA; r Correct mode (1-6 class, e erase, [ ] "
+        "brush, Ctrl+Z/Ctrl+Y undo/redo), i Improve model, b before/after, Shift+S save model. "
+        "Image files can also be dropped on the window where the tkdnd Tcl extension is "
+        "installed.",
     )
     g.add_argument("image", nargs="?", help="an image to segment at start")
     common.add_model(g)
@@ -60,6 +74,19 @@ def add_gui(sub, help: str) -> None:
         "--autosave",
         metavar="DIR",
         help="save every result into DIR as soon as it is shown (no dialog)",
+    )
+    g.add_argument(
+        "--corrections",
+        metavar="DIR",
+        help="folder where corrections are saved (DIR/images + DIR/labels, as finetune reads "
+        "them); default: asked the first time they are needed",
+    )
+    g.add_argument(
+        "--improve-minutes",
+        type=common.number(float, low=0, low_open=True),
+        default=2.0,
+        metavar="M",
+        help="how long Improve model fine-tunes (default 2)",
     )
     g.add_argument(
         "-v", "--verbose", action="store_true", help="log each step with a timestamp to stdout"

@@ -153,9 +153,12 @@ def finetune(
     data_replay: str | Path | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    on_progress: Callable[[float, str], None] | None = None,
 ) -> dict:
     """Fine-tune checkpoint ``parent`` on the labelled pixels of ``images``/``labels`` and
-    write the new checkpoint to ``out``. Returns what the checkpoint records about the run."""
+    write the new checkpoint to ``out``. Returns what the checkpoint records about the run.
+    ``on_progress(fraction, message)`` is called at each stage and step (the app's bar)."""
+    say = on_progress or (lambda fraction, message: None)
     cfg = cfg or FinetuneConfig()
     cfg.check()
     if cfg.patch_size % 16:
@@ -181,8 +184,10 @@ def finetune(
         disable=None if progress else True,
         leave=False,
     )
+    say(0.0, "reading")
     replay = load_replay(data_replay, classes, cfg, rng) if data_replay else None
     bar.set_description("parent's predictions")
+    say(0.0, "parent's predictions")
     teacher = (
         teacher_labels(model, samples, classes, cfg, device)
         if cfg.distill > 0
@@ -217,6 +222,7 @@ def finetune(
         steps += 1
         bar.n = steps if cfg.steps else min(round(time.perf_counter() - start), bar.total)
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", refresh=True)
+        say(min(progress_now, 1.0), f"step {steps}, loss {np.mean(losses[-20:]):.3f}")
     bar.close()
     seconds = time.perf_counter() - start
     if not steps:
