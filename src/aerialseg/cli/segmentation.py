@@ -264,7 +264,7 @@ def add_segment_options(g) -> None:
         "--window",
         type=common.number(int, 32),
         default=Tiling.window,
-        help="window side in pixels (default: %(default)s)",
+        help="largest window side in pixels; windows are sized to the image (default: %(default)s)",
     )
     g.add_argument(
         "--overlap",
@@ -276,7 +276,8 @@ def add_segment_options(g) -> None:
         "--batch-size",
         type=common.number(int, 1),
         default=Tiling.batch_size,
-        help="windows per forward pass (default: %(default)s)",
+        help="windows per forward pass (default: %(default)s; on a CPU, bigger passes cost more "
+        "per pixel)",
     )
     g.add_argument(
         "--opacity",

@@ -15,6 +15,7 @@ with the raster.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -72,17 +73,12 @@ class _Valid:
 def column_chunks(tiling: Tiling, height: int, width: int, chunk: int = CHUNK):
     """The global window plan, cut into chunks of consecutive window columns: a list of
     (first, end) window-column indices, and the plan. Chunks meet only where neighbouring
-    windows overlap by exactly one ramp, and each chunk, planned by itself with border 0 on
-    the padded image, must give back its windows of the global plan: where a chunk that
-    narrow would be planned otherwise (a short raster: one pass without seams), chunks of
-    one more window column are tried, up to the whole raster."""
+    windows overlap by exactly one ramp (so the seam blends as the global plan does); each
+    chunk runs its windows of the global plan as they are, never planned anew for its width."""
     rows, cols, win_h, win_w, ramp = plan = tiling.plan(height, width)
     stride = win_w - ramp
-    for per in range(max(2, round((chunk - ramp) / max(stride, 1))), len(cols) + 1):
-        groups = _cut(cols, per, stride, ramp)
-        if _replanned(tiling, height, groups, plan):
-            return groups, plan
-    return [(0, len(cols))], plan
+    per = max(2, round((chunk - ramp) / max(stride, 1)))
+    return _cut(cols, per, stride, ramp), plan
 
 
 def _cut(cols: list[int], per: int, stride: int, ramp: int) -> list[tuple[int, int]]:
@@ -93,23 +89,6 @@ def _cut(cols: list[int], per: int, stride: int, ramp: int) -> list[tuple[int, i
             break
         cuts.append(nxt)
     return list(zip(cuts, cuts[1:] + [len(cols)]))
-
-
-def _replanned(tiling: Tiling, height: int, groups, plan) -> bool:
-    """Whether every chunk, planned by itself, has its windows of the global plan."""
-    rows, cols, win_h, win_w, ramp = plan
-    inner = _inner(tiling)
-    ph = height + 2 * tiling.border
-    for i0, i1 in groups:
-        p0, p1 = cols[i0], cols[i1 - 1] + win_w
-        expect = (rows, [c - p0 for c in cols[i0:i1]], win_h, win_w, ramp)
-        if inner.plan(ph - 2 * inner.border, p1 - p0) != expect:
-            return False
-    return True
-
-
-def _inner(tiling: Tiling) -> Tiling:
-    return Tiling(tiling.window, tiling.overlap, border=0, batch_size=tiling.batch_size)
 
 
 def stream_raster(
@@ -128,7 +107,7 @@ def stream_raster(
     h, w, b = src.height, src.width, tiling.border
     groups, (rows, cols, win_h, win_w, ramp) = column_chunks(tiling, h, w, chunk)
     rise = spline_ramp(ramp).astype(np.float32)[None, :, None] if ramp else None
-    inner = _inner(tiling)
+    inner = replace(tiling, border=0)  # a chunk's view is already padded
     # The last chunk's last `ramp` columns (image rows x ramp x classes), blended into the next
     # chunk's first ones. One buffer: rows are handed out once each, in order, so a row's old
     # values are used before the same row's new ones overwrite them.
@@ -140,9 +119,9 @@ def stream_raster(
         if seam is None and not last:
             seam = np.empty((h, ramp, seg.model.num_classes), np.float32)
         view = _ChunkView(src, b, p0, p1)
-        bands = predict_bands(
-            seg.model, view, seg.precision, inner, tta, on_window, seg.device, valid=view.valid
-        )
+        share = (rows, [c - p0 for c in cols[i0:i1]], win_h, win_w, ramp)
+        bands = predict_bands(seg.model, view, seg.precision, inner, tta, on_window,
+                              seg.device, valid=view.valid, plan=share)  # fmt: skip
         # padded columns this chunk finishes: up to where the next chunk's windows begin
         x_lo, x_hi = max(p0, b), min(p1 if last else p1 - ramp, b + w)
         for y, probs in bands:

@@ -45,6 +45,7 @@ def predict_bands(
     device: str = "cpu",
     *,
     valid=None,
+    plan: tuple[list[int], list[int], int, int, int] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Blended class probabilities band by band: yields (first row, probs (rows, W, C) float32).
 
@@ -57,12 +58,15 @@ def predict_bands(
     row indices. ``valid``, indexed the same way, gives (len(rows), W) bool where the image
     holds data: windows without any are skipped (not run through the network), and pixels that
     only skipped windows cover come out as NaN.
+
+    ``plan``: the windows to run, as :meth:`Tiling.plan` gives them for ``rgb`` (default: that
+    plan); a column chunk of a bigger raster runs its share of the raster's plan.
     """
     model.eval()
     tiling = tiling or Tiling()
     h, w = rgb.shape[:2]
     b = tiling.border
-    rows, cols, win_h, win_w, ramp = tiling.plan(h, w)
+    rows, cols, win_h, win_w, ramp = plan or tiling.plan(h, w)
     pw = w + 2 * b
     weight = torch.from_numpy(
         np.outer(spline_window(win_h, ramp), spline_window(win_w, ramp)).astype(np.float32)

@@ -48,20 +48,33 @@ def reflect_index(idx: np.ndarray, n: int) -> np.ndarray:
     return np.where(idx >= n, period - idx, idx)
 
 
+# Window sides are rounded up to a multiple of this: the networks pad their input to a multiple
+# of 32 (five stride-2 steps; 16 for the 4-level U-Net), and pixels of the image are better than
+# padding the network computes on and throws away.
+ALIGN = 32
+
+
 @dataclass
 class Tiling:
     """How an image is cut into windows.
 
-    ``window``: side of a window; ``overlap``: share of a window that neighbours overlap
-    (blended with the spline ramps); ``border``: reflect-padded context around the image;
-    ``batch_size``: windows per forward pass. An image whose padded area fits in one batch
-    (batch_size * window^2 pixels) is done in a single pass, with no seams to blend at all.
+    ``window``: the longest window side; ``overlap``: share of ``window`` that neighbours
+    overlap at least (one spline ramp, where they blend); ``border``: reflect-padded context
+    around the image; ``batch_size``: windows per forward pass. An image whose padded area
+    fits in one batch (batch_size * window^2 pixels) is done in a single pass, with no seams
+    to blend at all. Otherwise windows are sized to the image (:func:`fit_window`): along each
+    axis the fewest windows of at most ``window`` that overlap by a ramp, made just large
+    enough to cover it, so they overlap no more than the blending needs.
+
+    One window per pass by default: on a CPU a forward pass costs more per pixel the more
+    pixels it holds (its activations fall out of the caches; benchmarks/image_speed.py), so
+    batching windows makes them slower, not faster.
     """
 
     window: int = 1024
     overlap: float = 0.125
     border: int = 32
-    batch_size: int = 2
+    batch_size: int = 1
 
     def __post_init__(self):
         if self.window < 64 or self.window % 16:
@@ -78,18 +91,34 @@ class Tiling:
         ph, pw = h + 2 * b, w + 2 * b
         if ph * pw <= self.batch_size * self.window**2 and max(ph, pw) <= 4 * self.window:
             return [0], [0], ph, pw, 0
-        win_h, win_w = min(self.window, ph), min(self.window, pw)
-        ramp = int(self.window * self.overlap)  # neighbours overlap by exactly one ramp
+        ramp = int(self.window * self.overlap)  # neighbours overlap by at least one ramp
+        win_h, win_w = fit_window(ph, self.window, ramp), fit_window(pw, self.window, ramp)
         return (
-            _starts(ph, win_h, win_h - ramp),
-            _starts(pw, win_w, win_w - ramp),
+            strided(ph, win_h, win_h - ramp),
+            strided(pw, win_w, win_w - ramp),
             win_h,
             win_w,
             ramp,
         )
 
 
-def _starts(length: int, window: int, stride: int) -> list[int]:
+def fit_window(length: int, window: int, ramp: int) -> int:
+    """The window side that covers ``length`` with the fewest windows of at most ``window``
+    overlapping by ``ramp``, each as small as that count allows (rounded up to ALIGN).
+
+    Why: windows of the full ``window`` strided across an image overlap wherever the last one
+    must sit flush with the end; an 1881-px side took two 1024-px windows overlapping by 167
+    px, and a 2125-px side three overlapping by 128 and 819. Sized to the image, n windows
+    overlap by the ramp (plus the rounding) and cover little more than the image.
+    """
+    if length <= window:
+        return length
+    n = -(-(length - ramp) // (window - ramp))  # fewest windows of `window` that cover it
+    side = -(-(length + (n - 1) * ramp) // n)  # n windows overlapping by exactly one ramp
+    return min(window, length, -(-side // ALIGN) * ALIGN)
+
+
+def strided(length: int, window: int, stride: int) -> list[int]:
     """Window offsets covering [0, length): evenly strided, the last one flush with the end."""
     if length <= window:
         return [0]
