@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import re
+import time
 
 import numpy as np
 from PIL import Image
@@ -117,8 +118,6 @@ def test_correct_improve_and_save_the_model(screen, tiny_model, known_image, tmp
     # Save model… (Shift+S): the file dialog, typed into as a user would
     saved = tmp_path / "mine.safetensors"
     screen.key_over_app("S")
-    import time
-
     time.sleep(1.5)  # the dialog opens centred on the window
     screen.xdotool("mousemove", 640, 380, "key", "ctrl+slash")  # select all (Tk entries)
     screen.xdotool("type", "--delay", 20, str(saved))
@@ -129,3 +128,54 @@ def test_correct_improve_and_save_the_model(screen, tiny_model, known_image, tmp
     assert record["labelled_pixels"] == np.count_nonzero(want != 255)
     assert [i["image"] for i in record["images"]] == ["known"]
     assert record["parent"]["path"] == str(tiny_model.resolve())
+
+    # Model… (m) is a menu: the bundled model is its second entry, chosen by keys
+    screen.key_over_app("m")
+    time.sleep(0.5)
+    screen.xdotool("key", "Down", "Down", "Return")
+    screen.wait_for("status: Loading model (bundled)…")
+
+
+def test_a_corrections_folder_that_cannot_be_one_is_one_line(tiny_model, tmp_path, capsys):
+    from aerialseg.cli import main
+
+    afile = tmp_path / "notes.txt"
+    afile.write_text("x")
+    assert main(["gui", "--model", str(tiny_model), "--corrections", str(afile / "c")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aerialseg: error: --corrections "), lines
+    assert "notes.txt" in lines[0]
+
+
+def test_closing_saves_the_corrections_of_every_image(screen, tiny_model, tmp_path):
+    """Two images painted, then Ctrl+Q: both images' corrections are in the folder."""
+    from ..helpers import make_scene
+
+    for i, name in enumerate(("one", "two")):
+        Image.fromarray(make_scene(120, 160, seed=i)[0]).save(tmp_path / f"{name}.png")
+    corrections = tmp_path / "corrections"
+    screen.start_app("--model", tiny_model, "--corrections", corrections, tmp_path / "one.png")
+    for name in ("one", "two"):
+        if name == "two":
+            screen.key_over_app("o")  # Open image…: the file dialog, typed into
+            time.sleep(1.5)
+            screen.xdotool("mousemove", 640, 380, "key", "ctrl+slash")
+            screen.xdotool("type", "--delay", 20, str(tmp_path / "two.png"))
+            screen.xdotool("key", "Return")
+        screen.wait_for("result shown 160x120")
+        screen.key_over_app("2")
+        _, message = screen.wait_for("correct mode on")
+        mx, my, left, top, sx, sy = view_of(message)
+        drag(screen, [(mx + left + 20, my + top + 20), (mx + left + 120, my + top + 60)])
+        screen.wait_for("stroke done")
+        screen.key_over_app("r")  # Correct mode off (the next image turns it on again)
+        screen.wait_for("correct mode off")
+    starts = [i for i, line in enumerate(screen.log) if "correct mode on" in line]
+    wants = [replay(screen.log[starts[0] : starts[1]], (120, 160))[0]]
+    wants.append(replay(screen.log[starts[1] :], (120, 160))[0])
+    screen.key_over_app("ctrl+q")
+    screen.wait_for("corrections saved on closing")
+    assert screen.app.wait(30) == 0
+    for name, want in zip(("one", "two"), wants):
+        assert (want == 1).any()
+        assert np.array_equal(np.array(Image.open(corrections / "labels" / f"{name}.png")), want)

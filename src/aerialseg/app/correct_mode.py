@@ -64,8 +64,8 @@ class CorrectMode:
         ttk.Button(bar, text="Redo", width=5, command=self.redo).pack(side="left")
         ttk.Label(
             bar,
-            text="Left drag paints, right drag erases · 1-6 or the legend: class · [ ] or wheel: "
-            "brush · Shift+click corners, Enter: fill polygon",
+            text="Drag: paint · right drag: erase · 1-6 or legend: class · [ ] or wheel: brush · "
+            "Shift+click: corners, Enter: fill",
             foreground="#555555",
         ).pack(side="left", padx=10)
 
@@ -104,8 +104,17 @@ class CorrectMode:
         """A result is shown: its image's painting (kept if the image was shown before)."""
         from ..inference.outputs import timestamped_stem
 
-        if self.corrections is None or self.corrections.num_classes != len(r.classes):
+        if self.corrections is None:
             self.corrections = Corrections(len(r.classes))
+        elif self.corrections.num_classes != len(r.classes):  # a model of another class table
+            self.entry = None
+            self.active.set(False)
+            self.app.say(
+                f"Correct: this model has {len(r.classes)} classes, the corrections so far "
+                f"{self.corrections.num_classes}; switch back to correct more",
+                warning=True,
+            )
+            return
         stem = timestamped_stem("capture") if r.source.startswith("screen") else Path(r.source).stem
         self.entry = self.corrections.entry_for(r.rgb, r.source, stem)
         self.classes, self.last, self.corners = r.classes, None, []

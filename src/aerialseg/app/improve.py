@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..classes import IGNORE_INDEX
 from .tuning import FineTune
 
 
@@ -176,6 +177,7 @@ class Improver:
             t = time.perf_counter()
             labels, confidence = seg.segment_confidence(before.rgb, tta)
             seconds = time.perf_counter() - t
+            labels[before.labels == IGNORE_INDEX] = IGNORE_INDEX  # a raster's nodata stays so
             r = Result(before.rgb, labels, before.source, seg.classes, seg.name, seconds, tta)
             r.geo = before.geo
             return seg, r
@@ -186,7 +188,7 @@ class Improver:
             self.before, self.after = before, after
             changed = float(np.mean(before.labels != after.labels))
             app.show(after, None)
-            app.say(f"Improved: {100 * changed:.1f} % of the map changed — b: before/after")
+            app.say(f"Improved: {100 * changed:.1f} % of the map changed")
             self.log(f"improved shown changed={changed:.4f}")
 
         app.run("Re-segmenting with the improved model…", job, done)

@@ -77,9 +77,7 @@ class App:
         }
         for b in self.buttons.values():
             b.pack(side="left", padx=2)
-        ttk.Checkbutton(bar, text="TTA (8× slower, smoother)", variable=self.tta).pack(
-            side="left", padx=8
-        )
+        ttk.Checkbutton(bar, text="TTA (8× slower)", variable=self.tta).pack(side="left", padx=8)
         self.improver = Improver(self, bar, **improve)  # corrections folder, minutes
         self.busy = ttk.Progressbar(bar, mode="determinate", length=120)
         self.busy.pack(side="right", padx=4)
@@ -97,6 +95,7 @@ class App:
             ("t", lambda: self.tta.set(not self.tta.get())),
         ):
             root.bind(f"<KeyPress-{key}>", lambda e, a=action: a())
+        root.bind("<Control-q>", lambda e: self.close())  # as the window's close button
         if enable_file_drop(self.views.canvases, self._dropped):
             self.views.set_hint(HINT + " Or drop an image here.")
         self._set_buttons()
