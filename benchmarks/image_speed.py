@@ -13,7 +13,8 @@ Each row gives the windows the plan runs, the pixels the network sees per image 
 seconds of wall-clock and of CPU (this process) per image; the ratio is the full image's cost
 per megapixel over the crop's, from medians. CPU seconds are steadier than wall ones on a
 shared machine; with one thread they are the work itself. A round of every setup first, not
-timed: oneDNN builds its kernels for each new input shape on first use.
+timed: oneDNN builds its kernels for each new input shape on first use. Freed memory is kept
+for reuse, as the ``aerialseg`` command does (benchmarks/malloc_reuse.py).
 
     python benchmarks/image_speed.py [--model PATH] [--compare PATH] [--rounds 3]
         [--threads N] [--windows 768,1152] [--no-tta]
@@ -34,6 +35,7 @@ from aerialseg.config import data_root
 from aerialseg.inference.segmenter import load_model, predict_bands
 from aerialseg.inference.tiling import Tiling, strided
 from aerialseg.io.images import read_image
+from aerialseg.runtime import reuse_freed_memory
 
 
 def before_plan(h: int, w: int, window: int = 1024, border: int = 32, batch: int = 2):
@@ -93,6 +95,7 @@ def main() -> None:
     ap.add_argument("--windows", default="", help="more largest window sides to try, e.g. 768")
     ap.add_argument("--no-tta", action="store_true", help="skip the 8x TTA rows")
     args = ap.parse_args()
+    reuse_freed_memory()  # as the aerialseg command does (benchmarks/malloc_reuse.py)
     if args.threads:
         torch.set_num_threads(args.threads)
     path = Path(args.image) if args.image else default_image()

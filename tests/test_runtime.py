@@ -82,3 +82,18 @@ def test_no_cuda_calls_in_the_code():
         if re.search(r"\.cuda\(", line)
     ]
     assert hits == []
+
+
+def test_freed_memory_is_kept_for_reuse_where_the_libc_allows_it(monkeypatch):
+    import platform
+    import sys
+
+    from aerialseg import cli
+    from aerialseg.runtime import reuse_freed_memory
+
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert reuse_freed_memory() is glibc
+    calls = []
+    monkeypatch.setattr(cli, "reuse_freed_memory", lambda: calls.append(1))
+    assert cli.main(["models"]) == 0  # the command sets it for its whole process
+    assert calls == [1]
