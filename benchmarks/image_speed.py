@@ -17,7 +17,7 @@ timed: oneDNN builds its kernels for each new input shape on first use. Freed me
 for reuse, as the ``aerialseg`` command does (benchmarks/malloc_reuse.py).
 
     python benchmarks/image_speed.py [--model PATH] [--compare PATH] [--rounds 3]
-        [--threads N] [--windows 768,1152] [--no-tta]
+        [--threads N] [--windows 768,1152] [--no-tta] [--no-before]
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's default)")
     ap.add_argument("--windows", default="", help="more largest window sides to try, e.g. 768")
     ap.add_argument("--no-tta", action="store_true", help="skip the 8x TTA rows")
+    ap.add_argument("--no-before", action="store_true", help="skip the rows of the old plan")
     args = ap.parse_args()
     reuse_freed_memory()  # as the aerialseg command does (benchmarks/malloc_reuse.py)
     if args.threads:
@@ -102,6 +103,7 @@ def main() -> None:
     full = read_image(path)
     images = {"crop": full[:1024, :1024].copy(), "full": full}
     setups = [Setup("before", Tiling(batch_size=2), before_plan), Setup("now", Tiling())]
+    setups = setups[1:] if args.no_before else setups
     setups += [Setup(f"window={n}", Tiling(window=int(n))) for n in args.windows.split(",") if n]
     names = [args.model, args.compare] if args.compare else [args.model]
     models = {n or "bundled": load_model(n) for n in names}
@@ -148,7 +150,7 @@ def main() -> None:
                     f"**{per_mp['full'][0] / per_mp['crop'][0]:.2f}x** wall, "
                     f"{per_mp['full'][1] / per_mp['crop'][1]:.2f}x CPU"
                 )
-        for s in range(1, len(setups)):
+        for s in range(1, len(setups) if not args.no_before else 0):
             for t in ttas:
                 same = (labels[(m, s, "full", t)] == labels[(m, 0, "full", t)]).mean()
                 print(f"  labels of the full image, {setups[s].name} = before "
