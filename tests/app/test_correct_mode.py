@@ -147,35 +147,52 @@ def test_a_corrections_folder_that_cannot_be_one_is_one_line(tiny_model, tmp_pat
     assert "notes.txt" in lines[0]
 
 
-def test_closing_saves_the_corrections_of_every_image(screen, tiny_model, tmp_path):
-    """Two images painted, then Ctrl+Q: both images' corrections are in the folder."""
+def test_corrections_accumulate_and_closing_saves_them(screen, tiny_model, tmp_path):
+    """Two images painted: Improve model saves (and learns from) both; a stroke painted while
+    it fine-tunes is saved by Ctrl+Q, which also stops the fine-tune."""
     from ..helpers import make_scene
 
     for i, name in enumerate(("one", "two")):
         Image.fromarray(make_scene(120, 160, seed=i)[0]).save(tmp_path / f"{name}.png")
     corrections = tmp_path / "corrections"
-    screen.start_app("--model", tiny_model, "--corrections", corrections, tmp_path / "one.png")
-    for name in ("one", "two"):
-        if name == "two":
-            screen.key_over_app("o")  # Open image…: the file dialog, typed into
-            time.sleep(1.5)
-            screen.xdotool("mousemove", 640, 380, "key", "ctrl+slash")
-            screen.xdotool("type", "--delay", 20, str(tmp_path / "two.png"))
-            screen.xdotool("key", "Return")
-        screen.wait_for("result shown 160x120")
+    screen.start_app(
+        "--model", tiny_model, "--corrections", corrections, "--improve-minutes", 5,
+        tmp_path / "one.png",
+    )  # fmt: skip
+
+    def stroke(y):
         screen.key_over_app("2")
         _, message = screen.wait_for("correct mode on")
         mx, my, left, top, sx, sy = view_of(message)
-        drag(screen, [(mx + left + 20, my + top + 20), (mx + left + 120, my + top + 60)])
+        drag(screen, [(mx + left + 20, my + top + y), (mx + left + 120, my + top + y + 40)])
         screen.wait_for("stroke done")
-        screen.key_over_app("r")  # Correct mode off (the next image turns it on again)
+        screen.key_over_app("r")  # Correct mode off (the next "2" turns it on again)
         screen.wait_for("correct mode off")
+
+    screen.wait_for("result shown 160x120")
+    stroke(20)
+    screen.key_over_app("o")  # Open image…: the file dialog, typed into
+    time.sleep(1.5)
+    screen.xdotool("mousemove", 640, 380, "key", "ctrl+slash")
+    screen.xdotool("type", "--delay", 20, str(tmp_path / "two.png"))
+    screen.xdotool("key", "Return")
+    screen.wait_for("result shown 160x120")
+    stroke(20)
+    screen.key_over_app("i")
+    _, message = screen.wait_for("improve started")
+    assert "saved_images=2" in message
     starts = [i for i, line in enumerate(screen.log) if "correct mode on" in line]
-    wants = [replay(screen.log[starts[0] : starts[1]], (120, 160))[0]]
-    wants.append(replay(screen.log[starts[1] :], (120, 160))[0])
+    one = replay(screen.log[starts[0] : starts[1]], (120, 160))[0]
+    two = replay(screen.log[starts[1] :], (120, 160))[0]
+    for name, want in (("one", one), ("two", two)):
+        assert (want == 1).any()
+        assert np.array_equal(np.array(Image.open(corrections / "labels" / f"{name}.png")), want)
+
+    screen.wait_for("improve progress", timeout=120)
+    stroke(60)  # on image two, during the fine-tune
+    two = replay(screen.log[starts[1] :], (120, 160))[0]
     screen.key_over_app("ctrl+q")
     screen.wait_for("corrections saved on closing")
     assert screen.app.wait(30) == 0
-    for name, want in zip(("one", "two"), wants):
-        assert (want == 1).any()
-        assert np.array_equal(np.array(Image.open(corrections / "labels" / f"{name}.png")), want)
+    assert np.array_equal(np.array(Image.open(corrections / "labels" / "two.png")), two)
+    assert np.array_equal(np.array(Image.open(corrections / "labels" / "one.png")), one)

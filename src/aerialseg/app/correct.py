@@ -13,7 +13,7 @@ reads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +152,6 @@ class Entry:
     painting: Painting
     stem: str
     saved: tuple[Path, int] | None = None  # (folder, painting version) last written
-    extra: dict = field(default_factory=dict)
 
 
 class Corrections:

@@ -179,18 +179,23 @@ class CorrectMode:
             s.configure(relief="sunken" if i == self.cls else "solid")
 
     def resize(self, step: int) -> None:
-        size = int(np.clip(self.brush.get() + step, BRUSH_MIN, BRUSH_MAX))
+        size = int(np.clip(self.brush_px() + step, BRUSH_MIN, BRUSH_MAX))
         self.brush.set(size)
         self.log(f"brush {size}")
 
+    def brush_px(self) -> int:
+        """The brush radius in screen pixels (the spin box may hold text being typed)."""
+        import tkinter
+
+        try:
+            return int(np.clip(self.brush.get(), BRUSH_MIN, BRUSH_MAX))
+        except (ValueError, tkinter.TclError):
+            return BRUSH_START
+
     def _radius(self) -> float:
         """The brush radius in image pixels."""
-        try:
-            size = int(np.clip(self.brush.get(), BRUSH_MIN, BRUSH_MAX))
-        except Exception:  # the spin box holds text being typed
-            size = BRUSH_START
         _, _, sx, sy = self.views.placed
-        return size / ((sx + sy) / 2)
+        return self.brush_px() / ((sx + sy) / 2)
 
     # ------------------------------------------------------------------ painting
 
@@ -264,7 +269,7 @@ class CorrectMode:
     def _hover(self, e):
         if not self._ready():
             return
-        r = int(np.clip(self.brush.get() if str(self.brush.get()).isdigit() else 0, 1, 200))
+        r = self.brush_px()
         colour = (
             "white"
             if self.erasing.get()
