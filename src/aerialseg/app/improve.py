@@ -188,7 +188,7 @@ class Improver:
             self.before, self.after = before, after
             changed = float(np.mean(before.labels != after.labels))
             app.show(after, None)
-            app.say(f"Improved: {100 * changed:.1f} % of the map changed")
+            app.say(f"Improved: {100 * changed:.1f} % changed")  # b: before/after
             self.log(f"improved shown changed={changed:.4f}")
 
         app.run("Re-segmenting with the improved model…", job, done)
