@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ from aerialseg.classes import IGNORE_INDEX
 from aerialseg.config import FinetuneConfig, data_root
 from aerialseg.data.segmentation import find_pairs, load_sample
 from aerialseg.inference.segmenter import load_model
+from aerialseg.io.files import file_digest
 from aerialseg.io.images import save_image
 from aerialseg.metrics import SegmentationMetrics
 from aerialseg.training.finetune import finetune
@@ -85,14 +87,41 @@ def parse_variant(text: str) -> tuple[str, dict]:
     extra: dict = {}
     for item in filter(None, items.split(",")):
         k, v = item.split("=")
-        extra[k] = {"true": True, "false": False}.get(v)
-        if extra[k] is None:
-            extra[k] = float(v) if "." in v or "e" in v else int(v)
+        extra[k] = {"true": True, "false": False}.get(v, v)
+        for kind in (int, float):
+            try:
+                extra[k] = kind(v)
+                break
+            except ValueError:
+                pass
     return tag, extra
 
 
 def gain(row: dict, part: str, key: str = "pixel_accuracy") -> float:
     return row[part]["after"][key] - row[part]["before"][key]
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def parent_predictions(parent, samples, cache: Path) -> list[np.ndarray]:
+    """The parent's (H, W, C) float16 probabilities for ``samples``, kept in ``cache`` (one
+    folder per parent file) so that later runs of the benchmark do not predict them again."""
+    cache.mkdir(parents=True, exist_ok=True)
+    out = []
+    for s in samples:
+        path = cache / (s.id.replace("/", "_").replace(" ", "") + ".npy")
+        if not path.exists():
+            probs = parent.predict_proba(s.image).astype(np.float16)
+            tmp = path.with_suffix(f".{os.getpid()}.npy")  # two benchmarks may share a cache
+            np.save(tmp, probs)
+            tmp.replace(path)
+        out.append(np.load(path, mmap_mode="r"))
+    return out
 
 
 def main() -> None:
@@ -106,17 +135,34 @@ def main() -> None:
     ap.add_argument("--forget-images", type=int, default=1, help="per tile of tiles 1-6")
     ap.add_argument("--minutes", type=float, default=FinetuneConfig.minutes)
     ap.add_argument(
+        "--steps",
+        type=int,
+        help="a fixed number of steps instead of the clock (the count --calibrate measured), "
+        "so that results do not depend on the load of a shared CPU",
+    )
+    ap.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="only fine-tune for --minutes (set-up included, as `finetune` counts it) and "
+        "record the steps done; no scores",
+    )
+    ap.add_argument(
         "--variant",
         action="append",
         help="TAG:k=v,k=v - settings other than finetune's defaults, named TAG in the results "
         "(e.g. nobalance:balance=false); repeatable; default: the defaults, untagged",
     )
-    ap.add_argument("--results", default="benchmarks/results/finetune_gain.jsonl")
+    ap.add_argument("--results", default="runs/finetune_gain.jsonl")
+    ap.add_argument("--cache", default="runs/finetune_gain_cache", help="parent predictions")
     ap.add_argument("--figure", help="write a before/strokes/after figure here (first run)")
     ap.add_argument("--summary", action="store_true", help="only summarise --results")
+    ap.add_argument("--plot", help="only plot the gain against the labelled share (PNG)")
     args = ap.parse_args()
-    if args.summary:
-        summary(Path(args.results))
+    if args.summary or args.plot:
+        if args.plot:
+            plot_fractions(Path(args.results), args.plot)
+        else:
+            summary(Path(args.results))
         return
     root = Path(data_root(args.data))
     parent = load_model(args.parent)
@@ -128,14 +174,18 @@ def main() -> None:
         forget += [load_sample(p, parent.classes) for p in group]
     out = Path(args.results)
     out.parent.mkdir(parents=True, exist_ok=True)
+    kind = "calibrate" if args.calibrate else "score"
     done = {
-        (r["seed"], r["method"], r["fraction"], r.get("tag", ""))
+        (r["seed"], r["method"], r["fraction"], r.get("tag", ""), r.get("kind", "score"))
         for r in map(json.loads, out.read_text().splitlines() if out.exists() else [])
     }
     variants = [parse_variant(v) for v in args.variant or [":"]]
     t0 = time.perf_counter()
-    before_preds = [parent.segment(s.image) for s in tile7]
-    before_forget = metrics(parent.classes, forget, [parent.segment(s.image) for s in forget])
+    cache = Path(args.cache) / file_digest(Path(args.parent))[:16]
+    tile7_probs = parent_predictions(parent, tile7, cache)
+    before_preds = [p.argmax(-1).astype(np.uint8) for p in tile7_probs]
+    forget_probs = parent_predictions(parent, forget, cache) if not args.calibrate else []
+    before_forget = metrics(parent.classes, forget, [p.argmax(-1) for p in forget_probs])
     print(f"parent scored in {time.perf_counter() - t0:.0f} s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         replay_root = Path(tmp) / "replay"  # tiles 1-6: what the parent trained on
@@ -169,12 +219,18 @@ def main() -> None:
                     parent.classes, p_samples, [before_preds[i] for i in painted], unpainted
                 )
                 for method, (tag, extra) in itertools.product(args.methods.split(","), variants):
-                    key = (seed, method, fraction, tag)
+                    key = (seed, method, fraction, tag, kind)
                     if key in done:
                         continue
                     settings, replay = METHODS[method]
-                    cfg = FinetuneConfig(minutes=args.minutes, seed=seed, **{**settings, **extra})
-                    model = folder / f"{method}.safetensors"
+                    timing = (
+                        {"minutes": args.minutes}
+                        if args.calibrate or not args.steps
+                        else {"minutes": 60.0, "steps": args.steps}  # the steps bind, not time
+                    )
+                    cfg = FinetuneConfig(seed=seed, **timing, **{**settings, **extra})
+                    model = folder / f"{method}-{tag}.safetensors"
+                    load_before, cpu_before = os.getloadavg()[0], _cpu_seconds()
                     rec = finetune(
                         args.parent,
                         folder / "images",
@@ -183,17 +239,14 @@ def main() -> None:
                         cfg,
                         replay_root if replay else None,
                         progress=False,
-                    )
-                    seg = load_model(model)
-                    preds = [seg.segment(s.image) for s in others]
-                    after_others = metrics(seg.classes, others, preds)
-                    after_unpainted = metrics(
-                        seg.classes, p_samples, [seg.segment(s.image) for s in p_samples], unpainted
-                    )
-                    after_forget = metrics(
-                        seg.classes, forget, [seg.segment(s.image) for s in forget]
+                        # the parent's probabilities, as the app passes those of its map;
+                        # predicting them is part of the clock only when calibrating
+                        parent_probs=None
+                        if args.calibrate
+                        else [np.asarray(tile7_probs[i], np.float32) for i in painted],
                     )
                     row = {
+                        "kind": kind,
                         "seed": seed,
                         "method": method,
                         "fraction": fraction,
@@ -204,10 +257,34 @@ def main() -> None:
                         / sum(s.labels.size for s in p_samples),
                         "steps": rec["steps"],
                         "seconds": rec["seconds"],
-                        "others": {"before": before_others, "after": after_others},
-                        "unpainted": {"before": before_unpainted, "after": after_unpainted},
-                        "forget": {"before": before_forget, "after": after_forget},
+                        # the 1-minute load average before and after, and the CPU seconds
+                        # the fine-tune used: how far the wall time was from an idle machine's
+                        "load": [load_before, os.getloadavg()[0]],
+                        "cpu_seconds": round(_cpu_seconds() - cpu_before, 1),
                     }
+                    if args.calibrate:
+                        with open(out, "a") as f:
+                            f.write(json.dumps(row) + "\n")
+                        print(
+                            f"calibrate {method} {tag}: {rec['steps']} steps in "
+                            f"{rec['seconds']:.1f} s, {row['cpu_seconds']} CPU s (load "
+                            f"{row['load'][0]:.1f}, {row['load'][1]:.1f})",
+                            flush=True,
+                        )
+                        continue
+                    seg = load_model(model)
+                    preds = [seg.segment(s.image) for s in others]
+                    after_others = metrics(seg.classes, others, preds)
+                    p_after = [seg.segment(s.image) for s in p_samples]
+                    after_unpainted = metrics(seg.classes, p_samples, p_after, unpainted)
+                    after_forget = metrics(
+                        seg.classes, forget, [seg.segment(s.image) for s in forget]
+                    )
+                    row.update(
+                        others={"before": before_others, "after": after_others},
+                        unpainted={"before": before_unpainted, "after": after_unpainted},
+                        forget={"before": before_forget, "after": after_forget},
+                    )
                     with open(out, "a") as f:
                         f.write(json.dumps(row) + "\n")
                     lc = "mean_iou_land_cover"
@@ -220,13 +297,17 @@ def main() -> None:
                         flush=True,
                     )
                     if args.figure:
-                        figure(args.figure, tile7, painted, labels, others, o_before, preds, parent)
+                        p_before = [before_preds[i] for i in painted]
+                        rows = [(p_samples[0], labels[0], p_before[0], p_after[0])]
+                        rows.append((others[0], None, o_before[0], preds[0]))
+                        figure(args.figure, rows, parent.classes)
                         args.figure = None
 
 
 def summary(path: Path) -> None:
     """Markdown tables of the results: per variant, the mean (and min..max) over seeds."""
     rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows = [r for r in rows if r.get("kind", "score") == "score"]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["fraction"], r.get("tag", ""), r["method"]), []).append(r)
@@ -265,34 +346,80 @@ def summary(path: Path) -> None:
         print(f"| {fraction:.1%} | {tag or 'default'} | {method} | " + " | ".join(cells) + " |")
 
 
-def figure(path, tile7, painted, labels, others, before_preds, after_preds, parent) -> None:
-    """One painted image with its strokes; one held-out image: truth, before, after."""
+def plot_fractions(path: Path, out: str) -> None:
+    """Gain on the other Tile 7 images (accuracy, mIoU(5)) and change on tiles 1-6 against the
+    labelled share, per variant: mean over seeds with min..max bars."""
+    from matplotlib.figure import Figure
+
+    from aerialseg.plots import save_figure
+
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows = [r for r in rows if r.get("kind", "score") == "score"]
+    series: dict[tuple, dict[float, list[dict]]] = {}
+    for r in rows:
+        series.setdefault((r.get("tag", ""), r["method"]), {}).setdefault(r["fraction"], []).append(
+            r
+        )
+    series = {k: v for k, v in series.items() if len(v) > 1}  # only variants swept
+    fig = Figure(figsize=(10, 3.6))
+    panels = [
+        ("others", "pixel_accuracy", "other Tile 7 images: accuracy gain"),
+        ("others", "mean_iou_land_cover", "other Tile 7 images: mIoU(5) gain"),
+        ("forget", "pixel_accuracy", "tiles 1-6: accuracy change"),
+    ]
+    for j, (part, key, title) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), j + 1)
+        for (tag, method), by_fraction in series.items():
+            xs = sorted(by_fraction)
+            gains = [[gain(r, part, key) for r in by_fraction[x]] for x in xs]
+            mean = [np.mean(g) for g in gains]
+            err = [
+                [m - min(g) for m, g in zip(mean, gains)],
+                [max(g) - m for m, g in zip(mean, gains)],
+            ]
+            label = f"{tag or 'default'} ({method}, n={min(len(g) for g in gains)})"
+            ax.errorbar([100 * x for x in xs], mean, yerr=err, marker="o", capsize=3, label=label)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xticks([0.5, 1, 2, 5], ["0.5", "1", "2", "5"])
+        ax.set_xlabel("labelled share of the two painted images (%)")
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, out, dpi=90)
+
+
+def figure(path, rows, classes) -> None:
+    """Per row, one Tile 7 image (never trained on): the photo (with the strokes, if painted),
+    the map before fine-tuning, after, and the ground truth, each map with its accuracy."""
     from matplotlib.figure import Figure
 
     from aerialseg.plots import legend_handles, save_figure
 
-    c = parent.classes
-    s = others[0]
-    before = before_preds[0]
-    p = tile7[painted[0]]
-    strokes_rgb = p.image.copy()
-    on = labels[0] != IGNORE_INDEX
-    strokes_rgb[on] = c.colorize(labels[0])[on]
-    panels = [
-        (strokes_rgb, f"strokes on {p.id} (painted)"),
-        (s.image, f"{s.id} (held out)"),
-        (c.colorize(s.labels), "ground truth"),
-        (c.colorize(before), "before fine-tuning"),
-        (c.colorize(after_preds[0]), "after fine-tuning"),
-    ]
-    fig = Figure(figsize=(20, 4.8))
-    for i, (img, title) in enumerate(panels):
-        ax = fig.add_subplot(1, len(panels), i + 1)
-        ax.imshow(img)
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-    fig.legend(handles=legend_handles(c), loc="lower center", ncol=len(c), fontsize=9)
-    save_figure(fig, path, dpi=80)
+    fig = Figure(figsize=(16, 4.6 * len(rows)))
+    for r, (s, strokes_, before, after) in enumerate(rows):
+        photo = s.image.copy()
+        title = f"{s.id} (not painted)"
+        if strokes_ is not None:
+            on = strokes_ != IGNORE_INDEX
+            photo[on] = classes.colorize(strokes_)[on]
+            title = f"{s.id}: strokes on {on.mean():.1%} of it"
+        known = s.labels != IGNORE_INDEX
+        acc = [f"{(p == s.labels)[known].mean():.3f} accuracy" for p in (before, after)]
+        panels = [
+            (photo, title),
+            (classes.colorize(before), f"before fine-tuning: {acc[0]}"),
+            (classes.colorize(after), f"after: {acc[1]}"),
+            (classes.colorize(s.labels), "ground truth"),
+        ]
+        for i, (img, text) in enumerate(panels):
+            ax = fig.add_subplot(len(rows), len(panels), r * len(panels) + i + 1)
+            ax.imshow(img)
+            ax.set_title(text, fontsize=10)
+            ax.axis("off")
+    fig.legend(handles=legend_handles(classes), loc="lower center", ncol=len(classes), fontsize=10)
+    save_figure(fig, path, dpi=60)
 
 
 if __name__ == "__main__":

@@ -271,6 +271,19 @@ class FinetuneConfig(Config):
     batch_size: int = opt(4, "crops of the labelled images per step", low=1)
     patch_size: int = opt(256, "crop side in pixels (a multiple of 16)", low=32)
     balance: bool = opt(True, "weigh the labelled classes equally (strokes skew the balance)")
+    adapt_bn: float = opt(
+        0.0,
+        "move batch-norm statistics this far towards those of the user's images (0: the "
+        "parent's; 1: the images' own, measured on random crops of them)",
+        low=0,
+        high=1,
+    )
+    freeze: str = opt(
+        "none",
+        "parameters kept as they are: none; encoder (a pretrained encoder's, e.g. unet-effl0); "
+        "all-but-head (only the last 1x1 convolution learns)",
+        choices=("none", "encoder", "all-but-head"),
+    )
     distill: float = opt(
         1.0,
         "weight of self-distillation: unlabelled pixels the old model was confident about "

@@ -77,9 +77,18 @@ def test_checkpoint_records_parent_images_and_labelled_pixels(tmp_path):
     meta = read_metadata(tmp_path / "new.safetensors")["finetune"]
     assert meta == rec
     assert meta["labelled_pixels"] == 35 and meta["steps"] == 2
-    assert meta["images"] == [{"image": "img0", "labelled_pixels": 35, "pixels": 64 * 64}]
     import hashlib
 
+    image = (root / "images" / "img0.png").read_bytes()
+    assert meta["images"] == [
+        {
+            "image": "img0",
+            "labelled_pixels": 35,
+            "pixels": 64 * 64,
+            "bytes": len(image),
+            "sha256": hashlib.sha256(image).hexdigest(),
+        }
+    ]
     assert meta["parent"]["sha256"] == hashlib.sha256(parent.read_bytes()).hexdigest()
     assert meta["parent"]["name"] == "parent" and meta["config"]["patch_size"] == 32
 
@@ -99,6 +108,71 @@ def test_distillation_targets_are_the_parents_confident_unlabelled_pixels(tmp_pa
     assert (pseudo[outside] < len(classes)).all()
     (none,) = teacher_labels(model, samples, classes, FinetuneConfig(confidence=1.0), "cpu")
     assert (none == IGNORE_INDEX).all()
+
+
+def test_given_parent_probabilities_are_used_instead_of_predicting_again(tmp_path):
+    from aerialseg.models.checkpoint import load_checkpoint
+    from aerialseg.training.finetune import teacher_labels
+
+    root = user_folder(tmp_path / "user", n=1)
+    model, classes, _ = load_checkpoint(tiny_checkpoint(tmp_path / "p.safetensors"))
+    samples = load_labelled(root / "images", root / "labels", classes)
+    probs = np.zeros((64, 64, len(classes)), np.float32)
+    probs[..., 5] = 0.95  # confident Unlabeled-class everywhere: what the parent said
+    probs[:4, :4] = [0.5, 0.1, 0.1, 0.1, 0.1, 0.1]  # unsure: no target
+    (pseudo,) = teacher_labels(model, samples, classes, FinetuneConfig(), "cpu", [probs])
+    assert (pseudo[:4, :4] == IGNORE_INDEX).all() and (pseudo[8:40, 8:40] == IGNORE_INDEX).all()
+    assert (pseudo[50:, 50:] == 5).all()
+
+
+@pytest.mark.parametrize("freeze", ["encoder", "all-but-head"])
+def test_frozen_parameters_stay_the_parents(tmp_path, freeze):
+    from aerialseg.models.checkpoint import load_checkpoint
+
+    parent = tmp_path / "parent.safetensors"
+    save_checkpoint(parent, create_model("unet-effl0", decoder=[8, 8]), DUBAI)
+    root = user_folder(tmp_path / "user", n=1)
+    cfg = FinetuneConfig(steps=2, minutes=30, batch_size=1, patch_size=32, precision="fp32",
+                         freeze=freeze, lr=1e-2)  # fmt: skip
+    finetune(parent, root / "images", root / "labels", tmp_path / "n.safetensors", cfg,
+             progress=False, log=lambda s: None)  # fmt: skip
+    before = load_checkpoint(parent)[0].state_dict()
+    after = load_checkpoint(tmp_path / "n.safetensors")[0].state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("head") or freeze == "encoder" for k in changed)
+    assert not any(k.startswith(("_conv_stem", "_blocks", "_bn0")) for k in changed)
+    if freeze == "encoder":
+        assert any(k.startswith("decoder") for k in changed)
+
+
+def test_freezing_the_encoder_of_a_model_without_one_is_one_line(tmp_path, tiny_model):
+    root = user_folder(tmp_path / "user", n=1)
+    r = run_aerialseg(
+        "finetune", "--model", tiny_model, "--images", root / "images", "--labels",
+        root / "labels", "--out", tmp_path / "n.safetensors", "--steps", "1", "--freeze",
+        "encoder", "-q",
+    )  # fmt: skip
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "--freeze encoder: a unet model has no pretrained encoder" in r.stderr
+    assert not (tmp_path / "n.safetensors").exists()
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_adapted_batchnorm_statistics_move_towards_the_users_images(share):
+    from aerialseg.data.segmentation import Sample
+    from aerialseg.training.finetune import adapt_batchnorm
+
+    image = np.zeros((80, 90, 3), np.uint8)
+    image[...] = (10, 100, 200)  # one colour: the crops' statistics are known exactly
+    labels = np.full((80, 90), IGNORE_INDEX, np.uint8)
+    bn = torch.nn.BatchNorm2d(3).eval()  # the parent's statistics: mean 0, variance 1
+    adapt_batchnorm(
+        bn, [Sample("a", "", image, labels)], share, 32, np.random.default_rng(0), "cpu"
+    )
+    expected = share * torch.tensor([10.0, 100.0, 200.0])
+    assert torch.allclose(bn.running_mean, expected)
+    assert torch.allclose(bn.running_var, torch.full((3,), 1 - share))  # the crops' is 0
+    assert not bn.training and bn.momentum == 0.1  # restored for anything that follows
 
 
 def test_crops_always_hold_labelled_pixels_and_balance_weighs_classes_equally(tmp_path):

@@ -93,9 +93,16 @@ def images_to_score(
     own = bool(held & ids) or (
         trained_on is not None and Path(trained_on).resolve() == Path(data).resolve()
     )
+    painted = finetuned_on(meta, data, samples)
+    if painted and split != "all":
+        # a fine-tune learned from these images' strokes: they are not held out any more
+        samples = [s for s in samples if s.id not in painted]
+        if not samples:
+            raise AerialSegError(f"every image in {data} fine-tuned this model (--split all)")
     n = len(samples)
+    left_out = f"; {len(painted)} that fine-tuned it left out" if painted and split != "all" else ""
     if split == "all":
-        note = " (training images included: figures are optimistic)" if own else ""
+        note = " (training images included: figures are optimistic)" if own or painted else ""
         return list(samples), f"scoring all {n} images{note}"
     if meta.get("split") == "random-patch" and own:
         if split == "val":
@@ -113,6 +120,31 @@ def images_to_score(
             raise AerialSegError(f"none of the model's validation images are in {data}")
         return chosen, (
             f"scoring the model's {len(chosen)} held-out validation images of {n} "
-            "(the others trained it; --split all scores every image)"
+            f"(the others trained it{left_out}; --split all scores every image)"
         )
-    return list(samples), f"scoring all {n} images (the model never trained on this data)"
+    return list(samples), (
+        f"scoring all {n} images (the model never trained on this data{left_out})"
+    )
+
+
+def finetuned_on(meta: dict, data: str | Path, samples: Sequence[Sample]) -> set[str]:
+    """Ids of the ``samples`` whose image file a fine-tune of this model (or of one of its
+    parents) learned from. The record names those files by size and SHA-256, not by path or
+    stem: the user's copies lie elsewhere, under the same stems as images of other tiles."""
+    wanted, record = set(), meta.get("finetune")
+    while record:
+        wanted |= {(i["bytes"], i["sha256"]) for i in record.get("images", []) if "sha256" in i}
+        record = (record.get("parent") or {}).get("finetune")
+    if not wanted:
+        return set()
+    from ..data.segmentation import find_pairs
+    from ..io.files import file_digest
+
+    ids, sizes = {s.id for s in samples}, {size for size, _ in wanted}
+    return {
+        p.id
+        for p in find_pairs(data)
+        if p.id in ids
+        and p.image.stat().st_size in sizes  # only files of a recorded size are read
+        and (p.image.stat().st_size, file_digest(p.image)) in wanted
+    }

@@ -3,6 +3,7 @@ with errors that name the file."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -167,3 +168,12 @@ def read_mapping(path: str | Path, what: str = "config") -> dict:
     if not isinstance(d, dict):
         raise AerialSegError(f"{path}: {what} must be a mapping of keys to values")
     return d
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (hex): names a file whatever it is called or wherever it is."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -21,7 +21,6 @@ benchmarks/finetune_gain.py):
 from __future__ import annotations
 
 import copy
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,6 +41,7 @@ from ..data.segmentation import (
     pair_folders,
 )
 from ..errors import AerialSegError
+from ..io.files import file_digest
 from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..runtime import autocast, channels_last, prepare, resolve_device, resolve_precision
 from .segmentation import lr_at
@@ -68,25 +68,22 @@ def load_labelled(
     return samples
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def teacher_labels(model, samples: Sequence[Sample], classes, cfg: FinetuneConfig, device: str):
+def teacher_labels(
+    model, samples: Sequence[Sample], classes, cfg: FinetuneConfig, device: str, probs=None
+):
     """The parent's label where it is confident (probability >= ``cfg.confidence``) and the
-    user left the pixel unlabelled; 255 elsewhere. Predicted as ``segment`` does."""
+    user left the pixel unlabelled; 255 elsewhere. Predicted as ``segment`` does, unless
+    ``probs`` (one (H, W, C) array per sample) already holds the parent's probabilities."""
     from ..inference.segmenter import Segmenter
 
     seg = Segmenter(model, classes, precision=cfg.precision, device=device)
     out = []
-    for s in samples:
-        probs = seg.predict_proba(s.image)
-        pseudo = probs.argmax(-1).astype(np.uint8)
-        pseudo[(probs.max(-1) < cfg.confidence) | (s.labels != IGNORE_INDEX)] = IGNORE_INDEX
+    for i, s in enumerate(samples):
+        probs_i = probs[i] if probs is not None else seg.predict_proba(s.image)
+        if probs_i.shape[:2] != s.labels.shape:
+            raise ValueError(f"{s.id}: parent probabilities of another size than the image")
+        pseudo = probs_i.argmax(-1).astype(np.uint8)
+        pseudo[(probs_i.max(-1) < cfg.confidence) | (s.labels != IGNORE_INDEX)] = IGNORE_INDEX
         out.append(pseudo)
     return out
 
@@ -128,6 +125,51 @@ def _pad(a: np.ndarray, p: int, value) -> np.ndarray:
     return np.pad(a, widths, constant_values=value)
 
 
+def freeze(model, what: str) -> None:
+    """``requires_grad=False`` for the parameters kept as they are (``what``: see
+    FinetuneConfig.freeze), so no gradient is computed for them (a frozen encoder also
+    saves its backward pass)."""
+    if what == "none":
+        return
+    if what == "encoder":
+        if not hasattr(model, "encoder_parameters"):
+            raise AerialSegError(
+                f"--freeze encoder: a {model.name} model has no pretrained encoder (unet-effl0 has)"
+            )
+        frozen = {id(p) for p in model.encoder_parameters()}
+    else:  # all-but-head
+        frozen = {id(p) for p in model.parameters()} - {id(p) for p in model.head.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(id(p) not in frozen)
+
+
+@torch.no_grad()
+def adapt_batchnorm(model, samples, share, patch, rng, device, batches=8, batch_size=4) -> None:
+    """Batch-norm statistics moved ``share`` of the way from the parent's towards the user's
+    imagery: measured on random crops of the whole images (labelled or not), as test-time
+    adaptation to new imagery does ("AdaBN"). New imagery differs from the training data in
+    colour and texture statistics first; the weights need no labels to follow them."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    parent = [(m.running_mean.clone(), m.running_var.clone(), m.momentum) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a plain average over the crops
+        m.train()
+    for _ in range(batches):
+        crops = []
+        for i in rng.integers(len(samples), size=batch_size):
+            image = samples[i].image
+            h, w = image.shape[:2]
+            y, x = rng.integers(max(1, h - patch + 1)), rng.integers(max(1, w - patch + 1))
+            crops.append(_pad(image[y : y + patch, x : x + patch], patch, 0))
+        model(torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().to(device))
+    for m, (mean, var, momentum) in zip(norms, parent):
+        m.running_mean.mul_(share).add_(mean, alpha=1 - share)
+        m.running_var.mul_(share).add_(var, alpha=1 - share)
+        m.momentum = momentum
+    model.eval()
+
+
 def balanced_weights(samples: Sequence[Sample], num_classes: int) -> torch.Tensor:
     """Per-class weights making each labelled class count the same in the stroke loss."""
     counts = class_pixel_counts(samples, num_classes).astype(np.float64)
@@ -154,10 +196,16 @@ def finetune(
     progress: bool = True,
     log: Callable[[str], None] = print,
     on_progress: Callable[[float, str], None] | None = None,
+    *,
+    parent_probs: Sequence[np.ndarray] | None = None,
 ) -> dict:
     """Fine-tune checkpoint ``parent`` on the labelled pixels of ``images``/``labels`` and
     write the new checkpoint to ``out``. Returns what the checkpoint records about the run.
-    ``on_progress(fraction, message)`` is called at each stage and step (the app's bar)."""
+    ``on_progress(fraction, message)`` is called at each stage and step (the app's bar).
+
+    ``parent_probs``: the parent's (H, W, C) probabilities for the images, in the order they
+    pair (by file name), where the caller has them already (the app has segmented the
+    image it corrects; the benchmark reuses them across runs) - saves predicting them again."""
     say = on_progress or (lambda fraction, message: None)
     cfg = cfg or FinetuneConfig()
     cfg.check()
@@ -165,7 +213,9 @@ def finetune(
         raise AerialSegError(f"patch size must be a multiple of 16, not {cfg.patch_size}")
     parent, out = Path(parent), Path(out)
     model, classes, meta = load_checkpoint(parent)  # a classifier is refused here
+    freeze(model, cfg.freeze)  # before any work: a model without an encoder is refused here
     samples = load_labelled(images, labels, classes)
+    files = {p.id: p.image for p in pair_folders(Path(images), Path(labels), what="label image")}
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
@@ -189,7 +239,7 @@ def finetune(
     bar.set_description("parent's predictions")
     say(0.0, "parent's predictions")
     teacher = (
-        teacher_labels(model, samples, classes, cfg, device)
+        teacher_labels(model, samples, classes, cfg, device, parent_probs)
         if cfg.distill > 0
         else [np.full_like(s.labels, IGNORE_INDEX) for s in samples]
     )
@@ -197,7 +247,10 @@ def finetune(
     crops = StrokeCrops(samples, teacher, cfg.patch_size)
     weights = balanced_weights(samples, len(classes)) if cfg.balance else None
     student = prepare(copy.deepcopy(model), precision, device)
-    opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
+    if cfg.adapt_bn > 0:
+        adapt_batchnorm(student, samples, cfg.adapt_bn, cfg.patch_size, rng, device)
+    learning = [p for p in student.parameters() if p.requires_grad]  # the copy keeps the flags
+    opt = torch.optim.AdamW(learning, lr=cfg.lr, weight_decay=0.0)
     replay_batches = replay.epoch(rng) if replay else None
     steps, losses = 0, []
     begin = time.perf_counter()  # the schedule spans the time left for training
@@ -237,11 +290,15 @@ def finetune(
             "sha256": file_digest(parent),
             "finetune": meta.get("finetune"),  # the parent's own fine-tune, if any
         },
+        # the image files by content too: `evaluate` leaves them out of its scores wherever
+        # a copy lies (the app saves the user's images in a folder of their choosing)
         "images": [
             {
                 "image": str(s.id),
                 "labelled_pixels": int((s.labels != IGNORE_INDEX).sum()),
                 "pixels": int(s.labels.size),
+                "bytes": files[s.id].stat().st_size,
+                "sha256": file_digest(files[s.id]),
             }
             for s in samples
         ],
