@@ -155,6 +155,11 @@ def main() -> None:
     ap.add_argument("--results", default="runs/finetune_gain.jsonl")
     ap.add_argument("--cache", default="runs/finetune_gain_cache", help="parent predictions")
     ap.add_argument("--figure", help="write a before/strokes/after figure here (first run)")
+    ap.add_argument(
+        "--figure-only",
+        action="store_true",
+        help="with --figure: fine-tune and draw the figure, without scoring (nor a result row)",
+    )
     ap.add_argument("--summary", action="store_true", help="only summarise --results")
     ap.add_argument("--plot", help="only plot the gain against the labelled share (PNG)")
     args = ap.parse_args()
@@ -220,7 +225,7 @@ def main() -> None:
                 )
                 for method, (tag, extra) in itertools.product(args.methods.split(","), variants):
                     key = (seed, method, fraction, tag, kind)
-                    if key in done:
+                    if key in done and not args.figure_only:
                         continue
                     settings, replay = METHODS[method]
                     timing = (
@@ -273,6 +278,14 @@ def main() -> None:
                         )
                         continue
                     seg = load_model(model)
+                    if args.figure_only:
+                        rows = [
+                            (p_samples[0], labels[0], before_preds[painted[0]]),
+                            (others[0], None, o_before[0]),
+                        ]
+                        rows = [(*r, seg.segment(r[0].image)) for r in rows]
+                        figure(args.figure, rows, parent.classes)
+                        return
                     preds = [seg.segment(s.image) for s in others]
                     after_others = metrics(seg.classes, others, preds)
                     p_after = [seg.segment(s.image) for s in p_samples]
