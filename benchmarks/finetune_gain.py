@@ -27,6 +27,7 @@ import argparse
 import itertools
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -156,6 +157,14 @@ def main() -> None:
     ap.add_argument("--cache", default="runs/finetune_gain_cache", help="parent predictions")
     ap.add_argument("--figure", help="write a before/strokes/after figure here (first run)")
     ap.add_argument(
+        "--keep", help="keep each run's folder (strokes, fine-tuned model) under this folder"
+    )
+    ap.add_argument(
+        "--figure-from",
+        metavar="RUN",
+        help="with --figure: draw it from a kept run folder (images/, labels/, one model)",
+    )
+    ap.add_argument(
         "--figure-only",
         action="store_true",
         help="with --figure: fine-tune and draw the figure, without scoring (nor a result row)",
@@ -171,6 +180,9 @@ def main() -> None:
         return
     root = Path(data_root(args.data))
     parent = load_model(args.parent)
+    if args.figure and args.figure_from:
+        figure_from(Path(args.figure_from), parent, root, args.figure)
+        return
     pairs = find_pairs(root)
     tile7 = [load_sample(p, parent.classes) for p in pairs if p.group == "Tile 7"]
     forget = []
@@ -277,6 +289,8 @@ def main() -> None:
                             flush=True,
                         )
                         continue
+                    if args.keep:
+                        shutil.copytree(folder, Path(args.keep) / folder.name, dirs_exist_ok=True)
                     seg = load_model(model)
                     if args.figure_only:
                         rows = [
@@ -401,6 +415,25 @@ def plot_fractions(path: Path, out: str) -> None:
     fig.axes[0].legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, out, dpi=90)
+
+
+def figure_from(run: Path, parent, root: Path, path: str) -> None:
+    """The figure of a kept run: its first painted image and the first Tile 7 image it did
+    not paint, both maps predicted now (the parent's and the fine-tuned model's)."""
+    (model,) = run.glob("*.safetensors")
+    seg = load_model(model)
+    pairs = [p for p in find_pairs(root) if p.group == "Tile 7"]
+    stems = sorted(p.stem for p in (run / "labels").glob("*.png"))
+    painted = next(p for p in pairs if p.id.split("/")[1] == stems[0])
+    other = next(p for p in pairs if p.id.split("/")[1] not in stems)
+    rows = []
+    from PIL import Image
+
+    drawn = np.asarray(Image.open(run / "labels" / f"{stems[0]}.png"))
+    for pair, lab in ((painted, drawn), (other, None)):
+        s = load_sample(pair, parent.classes)
+        rows.append((s, lab, parent.segment(s.image), seg.segment(s.image)))
+    figure(path, rows, parent.classes)
 
 
 def figure(path, rows, classes) -> None:
