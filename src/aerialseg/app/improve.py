@@ -117,7 +117,6 @@ class Improver:
         base = self.base
         out = self.tmp / f"{base.stem}-improved-{self.runs}.safetensors"
         self.tune = FineTune(base, folder / "images", folder / "labels", out, self.minutes)
-        self.tune.base = base
         app.buttons["improve"].configure(text="Cancel (i)")
         app.busy.configure(mode="determinate", value=0, maximum=1.0)
         app.say(f"Improving {Path(base).name} with {app.correct.summary()}…")
@@ -152,7 +151,7 @@ class Improver:
             else:
                 self.app.say(f"Improve model failed: {t.error}", error=True)
             return
-        self.improved, self.parent_of_improved = t.out, t.base
+        self.improved, self.parent_of_improved = t.out, t.parent
         r = t.result
         self.log(f"improve finished steps={r['steps']} seconds={r['seconds']} out={t.out}")
         self.resegment_pending = True
@@ -178,9 +177,10 @@ class Improver:
             labels, confidence = seg.segment_confidence(before.rgb, tta)
             seconds = time.perf_counter() - t
             labels[before.labels == IGNORE_INDEX] = IGNORE_INDEX  # a raster's nodata stays so
-            r = Result(before.rgb, labels, before.source, seg.classes, seg.name, seconds, tta)
-            r.geo = before.geo
-            return seg, r
+            geo = before.geo
+            return seg, Result(
+                before.rgb, labels, before.source, seg.classes, seg.name, seconds, tta, geo
+            )
 
         def done(value):
             seg, after = value

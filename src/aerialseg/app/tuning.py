@@ -36,7 +36,7 @@ class FineTune:
             "minutes": minutes,
             "steps": steps,
         }
-        self.out = Path(out)
+        self.parent, self.out = Path(parent), Path(out)
         self.fraction, self.message = 0.0, "starting"
         self.result: dict | None = None
         self.error: str | None = None
