@@ -375,20 +375,22 @@ def summary(path: Path) -> None:
 
 def plot_fractions(path: Path, out: str) -> None:
     """Gain on the other Tile 7 images (accuracy, mIoU(5)) and change on tiles 1-6 against the
-    labelled share, per variant: mean over seeds with min..max bars."""
+    labelled share, one line per variant and seed (seeds paint different images, so they are
+    not averaged into one line), for the variants run at more than one share."""
     from matplotlib.figure import Figure
 
     from aerialseg.plots import save_figure
 
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     rows = [r for r in rows if r.get("kind", "score") == "score"]
-    series: dict[tuple, dict[float, list[dict]]] = {}
+    swept = {}
     for r in rows:
-        series.setdefault((r.get("tag", ""), r["method"]), {}).setdefault(r["fraction"], []).append(
-            r
-        )
-    series = {k: v for k, v in series.items() if len(v) > 1}  # only variants swept
-    fig = Figure(figsize=(10, 3.6))
+        swept.setdefault((r.get("tag", ""), r["method"]), set()).add(r["fraction"])
+    series: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if len(swept[(r.get("tag", ""), r["method"])]) > 1:
+            series.setdefault((r.get("tag", ""), r["method"], r["seed"]), []).append(r)
+    fig = Figure(figsize=(11, 3.6))
     panels = [
         ("others", "pixel_accuracy", "other Tile 7 images: accuracy gain"),
         ("others", "mean_iou_land_cover", "other Tile 7 images: mIoU(5) gain"),
@@ -396,18 +398,14 @@ def plot_fractions(path: Path, out: str) -> None:
     ]
     for j, (part, key, title) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), j + 1)
-        for (tag, method), by_fraction in series.items():
-            xs = sorted(by_fraction)
-            gains = [[gain(r, part, key) for r in by_fraction[x]] for x in xs]
-            mean = [np.mean(g) for g in gains]
-            err = [
-                [m - min(g) for m, g in zip(mean, gains)],
-                [max(g) - m for m, g in zip(mean, gains)],
-            ]
-            label = f"{tag or 'default'} ({method}, n={min(len(g) for g in gains)})"
-            ax.errorbar([100 * x for x in xs], mean, yerr=err, marker="o", capsize=3, label=label)
+        for (tag, method, seed), rs in sorted(series.items()):
+            rs = sorted(rs, key=lambda r: r["fraction"])
+            xs = [100 * r["fraction"] for r in rs]
+            label = f"{tag or 'default'} ({method}), seed {seed}"
+            ax.plot(xs, [gain(r, part, key) for r in rs], marker="o", label=label)
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xscale("log")
+        ax.minorticks_off()
         ax.set_xticks([0.5, 1, 2, 5], ["0.5", "1", "2", "5"])
         ax.set_xlabel("labelled share of the two painted images (%)")
         ax.set_title(title, fontsize=9)
