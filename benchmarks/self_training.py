@@ -13,7 +13,8 @@ A user with new imagery has the images but no masks. Protocol, for a held-out ti
 4. T's images are scored against their real masks before and after. This is transductive on
    purpose: the images that gave the pseudo-labels are the ones the user wants mapped.
 
-Results are appended to a JSON-lines file (a rerun skips what is there).
+Results are appended to a JSON-lines file (default runs/self_training.jsonl; a rerun skips
+what is there; this session's rows: docs/experiments/self_training.jsonl).
 
     nice python benchmarks/self_training.py --parent runs/cpu-t7-effl0-aug/last.safetensors \\
         --tile "Tile 7" --minutes 10
@@ -75,7 +76,7 @@ def main() -> None:
     ap.add_argument("--balance", action="store_true", help="weigh pseudo-label classes equally")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--tag", default="", help="a name for this run in the results")
-    ap.add_argument("--results", default="benchmarks/results/self_training.jsonl")
+    ap.add_argument("--results", default="runs/self_training.jsonl")
     args = ap.parse_args()
 
     names = ("parent", "tile", "confidence", "minutes", "steps", "lr", "batch_size",
