@@ -186,3 +186,10 @@ def test_a_blank_raster_is_flagged_like_a_blank_picture(tmp_path, tiny_model):
             assert "ortho.tif: warning: the model is unsure" in r.stderr, r.stderr
         else:
             assert "uniform" in stats["warning"]
+    # nothing but nodata: said as such, in one line
+    raster = write_raster(tmp_path / "empty.tif", photo, mask=np.zeros(photo.shape[1:], bool))
+    r = run_aerialseg("segment", raster, "--model", tiny_model, "--out", out, "-q")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip().endswith("empty.tif: warning: the image holds no data (every pixel "
+                                     "is nodata): there is nothing to map"), r.stderr  # fmt: skip
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr

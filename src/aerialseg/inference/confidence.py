@@ -31,6 +31,8 @@ def unusual(rgb: np.ndarray, confidence: float, meta: dict | None = None) -> str
     """Why the map of ``rgb`` should not be trusted, or None when nothing looks wrong."""
     step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 250_000)))  # ~250k pixels suffice
     sample = rgb[::step, ::step].reshape(-1, rgb.shape[-1]).astype(np.float32)
+    if not len(sample):  # a raster whose every pixel is nodata
+        return "the image holds no data (every pixel is nodata): there is nothing to map"
     if sample.std(axis=0).max() < BLANK_SPREAD:
         return "the image is almost uniform (a blank screen?): there is nothing to map"
     floor = float((meta or {}).get("confidence_floor", CONFIDENCE_FLOOR))
