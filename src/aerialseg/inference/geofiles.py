@@ -119,13 +119,14 @@ def segment_raster_to_files(
                 sure = [0.0, 0]  # sum of the top probability over valid pixels, and their count
 
                 def sink(row, col, probs, valid):
-                    sure[0] += float(probs.max(-1)[valid].sum(dtype=np.float64))
+                    top = probs.max(-1)  # once: the warning's mean and the confidence raster
+                    sure[0] += float(top[valid].sum(dtype=np.float64))
                     sure[1] += int(valid.sum())
                     labels = labels_of(probs, valid)
                     writers["labels"].write(row, col, labels)
                     counter.add(row, labels)
                     if "confidence" in writers:
-                        writers["confidence"].write(row, col, confidence_of(probs, valid))
+                        writers["confidence"].write(row, col, confidence_of(top, valid))
                     if "probs" in writers:
                         writers["probs"].write(row, col, probabilities_of(probs, valid), valid)
 

@@ -166,10 +166,10 @@ def labels_of(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return labels
 
 
-def confidence_of(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Highest class probability x 255 (never 0: it is at least 1 / classes); 0 where the
-    input has no data."""
-    conf = np.rint(np.nan_to_num(probs.max(-1)) * 255).astype(np.uint8)
+def confidence_of(top: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The highest class probability ``top`` (``probs.max(-1)``) x 255 (never 0: it is at
+    least 1 / classes); 0 where the input has no data."""
+    conf = np.rint(np.nan_to_num(top) * 255).astype(np.uint8)
     conf[~valid] = 0
     return conf
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -197,7 +198,7 @@ class RasterSource:
             return [scale.values] * 3
         if scale.percentiles is None:
             return None
-        samples = self._sample()
+        samples = self._samples
         ranges = []
         for b, values in zip(self.bands, samples):
             if values.size == 0:
@@ -206,9 +207,11 @@ class RasterSource:
             ranges.append((float(lo), float(hi) if hi > lo else float(lo) + 1.0))
         return ranges
 
-    def _sample(self) -> list[np.ndarray]:
+    @cached_property
+    def _samples(self) -> list[np.ndarray]:
         """Valid values of each chosen band, from an overview when the raster has one, else
-        from up to SAMPLE_WINDOWS windows on a grid: never the whole raster."""
+        from up to SAMPLE_WINDOWS windows on a grid: never the whole raster. Read once: the
+        8-bit scaling and the blank-picture check both use it."""
         from rasterio.windows import Window
 
         h, w = self.height, self.width
@@ -234,9 +237,9 @@ class RasterSource:
         return [np.concatenate(v) for v in values]
 
     def sample_rgb(self) -> np.ndarray:
-        """The sampled pixels of ``_sample`` as RGB uint8 (1, n, 3), scaled as ``read`` scales
+        """The sampled pixels of ``_samples`` as RGB uint8 (1, n, 3), scaled as ``read`` scales
         them: enough to tell a blank raster from a picture without reading it all."""
-        values = self._sample()
+        values = self._samples
         n = min(len(v) for v in values)  # float bands may hold NaN in one band only
         return self.to_uint8(np.stack([v[:n] for v in values])[:, None, :])
 
