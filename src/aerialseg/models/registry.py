@@ -44,12 +44,31 @@ def check_name(name: str, task: str | None = "segmentation") -> None:
         raise AerialSegError(f"unknown {kind} {name!r}; valid: {', '.join(list_models(task))}")
 
 
+def _class(name: str):
+    check_name(name, None)
+    module, cls = _REGISTRY[name][0].split(":")
+    return getattr(importlib.import_module(f".{module}", __package__), cls)
+
+
+def check_settings(name: str, settings: dict) -> None:
+    """One clear error, before any work, when model ``name`` takes none of some ``settings``
+    (e.g. --base-filters, a U-Net's, given to unet-effl0)."""
+    import inspect
+
+    takes = [p for p in inspect.signature(_class(name)).parameters if p != "self"]
+    bad = [k for k in settings if k not in takes]
+    if bad:
+        flags = ", ".join(f"{k} (--{k.replace('_', '-')})" for k in bad)
+        raise AerialSegError(
+            f"model {name!r} takes no {flags}; its settings: {', '.join(takes)} "
+            "(`aerialseg models` lists each model's)"
+        )
+
+
 def create_model(name: str, **kwargs) -> BaseModel:
     """Build a registered model; ``kwargs`` override the name's defaults."""
-    check_name(name, None)
-    factory, defaults, _ = _REGISTRY[name]
-    module, cls = factory.split(":")
-    build = getattr(importlib.import_module(f".{module}", __package__), cls)
+    build = _class(name)
+    defaults = _REGISTRY[name][1]
     try:
         model = build(**{**defaults, **kwargs})
     except (TypeError, ValueError) as e:

@@ -33,6 +33,7 @@ from ..losses import make_loss
 from ..metrics import SegmentationMetrics
 from ..models import SegmentationModel, create_model
 from ..models.checkpoint import load_checkpoint
+from ..models.registry import check_settings
 from ..runtime import (
     autocast,
     channels_last,
@@ -66,8 +67,15 @@ CURVES = (
 )
 
 
+def arch_settings(cfg: TrainConfig) -> dict:
+    """The architecture settings the config sets (None: the architecture's default)."""
+    arch = {k: getattr(cfg, k) for k in ("base_filters", "depth", "batch_norm", "dropout")}
+    return {k: v for k, v in arch.items() if v is not None}
+
+
 def check_config(cfg: TrainConfig) -> None:
     cfg.check()  # every field's type, allowed values and bounds, as the config declares them
+    check_settings(cfg.arch, arch_settings(cfg))  # before the data is read
     if cfg.patch_size % 16 or cfg.patch_size < 32:
         raise AerialSegError(f"patch size must be a multiple of 16 and >= 32, not {cfg.patch_size}")
     if not cfg.data:
@@ -94,9 +102,9 @@ def build_model(cfg: TrainConfig, classes: ClassTable, train: Sequence[Sample]):
         norm = {"kind": "minmax"}
     else:
         raise AerialSegError(f"unknown normalisation {cfg.normalization!r}: use meanstd or minmax")
-    arch = {k: getattr(cfg, k) for k in ("base_filters", "depth", "batch_norm", "dropout")}
-    arch = {k: v for k, v in arch.items() if v is not None}
-    model = create_model(cfg.arch, num_classes=len(classes), normalization=norm, **arch)
+    model = create_model(
+        cfg.arch, num_classes=len(classes), normalization=norm, **arch_settings(cfg)
+    )
     if cfg.pretrained and hasattr(model, "load_pretrained"):
         model.load_pretrained()  # ImageNet weights, and the input scale they were trained on
     return model
