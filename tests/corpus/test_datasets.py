@@ -9,8 +9,8 @@ import pytest
 from .cases import BAD_DATASETS
 from .conftest import leftovers, refused
 
-TINY = ("--epochs", "1", "--patch-size", "32", "--base-filters", "4", "--batch-size", "4",
-        "--patches-per-epoch", "8", "-q")  # fmt: skip
+TINY = ("--epochs", "1", "--patch-size", "32", "--arch", "unet", "--base-filters", "4",
+        "--batch-size", "4", "--patches-per-epoch", "8", "-q")  # fmt: skip
 
 
 def commands(data, out, model):
