@@ -54,7 +54,10 @@ METHODS = {
 
 def strokes(truth, pred, fraction, on_errors, rng):
     """Disc strokes of radius 10-20 px labelled from ``truth`` until ``fraction`` of the
-    pixels is labelled; a share ``on_errors`` of the discs is centred on a wrong pixel."""
+    pixels is labelled; a share ``on_errors`` of the discs is centred on a wrong pixel.
+    ``fraction`` 1: the whole ground truth - the ceiling of what the two images can teach."""
+    if fraction >= 1:
+        return truth.copy()
     h, w = truth.shape
     labels = np.full((h, w), IGNORE_INDEX, np.uint8)
     wrong = np.flatnonzero((pred != truth) & (truth != IGNORE_INDEX))
@@ -73,7 +76,10 @@ def strokes(truth, pred, fraction, on_errors, rng):
 
 
 def metrics(classes, samples, preds, masks=None):
-    """Scores of ``preds`` over ``samples``; ``masks`` (per sample, bool) limits the pixels."""
+    """Scores of ``preds`` over ``samples``; ``masks`` (per sample, bool) limits the pixels
+    (None when they leave none, as with the whole ground truth painted)."""
+    if masks is not None and not any(m.any() for m in masks):
+        return None
     m = SegmentationMetrics(len(classes), classes.land_cover)
     for i, (s, pred) in enumerate(zip(samples, preds)):
         target = s.labels if masks is None else np.where(masks[i], s.labels, IGNORE_INDEX)
@@ -99,6 +105,8 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 
 def gain(row: dict, part: str, key: str = "pixel_accuracy") -> float:
+    if row[part]["before"] is None:  # no pixel of that part (see metrics)
+        return float("nan")
     return row[part]["after"][key] - row[part]["before"][key]
 
 
@@ -131,7 +139,11 @@ def main() -> None:
     ap.add_argument("--data", help="the Dubai dataset (default: $AERIALSEG_DATA)")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--methods", default="neither,distill,replay,both")
-    ap.add_argument("--fractions", default="0.02", help="labelled share of the two images")
+    ap.add_argument(
+        "--fractions",
+        default="0.02",
+        help="labelled share of the two images (1: their whole ground truth, the ceiling)",
+    )
     ap.add_argument("--on-errors", type=float, default=0.8)
     ap.add_argument("--forget-images", type=int, default=1, help="per tile of tiles 1-6")
     ap.add_argument("--minutes", type=float, default=FinetuneConfig.minutes)
@@ -341,6 +353,8 @@ def summary(path: Path) -> None:
     lc, names = "mean_iou_land_cover", ("Building", "Land", "Road", "Veg.", "Water", "Unlab.")
 
     def cell(rs, part, key, i=None):
+        if any(r[part]["before"] is None for r in rs):
+            return "—"
         get = (lambda d: d[key]) if i is None else (lambda d: d[key][i])  # noqa: E731
         before = np.mean([get(r[part]["before"]) for r in rs])
         after = [get(r[part]["after"]) for r in rs]

@@ -61,6 +61,12 @@ class MBConv(nn.Module):
     """Inverted residual: 1x1 expand, depthwise kxk, 1x1 project; identity skip when shapes
     allow (Lite has no squeeze-excitation)."""
 
+    conv_bn_pairs = (
+        ("_expand_conv", "_bn0"),
+        ("_depthwise_conv", "_bn1"),
+        ("_project_conv", "_bn2"),
+    )
+
     def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int):
         super().__init__()
         mid = cin * expand
@@ -100,6 +106,7 @@ class EfficientUNet(SegmentationModel):
     bilinearly (full-resolution convolutions would cost more than the whole encoder)."""
 
     name = "unet-effl0"
+    conv_bn_pairs = (("_conv_stem", "_bn0"),)  # see models.base.fold_batchnorm
 
     def __init__(
         self,
