@@ -38,3 +38,28 @@ def test_class_weights_change_the_loss():
 def test_unknown_loss_lists_the_valid_ones():
     with pytest.raises(AerialSegError, match="dice\\+focal"):
         make_loss("hinge")
+
+
+def test_label_smoothing_mixes_the_target_with_the_mean_over_classes():
+    torch.manual_seed(2)
+    logits, target = torch.randn(2, 4, 8, 8), torch.randint(0, 4, (2, 8, 8))
+    target[0, 0] = IGNORE_INDEX
+    logp = logits.log_softmax(1).permute(0, 2, 3, 1)[target != IGNORE_INDEX]
+    t = target[target != IGNORE_INDEX]
+    nll = -logp.gather(1, t.unsqueeze(1)).mean()
+    uniform = -logp.mean()  # the cross-entropy against 1/C for every class
+    smoothed = make_loss("ce", label_smoothing=0.1)(logits, target)
+    assert smoothed.item() == pytest.approx((0.9 * nll + 0.1 * uniform).item(), rel=1e-5)
+    assert make_loss("ce", label_smoothing=0.0)(logits, target).item() == pytest.approx(
+        nll.item(), rel=1e-5
+    )
+
+
+def test_label_smoothing_penalises_overconfidence_and_leaves_dice_focal_alone():
+    target = torch.randint(0, 6, (1, 16, 16))
+    sure = torch.nn.functional.one_hot(target, 6).permute(0, 3, 1, 2).float() * 50
+    assert make_loss("ce")(sure, target).item() < 1e-6
+    assert make_loss("ce", label_smoothing=0.1)(sure, target).item() > 1.0  # ~0.1 * 50
+    logits = torch.randn(1, 6, 16, 16)
+    plain, smooth = make_loss("dice+focal"), make_loss("dice+focal", label_smoothing=0.1)
+    assert smooth(logits, target).item() == plain(logits, target).item()

@@ -204,8 +204,18 @@ class TrainConfig(Config):
         "cosine", "cosine: warm-up then cosine decay; constant", choices=("cosine", "constant")
     )
     loss: str = opt("dice+focal", "training loss", choices=LOSSES)
+    label_smoothing: float = opt(
+        0.0, "label smoothing of the cross-entropy term (a loss with ce)", low=0, high=0.5
+    )
     class_weights: list[float] | None = opt(None, "one weight per class (Dice and CE terms)")
     balanced_weights: bool = opt(False, "inverse-frequency class weights from training labels")
+    ema: float = opt(
+        0.0,
+        "keep an exponential moving average of the weights with this decay (e.g. 0.999; "
+        "0: off); validation and the saved models use the average",
+        low=0,
+        high=0.9999,
+    )
     precision: str = opt("auto", PRECISION_HELP, choices=PRECISIONS)
     device: str = opt("auto", DEVICE_HELP)
     threads: int | None = opt(None, "torch threads per process (default: all cores)", low=1)

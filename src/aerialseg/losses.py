@@ -41,9 +41,9 @@ def _focal(logp_t, valid, num_classes, alpha=0.25, gamma=2.0):
     return (loss * valid).sum() / valid.sum().clamp_min(1) / num_classes
 
 
-def make_loss(name: str, weights=None):
+def make_loss(name: str, weights=None, label_smoothing: float = 0.0):
     """Return ``loss(logits, target)`` for one of :data:`LOSSES`; ``weights`` per class
-    (used by Dice and cross-entropy)."""
+    (used by Dice and cross-entropy); ``label_smoothing`` for the cross-entropy term."""
     if name not in LOSSES:
         raise AerialSegError(f"unknown loss {name!r}; valid: {', '.join(LOSSES)}")
     import torch.nn.functional as F
@@ -60,7 +60,15 @@ def make_loss(name: str, weights=None):
             total = total + _dice(logp, logp_t, safe, valid, weights)
         if "focal" in parts:
             total = total + _focal(logp_t, valid, logp.shape[1])
-        if "ce" in parts:
+        if "ce" in parts and label_smoothing:
+            # the target gets 1 - s and every class s / C: hand-drawn masks are wrong along
+            # every boundary, and a hard target pushes the logits of those pixels without end.
+            # log_softmax of logp is logp itself, so the log-probabilities can go in as logits.
+            total = total + F.cross_entropy(
+                logp, target, weight=weights, ignore_index=IGNORE_INDEX,
+                label_smoothing=label_smoothing,
+            )  # fmt: skip
+        elif "ce" in parts:
             total = total + F.nll_loss(logp, target, weight=weights, ignore_index=IGNORE_INDEX)
         return total
 

@@ -43,6 +43,11 @@ def classification(tmp_path, tiny_dataset, **over):
     return train_classifier, ClassificationTask, cfg
 
 
+def segmentation_ema(tmp_path, tiny_dataset):
+    # with --ema the checkpoints hold the average, and train_state.pt carries it on
+    return segmentation(tmp_path, tiny_dataset, ema=0.9)
+
+
 TASKS = pytest.mark.parametrize("task", [segmentation, classification])
 
 
@@ -79,7 +84,7 @@ def count_steps(monkeypatch, task_cls, stop_at: int | None = None) -> list:
     return steps
 
 
-@TASKS
+@pytest.mark.parametrize("task", [segmentation, segmentation_ema, classification])
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(
     task, tmp_path, tiny_dataset, monkeypatch
 ):

@@ -6,6 +6,7 @@ import re
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from aerialseg.config import TrainConfig
 from aerialseg.errors import AerialSegError
@@ -59,6 +60,23 @@ def test_run_folder_history_line_and_metadata(tiny_dataset, tmp_path):
 def test_no_epoch_is_an_error(tiny_dataset, tmp_path):
     with pytest.raises(AerialSegError, match="no epoch to run"):
         train(tiny(tiny_dataset, epochs=0), tmp_path / "run", log=lambda s: None, progress=False)
+
+
+def test_label_smoothing_needs_a_cross_entropy_term(tiny_dataset, tmp_path):
+    with pytest.raises(AerialSegError, match="label smoothing acts on the cross-entropy"):
+        train(tiny(tiny_dataset, label_smoothing=0.1), tmp_path / "run", log=lambda s: None)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_with_ema_the_checkpoints_hold_the_average_not_the_last_step(tiny_dataset, tmp_path):
+    train(tiny(tiny_dataset, ema=0.99), tmp_path / "run", log=lambda s: None, progress=False)
+    state = torch.load(tmp_path / "run" / "train_state.pt", weights_only=True)
+    assert state["ema"]["updates"] == 4  # 2 epochs x 2 steps
+    saved = load_file(tmp_path / "run" / "last.safetensors")
+    average, live = state["ema"]["weights"], state["model"]
+    key = next(k for k in average if k.endswith("weight") and average[k].ndim == 4)
+    assert torch.equal(saved[key], average[key])
+    assert not torch.equal(saved[key], live[key])
 
 
 def test_lr_warms_up_then_follows_a_cosine_to_two_percent():

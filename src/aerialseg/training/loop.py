@@ -208,9 +208,10 @@ def _fit(task: Task, out: Path, resume: bool, ctx: Context) -> dict:
         if not main:
             continue
         meta = {**task.checkpoint_meta(epoch, {**val, "train_minutes": elapsed / 60}), **ranks}
-        save_checkpoint(out / "last.safetensors", task.model, task.classes, **meta)
+        kept = task.kept_model  # the weights just validated (an EMA where there is one)
+        save_checkpoint(out / "last.safetensors", kept, task.classes, **meta)
         if improved:
-            save_checkpoint(out / "best.safetensors", task.model, task.classes, **meta)
+            save_checkpoint(out / "best.safetensors", kept, task.classes, **meta)
             task.on_best(val, out)
         # Weights travel in the state too: a kill between writing last.safetensors and this
         # file must not resume the new weights with the old optimiser and epoch. Tensors are
@@ -223,6 +224,7 @@ def _fit(task: Task, out: Path, resume: bool, ctx: Context) -> dict:
             "best": best,
             "history": json.dumps(history),
             **ranks,
+            **_cpu(task.extra_state()),
         }
         scaler = getattr(task, "scaler", None)
         if scaler is not None:
@@ -309,6 +311,7 @@ def _restore(task: Task, out: Path) -> tuple[int, float, float, list[dict]]:
     scaler = getattr(task, "scaler", None)
     if scaler is not None and "scaler" in state:
         scaler.load_state_dict(state["scaler"])
+    task.load_extra_state(state)
     history = json.loads(state["history"])
     return int(state["epoch"]), float(state["elapsed"]), float(state["best"]), history
 

@@ -43,6 +43,7 @@ from ..runtime import (
     resolve_precision,
     to_device,
 )
+from .ema import WeightEMA
 from .loop import fit
 from .task import Task
 
@@ -80,6 +81,11 @@ def check_config(cfg: TrainConfig) -> None:
         raise AerialSegError(f"patch size must be a multiple of 16 and >= 32, not {cfg.patch_size}")
     if not cfg.data:
         raise AerialSegError("no data folder given (--data DIR)")
+    if cfg.label_smoothing and "ce" not in cfg.loss.split("+"):
+        raise AerialSegError(
+            f"label smoothing acts on the cross-entropy term: loss {cfg.loss!r} has none "
+            "(use e.g. --loss dice+focal+ce)"
+        )
     if cfg.stream and (cfg.split != "image" or cfg.sampling != "random-crop"):
         raise AerialSegError(
             "--stream reads random crops: use --split image --sampling random-crop"
@@ -233,9 +239,12 @@ class SegmentationTask(Task):
         weights = class_weights(cfg, self.classes, self.train_set)
         if weights is not None:
             weights = weights.to(self.device)
-        self.loss_fn = make_loss(cfg.loss, weights)
+        self.loss_fn = make_loss(cfg.loss, weights, cfg.label_smoothing)
         model = build_model(cfg, self.classes, self.train_set)
         self.model = prepare(model, self.precision, self.device)
+        # With --ema, the run's product is the average: validation scores it, best/last hold
+        # it (the live weights only carry training on, in train_state.pt).
+        self.ema = WeightEMA(self.model, cfg.ema) if cfg.ema else None
         self.optimizer = torch.optim.Adam(
             parameter_groups(cfg, self.model), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
@@ -266,14 +275,27 @@ class SegmentationTask(Task):
         logits, loss = train_step(
             self.train_model, self.optimizer, self.loss_fn, x, y, self.precision, self.scaler
         )
+        if self.ema is not None:
+            self.ema.update(self.model)
         with torch.no_grad():
             metrics.update(y, logits.detach().float().softmax(1), loss.item())
         return loss.item()
 
+    @property
+    def kept_model(self) -> torch.nn.Module:
+        return self.ema.model if self.ema is not None else self.model
+
+    def extra_state(self) -> dict:
+        return {"ema": self.ema.state_dict()} if self.ema is not None else {}
+
+    def load_extra_state(self, state: dict) -> None:
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+
     def validate(self) -> dict:
         ctx = self.ctx  # under DDP each rank scores every world_size-th image
         return validate(
-            self.model,
+            self.kept_model,
             self.val_set[ctx.rank :: ctx.world_size],
             self.classes,
             self.loss_fn,

@@ -45,6 +45,19 @@ class Task:
         """What training steps call: ``model``, or the DDP wrapper around it under torchrun."""
         return self._ddp if self._ddp is not None else self.model
 
+    @property
+    def kept_model(self) -> torch.nn.Module:
+        """The weights that are validated and saved: ``model``, or an average of it (EMA)
+        where the task keeps one."""
+        return self.model
+
+    def extra_state(self) -> dict:
+        """What else ``train_state.pt`` must hold to resume exactly (e.g. the EMA weights)."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        """Restore what :meth:`extra_state` saved, from the whole resumed state."""
+
     def setup(self) -> None:
         """Check the config, load the data, build ``model``, ``optimizer`` and ``classes``."""
         raise NotImplementedError
