@@ -63,3 +63,29 @@ def test_label_smoothing_penalises_overconfidence_and_leaves_dice_focal_alone():
     logits = torch.randn(1, 6, 16, 16)
     plain, smooth = make_loss("dice+focal"), make_loss("dice+focal", label_smoothing=0.1)
     assert smooth(logits, target).item() == plain(logits, target).item()
+
+
+def test_lovasz_is_one_minus_iou_for_one_hot_predictions():
+    torch.manual_seed(3)
+    target = torch.randint(0, 4, (2, 8, 8))
+    target[0, :3] = IGNORE_INDEX
+    guess = torch.randint(0, 4, (2, 8, 8))
+    logits = torch.nn.functional.one_hot(guess, 4).permute(0, 3, 1, 2).float() * 60
+    valid = target != IGNORE_INDEX
+    ious = []
+    for k in range(4):  # the classes present in the labels
+        t, p = (target == k) & valid, (guess == k) & valid
+        if t.any():
+            ious.append((t & p).sum().item() / (t | p).sum().item())
+    expected = sum(1 - iou for iou in ious) / len(ious)
+    assert make_loss("lovasz")(logits, target).item() == pytest.approx(expected, abs=1e-5)
+    perfect = torch.nn.functional.one_hot(target.where(valid, 0), 4).permute(0, 3, 1, 2) * 60.0
+    assert make_loss("lovasz")(perfect, target).item() < 1e-5
+
+
+def test_lovasz_gives_every_class_present_a_gradient():
+    torch.manual_seed(4)
+    logits = torch.randn(1, 3, 8, 8, requires_grad=True)
+    target = torch.randint(0, 3, (1, 8, 8))
+    make_loss("ce+lovasz")(logits, target).backward()
+    assert torch.isfinite(logits.grad).all() and (logits.grad.abs().sum((0, 2, 3)) > 0).all()

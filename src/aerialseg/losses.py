@@ -17,7 +17,7 @@ from __future__ import annotations
 from .classes import IGNORE_INDEX
 from .errors import AerialSegError
 
-LOSSES = ("dice+focal", "ce", "dice+focal+ce", "dice", "focal")
+LOSSES = ("dice+focal", "ce", "dice+focal+ce", "dice", "focal", "lovasz", "ce+lovasz")
 
 
 def _dice(logp, logp_t, target, valid, weights, smooth=1e-5):
@@ -41,6 +41,27 @@ def _focal(logp_t, valid, num_classes, alpha=0.25, gamma=2.0):
     return (loss * valid).sum() / valid.sum().clamp_min(1) / num_classes
 
 
+def _lovasz(logp, target, valid):
+    """Lovász-softmax (Berman et al., 2018), over the batch's pixels, for the classes present:
+    a convex surrogate of 1 - IoU, exactly 1 - IoU for one-hot predictions. Ignored pixels get
+    error 0 and no foreground: sorted last, they add nothing to the loss or to the running
+    intersection and union of the pixels before them (no boolean indexing, slow on a CPU)."""
+    c = logp.shape[1]
+    probs = logp.exp().permute(0, 2, 3, 1).flatten(0, 2)
+    t, v = target.flatten(), valid.flatten()
+    present = t.bincount(weights=v.float(), minlength=c)[:c] > 0
+    losses = []
+    for k in present.nonzero().flatten().tolist():
+        fg = ((t == k) & v).float()
+        errors, order = ((fg - probs[:, k]).abs() * v).sort(descending=True)
+        fg = fg[order]
+        jaccard = 1 - (fg.sum() - fg.cumsum(0)) / (fg.sum() + (1 - fg).cumsum(0))
+        grad = jaccard.clone()  # the Jaccard loss gained by each pixel in error order
+        grad[1:] -= jaccard[:-1]
+        losses.append(errors @ grad)
+    return sum(losses) / len(losses) if losses else logp.sum() * 0
+
+
 def make_loss(name: str, weights=None, label_smoothing: float = 0.0):
     """Return ``loss(logits, target)`` for one of :data:`LOSSES`; ``weights`` per class
     (used by Dice and cross-entropy); ``label_smoothing`` for the cross-entropy term."""
@@ -60,6 +81,8 @@ def make_loss(name: str, weights=None, label_smoothing: float = 0.0):
             total = total + _dice(logp, logp_t, safe, valid, weights)
         if "focal" in parts:
             total = total + _focal(logp_t, valid, logp.shape[1])
+        if "lovasz" in parts:
+            total = total + _lovasz(logp, safe, valid)
         if "ce" in parts and label_smoothing:
             # the target gets 1 - s and every class s / C: hand-drawn masks are wrong along
             # every boundary, and a hard target pushes the logits of those pixels without end.
