@@ -9,7 +9,12 @@ top class probability). Images with no ground truth (all black, all white, two o
 photos from scikit-learn) show the class the model paints, on what share, and its confidence:
 the out-of-distribution warning must separate those from the unchanged held-out images.
 
-    python benchmarks/robustness.py [--model M] [--data DIR] [--images N] [--json FILE]
+Each rescaled row is also scored as ``segment --input-gsd`` sees it: a user who gives the
+imagery's metres per pixel has it resampled back to the model's resolution (row "..., at the
+model's resolution").
+
+    python benchmarks/robustness.py [--model M] [--data DIR] [--images N] [--only TEXT]
+        [--json FILE]
 """
 
 from __future__ import annotations
@@ -63,11 +68,9 @@ def jpeg(quality: int):
     return f
 
 
+SCALES = (0.5, 0.75, 1.5, 2.0)
 PERTURBATIONS = {
-    "scale x0.5": lambda s: rescale(s, 0.5),
-    "scale x0.75": lambda s: rescale(s, 0.75),
-    "scale x1.5": lambda s: rescale(s, 1.5),
-    "scale x2": lambda s: rescale(s, 2.0),
+    **{f"scale x{f:g}": (lambda s, f=f: rescale(s, f)) for f in SCALES},
     "warmer (R x1.15, B x0.85)": lambda s: colour(s, white_balance(1.15, 0.85)),
     "cooler (R x0.85, B x1.15)": lambda s: colour(s, white_balance(0.85, 1.15)),
     "saturation +30 %": lambda s: colour(s, lambda im: ImageEnhance.Color(im).enhance(1.3)),
@@ -131,6 +134,7 @@ def main() -> None:
     ap.add_argument("--model", help="checkpoint (default: the bundled model)")
     ap.add_argument("--data", help="dataset root (default: $AERIALSEG_DATA)")
     ap.add_argument("--images", type=int, help="score only the first N chosen images")
+    ap.add_argument("--only", help="only the perturbations whose name contains this")
     ap.add_argument("--json", help="write all rows here")
     args = ap.parse_args()
     data = data_root(args.data)
@@ -141,8 +145,16 @@ def main() -> None:
 
     rows = []
     t0 = time.perf_counter()
-    for name, f in {"none": None, **PERTURBATIONS}.items():
-        r = evaluate(seg, samples if f is None else [f(s) for s in samples])
+    chosen = {k: v for k, v in PERTURBATIONS.items() if not args.only or args.only in k}
+    runs = {"none": (seg, None), **{k: (seg, f) for k, f in chosen.items()}}
+    for f in SCALES:  # --input-gsd: the model sees the image resampled by 1 / f
+        if f"scale x{f:g}" in chosen:
+            runs[f"scale x{f:g}, at the model's resolution"] = (
+                seg.resampled(1 / f),
+                PERTURBATIONS[f"scale x{f:g}"],
+            )
+    for name, (model, f) in runs.items():
+        r = evaluate(model, samples if f is None else [f(s) for s in samples])
         rows.append(
             {
                 "perturbation": name,

@@ -174,6 +174,13 @@ class TrainConfig(Config):
         choices=("random-crop", "patches"),
     )
     patch_size: int = opt(256, "training patch side in pixels (a multiple of 16)", low=32)
+    gsd: float | None = opt(
+        None,
+        "metres per pixel of the training imagery, recorded in the model so that `segment "
+        "--input-gsd` can resample other imagery to it (the Dubai data: about 1, estimated)",
+        low=0,
+        low_open=True,
+    )
     patches_per_epoch: int | None = opt(None, "default: training area / patch area", low=1)
     stream: bool = opt(
         False,

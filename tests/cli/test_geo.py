@@ -193,3 +193,57 @@ def test_a_blank_raster_is_flagged_like_a_blank_picture(tmp_path, tiny_model):
     assert r.stderr.strip().endswith("empty.tif: warning: the image holds no data (every pixel "
                                      "is nodata): there is nothing to map"), r.stderr  # fmt: skip
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_input_gsd_resamples_to_the_resolution_the_model_records(tmp_path):
+    from aerialseg.classes import DUBAI
+    from aerialseg.models import create_model
+    from aerialseg.models.checkpoint import save_checkpoint
+
+    from ..geo_helpers import utm_transform
+
+    model = save_checkpoint(
+        tmp_path / "m.safetensors",
+        create_model("unet", base_filters=4),
+        DUBAI,
+        train_config={"gsd": 1.0},
+    )
+    photo, _ = scene(96, 128)
+    ortho = write_raster(tmp_path / "ortho.tif", photo, transform=utm_transform(0.5))
+    Image.fromarray(photo.transpose(1, 2, 0)).save(tmp_path / "plain.png")
+    common = ("--model", model, "--window", "64", "-q")
+    # without the flag: the raster's own grid, and a note that it is finer than the model's
+    r = run_aerialseg("segment", ortho, "--out", tmp_path / "as-is", *common)
+    assert r.returncode == 0, r.stderr
+    assert "0.5 m per pixel, the model was trained at 1; --input-gsd auto" in r.stderr
+    with rasterio.open(tmp_path / "as-is" / "ortho_labels.tif") as lab:
+        assert lab.shape == (96, 128)
+    # auto: the outputs lie on the model's 1 m grid over the same ground
+    out = tmp_path / "model-grid"
+    r = run_aerialseg("segment", ortho, "--input-gsd", "auto", "--out", out, *common)
+    assert r.returncode == 0 and "note" not in r.stderr, r.stderr
+    with rasterio.open(ortho) as src, rasterio.open(out / "ortho_labels.tif") as lab:
+        assert lab.shape == (48, 64) and lab.transform.a == 1.0 and lab.bounds == src.bounds
+    stats = json.loads((out / "ortho_stats.json").read_text())
+    assert sum(c["area_m2"] for c in stats["classes"]) == pytest.approx(48 * 64)
+    # a plain picture: the map comes back at the picture's size; areas from --input-gsd
+    r = run_aerialseg(
+        "segment", tmp_path / "plain.png", "--input-gsd", "0.5", "--out", out, *common
+    )
+    assert r.returncode == 0, r.stderr
+    assert np.asarray(Image.open(out / "plain_labels.png")).shape == (96, 128)
+    stats = json.loads((out / "plain_stats.json").read_text())
+    assert sum(c["area_m2"] for c in stats["classes"]) == pytest.approx(96 * 128 * 0.25)
+    # mistakes: one line each, nothing written
+    bad = tmp_path / "bad"
+    r = run_aerialseg(
+        "segment", tmp_path / "plain.png", "--input-gsd", "auto", "--out", bad, *common
+    )
+    assert r.returncode == 1 and "plain.png: --input-gsd auto reads the resolution" in r.stderr
+    r = run_aerialseg("segment", ortho, "--input-gsd", "0", "--out", bad, *common)
+    assert r.returncode == 2 and "metres per pixel (> 0) or auto, not '0'" in r.stderr
+    tiny = save_checkpoint(tmp_path / "t.safetensors", create_model("unet", base_filters=4), DUBAI)
+    r = run_aerialseg("segment", ortho, "--input-gsd", "0.5", "--out", bad, "--model", tiny, "-q")
+    assert r.returncode == 2 and "model t does not record the resolution" in r.stderr, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+    assert not bad.exists() or not any(bad.iterdir())

@@ -135,3 +135,26 @@ def test_a_decimated_read_in_tiles_is_the_read_in_one_piece(tmp_path, monkeypatc
     assert tiled.shape == (100, 140, 3) and t1 == t2
     assert np.abs(tiled.astype(int) - whole).max() <= 1  # rounding of the averages only
     assert np.array_equal(tiled_valid, whole_valid) and not tiled_valid[:, :10].any()
+
+
+def test_resample_shows_the_raster_on_a_coarser_or_finer_grid_over_the_same_ground(tmp_path):
+    photo, _ = scene(64, 96)
+    path = write_raster(tmp_path / "a.tif", photo)  # 0.5 m pixels
+    with RasterSource(path) as full, RasterSource(path, resample=0.5) as half:
+        assert (half.height, half.width) == (32, 48)
+        assert half.transform.a == 2 * full.transform.a and half.src.bounds == full.src.bounds
+        rgb, valid = half.read_all()
+        assert valid.all()
+        # shrinking averages the pixels each coarse pixel covers (no aliasing)
+        mean = photo.transpose(1, 2, 0).reshape(32, 2, 48, 2, 3).mean((1, 3))
+        assert np.abs(rgb.astype(float) - mean).max() <= 1
+    with RasterSource(path, resample=2.0) as double:
+        assert (double.height, double.width) == (128, 192)
+        assert double.transform.a == 0.25
+
+
+def test_resampling_needs_a_crs(tmp_path):
+    photo, _ = scene(40, 40)
+    path = write_raster(tmp_path / "nocrs.tif", photo, crs=None)
+    with pytest.raises(AerialSegError, match="nocrs.tif: --input-gsd resamples"):
+        RasterSource(path, resample=0.5)

@@ -28,6 +28,7 @@ OUTPUT_OPTIONS = (
     "overlap",
     "opacity",
     "gsd",
+    "input_gsd",
     "save_probabilities",
     "max_pixels",
     "precision",

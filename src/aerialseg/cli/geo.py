@@ -119,9 +119,77 @@ def _has_geotiff_keys(path: Path) -> bool:
         return False
 
 
-def segment_file(seg, path: Path, name: str, out: Path, args, opts, quiet) -> dict | None:
-    """Segment one GIS raster into ``out``: its statistics, or None when an earlier run
-    already did."""
+def input_gsd(text: str) -> float | str:
+    """``--input-gsd``: metres per pixel, or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"metres per pixel (> 0) or auto, not {text!r}")
+    return value
+
+
+def resampling(seg, path: Path, args, raster: bool) -> tuple[float, float | None]:
+    """How much to resample the input so that the model sees it at the resolution it was
+    trained at (``--input-gsd``), and the input's metres per pixel: (1, None) without the
+    flag. Without it, a georeferenced raster far from the model's resolution gets a note."""
+    wanted = args.input_gsd  # None, metres per pixel, or "auto": from the raster's CRS
+    if wanted is None and not (raster and seg.gsd):
+        return 1.0, None
+    if wanted is not None:
+        check_model_gsd(seg)
+    gsd = wanted if wanted not in (None, "auto") else (_raster_gsd(path, args) if raster else None)
+    if gsd is None:
+        if wanted == "auto":
+            raise AerialSegError(
+                f"{path}: --input-gsd auto reads the resolution of a georeferenced raster with "
+                "a CRS; give it in metres per pixel instead (e.g. --input-gsd 0.5)"
+            )
+        return 1.0, None
+    factor = gsd / seg.gsd
+    if wanted is None:  # a hint only: resampling is asked for, never done behind one's back
+        if not 1 / 1.5 <= factor <= 1.5:
+            print(
+                f"aerialseg: note: {path}: {gsd:.3g} m per pixel, the model was trained at "
+                f"{seg.gsd:g}; --input-gsd auto resamples it to the model's resolution",
+                file=sys.stderr,
+            )
+        return 1.0, None
+    return factor, gsd
+
+
+def check_model_gsd(seg) -> None:
+    """``--input-gsd`` needs the model's own resolution."""
+    if not seg.gsd:
+        raise AerialSegError(
+            f"the model {seg.name} does not record the resolution it was trained at (train "
+            "--gsd records it), so --input-gsd cannot resample to it; --scales F resamples by F"
+        )
+
+
+def _raster_gsd(path: Path, args) -> float | None:
+    """A raster's metres per pixel (the root of a pixel's mean ground area), None without
+    a CRS."""
+    import numpy as np
+
+    from ..inference.georaster import pixel_areas
+    from ..io.rasters import RasterSource, Scale, parse_bands
+
+    with RasterSource(path, parse_bands(args.bands), Scale()) as src:  # Scale(): no sampling
+        if src.crs is None:
+            return None
+        areas, _ = pixel_areas(src)
+    return float(np.sqrt(areas.mean()))
+
+
+def segment_file(
+    seg, path: Path, name: str, out: Path, args, opts, quiet, resample: float = 1.0
+) -> dict | None:
+    """Segment one GIS raster into ``out``, seen ``resample`` times as many pixels per side:
+    its statistics, or None when an earlier run already did."""
     from tqdm import tqdm
 
     from ..inference.geofiles import geo_output_paths, segment_raster_to_files
@@ -132,8 +200,8 @@ def segment_file(seg, path: Path, name: str, out: Path, args, opts, quiet) -> di
     paths = geo_output_paths(out, name, opts)
     if not check_free(paths, args.overwrite, source=str(path)):
         return None
-    with RasterSource(path, opts.bands, opts.scale) as src:  # a bad raster: before the bar
+    with RasterSource(path, opts.bands, opts.scale, resample) as src:  # a bad raster: first
         total = count_windows(src.height, src.width, seg.tiling)
     desc = display_name(path.name)
     with tqdm(total=total, unit="win", leave=False, desc=desc, disable=quiet) as bar:
-        return segment_raster_to_files(seg, path, paths, opts, args.tta, bar.update)
+        return segment_raster_to_files(seg, path, paths, opts, args.tta, bar.update, resample)

@@ -118,6 +118,8 @@ def cmd_segment(args) -> int:
     from ..inference.segmenter import load_model
 
     seg = load_model(args.model, args.precision, tiling, args.device, args.runtime, args.scales)
+    if args.input_gsd:
+        geo.check_model_gsd(seg)  # once, before any file
     for f in failures:
         tqdm.write(f"aerialseg: error: {f}", file=sys.stderr)
     done, kept = 0, 0
@@ -160,24 +162,35 @@ def segment_one(seg, path: Path, name: str, out: Path, args, geo_opts, quiet=Tru
     from ..inference.outputs import check_free, display_name, output_paths, segment_to_files
     from ..io.images import read_image
 
-    if geo.wants_raster_path(path, args):  # georeferenced: streamed, keeps its CRS
+    raster = geo.wants_raster_path(path, args)
+    factor, input_gsd = geo.resampling(seg, path, args, raster)
+    if raster:  # georeferenced: streamed, keeps its CRS
         from ..inference.geofiles import geo_output_paths
 
         if seg.scales != (1.0,):
             raise AerialSegError(f"{path}: georeferenced rasters run at --scales 1")
 
-        info = geo.segment_file(seg, path, name, out, args, geo_opts, quiet)
+        info = geo.segment_file(seg, path, name, out, args, geo_opts, quiet, factor)
         paths = geo_output_paths(out, name, geo_opts)
     else:
         paths = output_paths(out, name, args.save_probabilities)
         if not check_free(paths, args.overwrite, source=str(path)):
             return False, paths  # done by an earlier run: a rerun after a kill carries on
         rgb = read_image(path, max_pixels=args.max_pixels, hint="--max-pixels")
+        if factor != 1:  # the model sees it resampled; the map comes back at full size
+            n = factor * factor * rgb.shape[0] * rgb.shape[1]
+            if n > args.max_pixels:
+                raise AerialSegError(
+                    f"{path}: resampled to the model's resolution (x{factor:.3g}) it would "
+                    f"have {n:,.0f} pixels, more than --max-pixels {args.max_pixels:,}"
+                )
+            seg = seg.resampled(factor)
         total = seg.count_windows(*rgb.shape[:2])
         desc = display_name(path.name)
+        gsd = args.gsd or input_gsd  # for areas
         with tqdm(total=total, unit="win", leave=False, desc=desc, disable=quiet) as bar:
             info = segment_to_files(
-                seg, rgb, paths, str(path), args.tta, args.opacity, args.gsd, bar.update
+                seg, rgb, paths, str(path), args.tta, args.opacity, gsd, bar.update
             )
     if info is None:
         return False, paths  # done by an earlier run
@@ -289,6 +302,14 @@ def add_segment_options(g) -> None:
         "--gsd",
         type=common.number(float, 0, low_open=True),
         help="metres per pixel, for areas in m^2",
+    )
+    g.add_argument(
+        "--input-gsd",
+        type=geo.input_gsd,
+        metavar="M|auto",
+        help="metres per pixel of the input: resample it to the resolution the model was "
+        "trained at (recorded in the model); auto: from a georeferenced raster's CRS (its "
+        "outputs are then on the model's grid)",
     )
     g.add_argument(
         "--save-probabilities",

@@ -59,10 +59,17 @@ def geo_output_paths(out_dir: Path, stem: str, opts: GeoOptions) -> dict[str, Pa
 
 
 def segment_raster_to_files(
-    seg, path: Path, paths: dict[str, Path], opts: GeoOptions, tta: bool = False, on_window=None
+    seg,
+    path: Path,
+    paths: dict[str, Path],
+    opts: GeoOptions,
+    tta: bool = False,
+    on_window=None,
+    resample: float = 1.0,
 ) -> dict:
     """Segment the raster at ``path`` in bounded memory and write all its outputs (all or
-    none). Returns the statistics written to the JSON."""
+    none), on a grid of ``resample`` times its pixels per side (``--input-gsd``). Returns
+    the statistics written to the JSON."""
     from ..io.rasters import RasterSource
     from .georaster import (  # torch: only once a raster is to be segmented
         ClassCounter,
@@ -76,7 +83,7 @@ def segment_raster_to_files(
     from .geotiff import GeoTiffWriter, aux_xml, qgis_style
 
     classes = seg.classes
-    with RasterSource(path, opts.bands, opts.scale) as src:
+    with RasterSource(path, opts.bands, opts.scale, resample) as src:
         row_area, area_method = pixel_areas(src, opts.gsd)  # an unknown CRS: before any work
         mmu_px = mmu_pixels(opts.mmu, row_area) if opts.vector else 0.0
         if opts.zones:

@@ -194,6 +194,17 @@ class Segmenter:
     def name(self) -> str:
         return self.meta.get("name") or self.model.config["name"]
 
+    @property
+    def gsd(self) -> float | None:
+        """Metres per pixel of the imagery the model was trained on, where it records it."""
+        return (self.meta.get("train_config") or {}).get("gsd")
+
+    def resampled(self, factor: float) -> Segmenter:
+        """The same model seeing images resampled by ``factor`` more (shares the network)."""
+        other = copy.copy(self)
+        other.scales = tuple(s * factor for s in self.scales)
+        return other
+
     def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
         """Exactly what the model is fed: (1, 3, H, W) float on the 0-255 scale (the model
         normalises internally, with statistics stored in its checkpoint)."""

@@ -8,6 +8,10 @@ are) and which pixels hold data (nodata value, alpha band or internal mask: GDAL
 band, a pixel is data where any chosen band is). ``read`` then gives any window as
 (RGB uint8, valid bool). rasterio is imported only here, when a raster is opened, so plain
 JPEG/PNG work without the ``geo`` extra.
+
+``resample`` (``segment --input-gsd``) shows the raster on a grid of ``resample`` times as
+many pixels per side, through GDAL's warped VRT: everything downstream - windows, outputs,
+their transform - then lives on that grid, and no resampled copy is ever written.
 """
 
 from __future__ import annotations
@@ -133,7 +137,11 @@ class RasterSource:
     """A raster opened for windowed reading as RGB uint8 (use as a context manager)."""
 
     def __init__(
-        self, path: str | Path, bands: tuple[int, ...] | None = None, scale: Scale | None = None
+        self,
+        path: str | Path,
+        bands: tuple[int, ...] | None = None,
+        scale: Scale | None = None,
+        resample: float = 1.0,
     ):
         rio = need_rasterio()
         self.path = Path(path)
@@ -142,6 +150,8 @@ class RasterSource:
         except Exception as e:  # noqa: BLE001 - GDAL's reasons come as several types
             raise AerialSegError(f"{self.path}: cannot read raster ({_reason(e)})") from None
         try:
+            if resample != 1.0:
+                self.src = self._resampled(resample)
             self.bands = self._choose_bands(bands)
             self.dtype = np.dtype(self.src.dtypes[self.bands[0] - 1])
             self.ranges = self._ranges(scale)
@@ -188,6 +198,28 @@ class RasterSource:
                 "(e.g. --bands 1,1,1 for one grey band)"
             )
         return (1, 2, 3)
+
+    def _resampled(self, f: float):
+        """The raster on a grid of ``f`` times as many pixels per side, same extent: bilinear
+        when enlarging, the mean of the covered pixels when shrinking (no aliasing)."""
+        from affine import Affine
+        from rasterio.enums import Resampling
+        from rasterio.vrt import WarpedVRT
+
+        if self.src.crs is None:
+            raise AerialSegError(
+                f"{self.path}: --input-gsd resamples georeferenced rasters with a CRS only; "
+                "this one has none"
+            )
+        h, w = max(1, round(self.src.height * f)), max(1, round(self.src.width * f))
+        t = self.src.transform @ Affine.scale(self.src.width / w, self.src.height / h)
+        how = Resampling.bilinear if f > 1 else Resampling.average
+        raw = self.src
+        try:
+            return WarpedVRT(raw, transform=t, width=w, height=h, resampling=how)
+        except Exception as e:  # noqa: BLE001
+            raw.close()
+            raise AerialSegError(f"{self.path}: cannot resample ({_reason(e)})") from None
 
     # -- scaling to 8 bits -------------------------------------------------------------
     def _ranges(self, scale: Scale | None) -> list[tuple[float, float]] | None:
@@ -330,6 +362,8 @@ class RasterSource:
 
     def close(self) -> None:
         self.src.close()
+        if hasattr(self.src, "src_dataset"):  # a warped VRT: the file under it too
+            self.src.src_dataset.close()
 
     def __enter__(self) -> RasterSource:
         return self
