@@ -2,6 +2,7 @@
 
     python benchmarks/georaster.py                       # 10 000² and 30 000², then 5 000²
     python benchmarks/georaster.py --sides 10000 --compare 0
+    python benchmarks/georaster.py --sides 4000 --compare 0 --windows 768 1152   # per --window
 
 Builds JPEG-compressed, tiled 3-band GeoTIFFs (UTM 40N, 0.5 m) by tiling the dataset's images
 (in $AERIALSEG_DATA), runs ``aerialseg segment RASTER --vector`` in a child process and reports
@@ -80,13 +81,16 @@ def main() -> None:
     ap.add_argument("--sides", type=int, nargs="+", default=[10_000, 30_000])
     ap.add_argument("--compare", type=int, default=5_000, help="0: skip the speed comparison")
     ap.add_argument("--work", default=None, help="folder for the rasters (default: a temp one)")
+    ap.add_argument(
+        "--windows", type=int, nargs="+", default=[None], help="segment's --window, each in turn"
+    )
     a = ap.parse_args()
     data = Path(data_root(None))
     images = sorted(data.glob("Tile */images/*.jpg"))[:40]
     work = Path(a.work or tempfile.mkdtemp(prefix="georaster-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     rows = []
-    for side in a.sides:
+    for side, window in ((s, w) for s in a.sides for w in a.windows):
         tif = work / f"ortho{side}.tif"
         if not tif.exists():
             t = time.perf_counter()
@@ -97,14 +101,16 @@ def main() -> None:
                 flush=True,
             )
         out = work / f"out{side}"
+        flags = ["--window", str(window)] if window else []
         wall, rss, _ = run(
-            ["segment", str(tif), "--vector", "--out", str(out), "--overwrite", "-q"]
+            ["segment", str(tif), "--vector", "--out", str(out), "--overwrite", "-q", *flags]
         )
         stats = json.loads((out / f"ortho{side}_stats.json").read_text())
         poly = stats["polygons"]
         labels = (out / f"ortho{side}_labels.tif").stat().st_size
         row = {
             "side": side,
+            "window": window,
             "megapixels": side * side / 1e6,
             "seconds": round(wall, 1),
             "s_per_mp": round(wall / (side * side / 1e6), 3),
