@@ -34,13 +34,16 @@ def test_windows_cover_the_image_and_overlap_by_at_least_a_ramp(hw, tiling):
 
 def test_windows_are_sized_to_the_image():
     """Tile 7's 1817 x 2061 image: 6 windows of 1024² covered 1.68x its pixels."""
-    tiling = Tiling()
+    tiling = Tiling(window=1024)
     h, w = 2061, 1817
     rows, cols, win_h, win_w, _ = tiling.plan(h, w)
     assert len(rows) * len(cols) * win_h * win_w < 1.35 * h * w
     assert count_windows(h, w, tiling) == len(rows) * len(cols) == 6
+    rows, cols, win_h, win_w, _ = Tiling().plan(h, w)  # the default: 2 x 2 windows
+    assert len(rows) * len(cols) == 4 and len(rows) * len(cols) * win_h * win_w < 1.3 * h * w
 
 
 def test_small_images_still_go_in_one_pass():
     assert Tiling().plan(900, 1000) == ([0], [0], 964, 1064, 0)
+    assert Tiling().plan(1024, 1024) == ([0], [0], 1088, 1088, 0)  # a 1024² capture
     assert Tiling(batch_size=2).plan(1024, 1024) == ([0], [0], 1088, 1088, 0)
