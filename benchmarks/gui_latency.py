@@ -7,6 +7,9 @@ figures per capture, both on the machine-wide monotonic clock:
 * in-app: from the app's ButtonRelease handler to the result drawn (update_idletasks done);
 * end to end: from just before xdotool sends the mouse release to the app's "result shown".
 
+And how long the window could not react (the longest gap in its 20-ms event-loop poll, as the
+app logs it per job): while each capture was segmented, and while the model loaded at start-up.
+
     python benchmarks/gui_latency.py [--model PATH] [--rounds 5] [--screenshot docs/gui.png]
 """
 
@@ -16,6 +19,7 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -62,6 +66,26 @@ def process_cpu_seconds(pid: int) -> float:
     return sum(int(v) for v in stat[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def fields_of(message: str) -> dict[str, str]:
+    """The key=value fields of one of the app's log lines."""
+    return dict(f.split("=", 1) for f in message.split() if "=" in f)
+
+
+def wait_viewable(screen: VirtualScreen, timeout: float = 60) -> float:
+    """When the app's window became viewable (mapped), polled every 10 ms with xdotool."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = subprocess.run(
+            ["xdotool", "search", "--onlyvisible", "--class", "aerialseg"],
+            env=screen.env,
+            capture_output=True,
+        )
+        if found.stdout.strip():
+            return time.monotonic()
+        time.sleep(0.01)
+    sys.exit("the app's window never appeared")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="checkpoint (default: the bundled model)")
@@ -80,8 +104,12 @@ def main() -> None:
         aerial_screen(args.image, tmp)
         screen.show_image(tmp, 0, 0)
         model = ["--model", args.model] if args.model else []
+        started = time.monotonic()
         screen.start_app(*model, *(["--tta"] if args.tta else []))
-        _, ready = screen.wait_for("ready model=", timeout=120)
+        viewable = wait_viewable(screen) - started
+        loaded, ready = screen.wait_for("ready model=", timeout=120)
+        startup = loaded - started
+        ready = fields_of(ready)
         x0, y0 = START
         x1, y1 = x0 + REGION[0], y0 + REGION[1]
         in_app, end_to_end, segment, stalls = [], [], [], []
@@ -92,7 +120,7 @@ def main() -> None:
             t0 = time.monotonic()
             screen.xdotool("mouseup", 1)
             shown, msg = screen.wait_for(f"result shown {REGION[0]}x{REGION[1]}", timeout=120)
-            fields = dict(f.split("=") for f in msg.split() if "=" in f)
+            fields = fields_of(msg)
             in_app.append(float(fields["release_to_shown"]))
             segment.append(float(fields["segment_s"]))
             stalls.append(float(fields["stall_max_ms"]))
@@ -111,7 +139,7 @@ def main() -> None:
     def fmt(xs):
         return f"median {statistics.median(xs):.2f} s (min {min(xs):.2f}, max {max(xs):.2f})"
 
-    print(f"model: {ready.split('=')[1]}  tta: {args.tta}  image: {args.image}")
+    print(f"model: {ready['model']}  tta: {args.tta}  image: {args.image}")
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads"
@@ -126,6 +154,9 @@ def main() -> None:
         f"longest event-loop stall while predicting: {max(stalls):.0f} ms (per capture: "
         f"{[round(x) for x in stalls]}; Tk polls every 20 ms)"
     )
+    print(f"app start to window viewable: {viewable:.2f} s, to model ready: {startup:.2f} s")
+    if "stall_max_ms" in ready:  # apps before the per-job count did not log it
+        print(f"  and while loading the model at start-up: {float(ready['stall_max_ms']):.0f} ms")
     print(f"  raw in-app: {np.round(in_app, 3).tolist()}")
 
 

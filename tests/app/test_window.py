@@ -13,6 +13,8 @@ def test_window_stays_responsive_while_predicting(screen, tiny_model, tmp_path):
     big = tmp_path / "big.png"
     Image.fromarray(photo).save(big)
     screen.start_app("--model", tiny_model, "--tta", big)
+    _, ready = screen.wait_for("ready model=")
+    assert float(ready.split("stall_max_ms=")[1]) >= 0, screen.log  # loading's own stall
     started, _ = screen.wait_for("segmenting ")
     screen.key_over_app("c")  # a second capture while the first is being segmented
     refused, _ = screen.wait_for("refused: busy with Reading and segmenting big.png")

@@ -23,7 +23,7 @@ from .capture import Rect, grab_screen, make_dpi_aware
 from .drop import enable_file_drop
 from .overlay import Overlay, screen_area
 from .views import HINT, Views
-from .worker import Result, Worker, log_to_stdout
+from .worker import Result, StallMeter, Worker, import_model_code, log_to_stdout
 
 GRAB_DELAY_MS = 200  # time for the window manager to unmap us and repaint what was beneath
 POLL_MS = 20
@@ -46,9 +46,9 @@ class App:
         self.tta = tk.BooleanVar(value=tta)
         self.closing = False
         self.can = {"save": lambda: self.result is not None}  # a button's extra condition
-        # The longest gap between two polls beyond their period while a job runs: how long
-        # the window could not react (logged with each result as stall_max_ms).
-        self.last_poll, self.longest_stall = time.monotonic(), 0.0
+        # how long the window could not react while a job ran: logged with each result and
+        # with "ready model=" as stall_max_ms
+        self.stalls = StallMeter(POLL_MS / 1000)
         self._build(improve)
         root.report_callback_exception = self._bug
         root.protocol("WM_DELETE_WINDOW", self.close)
@@ -121,10 +121,7 @@ class App:
     # ------------------------------------------------------------------ jobs
 
     def _poll(self):
-        now = time.monotonic()
-        if self.worker.busy_with or self.improver.tune:
-            self.longest_stall = max(self.longest_stall, now - self.last_poll - POLL_MS / 1000)
-        self.last_poll = now
+        self.stalls.tick(bool(self.worker.busy_with or self.improver.tune))
         self.worker.poll()
         self.improver.poll()
         if self.worker.busy_with:
@@ -145,6 +142,7 @@ class App:
         if self._refused():
             return False
         self.worker.submit(what, job, lambda v: self._finish(on_done, v), self._failed)
+        self.stalls.begin()
         self.busy.configure(mode="indeterminate")
         self.busy.start(12)
         self._set_buttons()
@@ -184,9 +182,8 @@ class App:
         self.say(message, error=True)
 
     def load_model(self, path):
-        from ..inference.segmenter import load_model
-
         def job():
+            load_model = import_model_code()
             seg = load_model(path, device=self.device)
             seg.segment(np.zeros((64, 64, 3), np.uint8))  # first call pays one-off setup
             return seg
@@ -194,7 +191,7 @@ class App:
         def loaded(seg):
             self.seg, self.model_path = seg, path
             self.say(f"Model {seg.name} ready")
-            self.log(f"ready model={seg.name}")
+            self.log(f"ready model={seg.name} stall_max_ms={1000 * self.stalls.take():.0f}")
             if self.pending_image:
                 self.open_path(self.pending_image)
                 self.pending_image = None
@@ -335,10 +332,9 @@ class App:
             self.say(f"Segmented {r.source}")
         self.root.update_idletasks()  # drawn now, not at the next idle moment
         h, w = r.labels.shape
-        fields = f"stall_max_ms={1000 * self.longest_stall:.0f}"
+        fields = f"stall_max_ms={1000 * self.stalls.take():.0f}"
         if r.geo is not None:  # where it lies, and how much it was decimated to be shown
             fields += f" crs={r.geo.crs} downsampled_by={r.geo.factor:.2f}"
-        self.longest_stall = 0.0
         if released is None:
             self.log(f"result shown {w}x{h} segment_s={r.seconds:.3f} {fields}")
         else:

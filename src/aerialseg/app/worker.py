@@ -9,6 +9,7 @@ also what refuses a second capture while one is still being segmented.
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -67,6 +68,63 @@ class Worker:
                 self._done.put((on_error, str(e)))
             except Exception as e:  # a bug or a broken file: say so in the window, keep going
                 self._done.put((on_error, f"{type(e).__name__}: {e}"))
+
+
+def import_model_code():
+    """``inference.segmenter.load_model``, importing torch the first time: on the worker, so
+    the window is up and its clock running during the ~1.3 s import, not blank until it ends.
+
+    The collector is off during that import and its ~245 000 objects are then frozen out of
+    its way: a full collection holds the GIL, and each one over torch's objects stopped the
+    window's loop 45-165 ms while the model loaded (py-spy: ``gc_collect_main``, during the
+    import and in ``load_model``'s deepcopy). Later collections scan only newer objects.
+    """
+    import gc
+
+    first = "torch" not in sys.modules
+    enabled = gc.isenabled()
+    if first:
+        gc.disable()
+    try:
+        from ..inference.segmenter import load_model
+    finally:
+        if first:
+            gc.freeze()
+            if enabled:
+                gc.enable()
+    return load_model
+
+
+class StallMeter:
+    """How long the event loop could not react while a job ran: the longest gap between two
+    of its polls beyond the poll period, counted per job.
+
+    Counting starts when the job is submitted (``begin``), not at the previous poll: a gap
+    that began before the job belongs to whatever ran then. Without that, the app's start-up
+    (importing torch on the main thread, 1.3-1.5 s here, the window up but its loop not yet
+    turning) was logged as the first capture's stall.
+    """
+
+    def __init__(self, period_s: float):
+        self.period = period_s
+        self.last = time.monotonic()  # the latest poll, or the latest job's submission
+        self.longest = 0.0
+
+    def begin(self, now: float | None = None) -> None:
+        """A job was submitted (from an event-loop callback: the loop is turning now)."""
+        self.last, self.longest = time.monotonic() if now is None else now, 0.0
+
+    def tick(self, busy: bool, now: float | None = None) -> None:
+        """One poll of the event loop; its gap counts while a job is ``busy``."""
+        now = time.monotonic() if now is None else now
+        if busy:
+            self.longest = max(self.longest, now - self.last - self.period)
+        self.last = now
+
+    def take(self) -> float:
+        """The longest stall (seconds) since ``begin``; the next job starts from zero."""
+        longest, self.longest = self.longest, 0.0
+        return longest
 
 
 @dataclass
