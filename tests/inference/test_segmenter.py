@@ -182,3 +182,15 @@ def test_scales_average_the_maps_of_resampled_images():
     assert sum(done) == both.count_windows(90, 130)
     with pytest.raises(AerialSegError, match="positive"):
         Segmenter(PixelModel(), DUBAI, scales=(0.0,))
+
+
+def test_each_flip_rotation_is_undone_exactly():
+    from aerialseg.inference.segmenter import _dihedral_t, _undo_dihedral_t
+
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)  # H != W
+    seen = set()
+    for k in range(8):
+        y = _dihedral_t(x, k)
+        seen.add(y.flatten().tolist().__str__())
+        assert torch.equal(_undo_dihedral_t(y, k), x), k
+    assert len(seen) == 8  # eight different transforms

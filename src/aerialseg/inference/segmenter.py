@@ -120,7 +120,7 @@ def predict_bands(
                 with autocast(precision, device):
                     out = model(xk)
                 del xk  # the next forward's memory: nothing of this one is kept alive into it
-                p = _dihedral_t(out.float().softmax(1), k, inverse=True)
+                p = _undo_dihedral_t(out.float().softmax(1), k)
                 del out
                 probs = p if probs is None else probs.add_(p)
                 del p
@@ -142,16 +142,35 @@ def _with_data(valid: np.ndarray, cols: list[int], win_w: int) -> list[int]:
     return [x0 for x0 in cols if valid[:, x0 : x0 + win_w].any()]
 
 
-def _dihedral_t(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
-    """The k-th flip/rotation of the last two axes (as data.dihedral), or its inverse."""
+def _dihedral_t(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-th flip/rotation of the last two axes (as data.dihedral)."""
     if k == 0:
         return x  # rot90 by 0 would still copy the batch
-    if not inverse:
-        x = torch.rot90(x, k % 4, (-2, -1))
-        return x.flip(-1) if k >= 4 else x
-    if k >= 4:
-        x = x.flip(-1)
-    return torch.rot90(x, -(k % 4), (-2, -1))
+    x = torch.rot90(x, k % 4, (-2, -1))
+    return x.flip(-1) if k >= 4 else x
+
+
+# The inverse of each of the 8 as (transpose?, then flip these axes): every undo is at most
+# one copy, and two are views - half the copies of undoing the flip and the rotation in turn,
+# over (C, H, W) float probabilities 8 times a window under TTA.
+_UNDO = {
+    0: (False, ()),
+    1: (True, (-1,)),
+    2: (False, (-2, -1)),
+    3: (True, (-2,)),
+    4: (False, (-1,)),
+    5: (True, (-2, -1)),
+    6: (False, (-2,)),
+    7: (True, ()),
+}
+
+
+def _undo_dihedral_t(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The inverse of :func:`_dihedral_t`, a view where it can be."""
+    transpose, dims = _UNDO[k]
+    if transpose:
+        x = x.transpose(-2, -1)
+    return x.flip(dims) if dims else x
 
 
 class Segmenter:
