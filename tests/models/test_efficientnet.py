@@ -67,3 +67,14 @@ def test_folding_batch_norm_covers_the_encoder_and_keeps_outputs():
     x = torch.rand(1, 3, 70, 90) * 255
     with torch.no_grad():
         assert torch.allclose(m(x), folded(x), atol=1e-4)
+
+
+def test_depthwise_convs_train_in_fp32_under_cpu_autocast():
+    from aerialseg.models.efficientnet import SameConv
+
+    dw, dense = SameConv(8, 8, 3, groups=8), SameConv(8, 8, 3)
+    x = torch.rand(1, 8, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert dw(x).dtype == torch.float32 and dense(x).dtype == torch.bfloat16
+        with torch.no_grad():  # inference keeps bf16
+            assert dw(x).dtype == torch.bfloat16

@@ -54,7 +54,15 @@ class SameConv(nn.Conv2d):
         self.pads = None if sym else [total // 2, total - total // 2] * 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(F.pad(x, self.pads) if self.pads else x)
+        x = F.pad(x, self.pads) if self.pads else x
+        if self.groups > 1 and torch.is_grad_enabled() and torch.is_autocast_enabled("cpu"):
+            # Training on a CPU under bf16 autocast: oneDNN's depthwise backward is about
+            # twice as slow in bf16 as in fp32 here, and it was 2/3 of a training step, so
+            # the depthwise convs train in fp32 (a step 1.3x faster: benchmarks/
+            # keras_anchor.py); dense convs and all of inference stay bf16.
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(x.float())
+        return super().forward(x)
 
 
 class MBConv(nn.Module):
