@@ -252,11 +252,12 @@ def main() -> None:
                     if key in done and not args.figure_only:
                         continue
                     settings, replay = METHODS[method]
-                    timing = (
-                        {"minutes": args.minutes}
-                        if args.calibrate or not args.steps
-                        else {"minutes": 60.0, "steps": args.steps}  # the steps bind, not time
-                    )
+                    if args.calibrate:  # the clock alone: how many steps fit
+                        timing = {"minutes": args.minutes, "steps": None}
+                    elif args.steps:  # the steps bind, not the (shared) CPU's speed
+                        timing = {"minutes": 60.0, "steps": args.steps}
+                    else:  # as `finetune` runs by default
+                        timing = {"minutes": args.minutes}
                     cfg = FinetuneConfig(seed=seed, **timing, **{**settings, **extra})
                     model = folder / f"{method}-{tag}.safetensors"
                     load_before, cpu_before = os.getloadavg()[0], _cpu_seconds()

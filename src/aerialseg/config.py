@@ -276,12 +276,17 @@ class FinetuneConfig(Config):
     """``aerialseg finetune``: a short, time-bounded run on a user's sparse labels. The
     defaults are the best of benchmarks/finetune_gain.py's ablation with the unet-effl0 parent
     (README, *Correcting the map*): lr 1e-5, which harmed least (every variant at 1e-4 lost
-    0.03-0.04 accuracy on the parent's training tiles); no variant meets the issue's aims."""
+    0.03-0.04 accuracy on the parent's training tiles), and at most 144 steps: the more steps,
+    the more the model forgets (476 steps, what 2 minutes do since training got faster, lost
+    2-4x as much as 144); no variant meets the issue's aims."""
 
     minutes: float = opt(
-        2.0, "fine-tune for this long (the schedule follows the clock)", low=0, low_open=True
+        2.0,
+        "fine-tune for at most this long (the schedule follows the clock)",
+        low=0,
+        low_open=True,
     )
-    steps: int | None = opt(None, "stop after this many steps if that comes first", low=1)
+    steps: int | None = opt(144, "stop after this many steps if that comes first", low=1)
     lr: float = opt(1e-5, "AdamW learning rate (peak of the schedule)", low=0, low_open=True)
     schedule: str = opt(
         "cosine", "cosine: warm-up then cosine decay; constant", choices=("cosine", "constant")

@@ -107,7 +107,8 @@ def main(argv: list[str]) -> int:
     try:
         from ..training.finetune import finetune
 
-        cfg = FinetuneConfig(minutes=a["minutes"], steps=a["steps"])
+        steps = {"steps": a["steps"]} if a["steps"] else {}  # else finetune's default cap
+        cfg = FinetuneConfig(minutes=a["minutes"], **steps)
         record = finetune(
             a["parent"],
             a["images"],
