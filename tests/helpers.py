@@ -62,12 +62,20 @@ def run_aerialseg(*args, cwd=None, env: dict | None = None, timeout: float = 600
     )
 
 
-def tiny_checkpoint(path: Path, arch: str = "unet", **kwargs) -> Path:
-    """An untrained segmentation checkpoint of a 4-filter network: loads and runs in ms."""
+def tiny_checkpoint(path: Path, arch: str = "unet", seed: int | None = None, **kwargs) -> Path:
+    """An untrained segmentation checkpoint of a 4-filter network: loads and runs in ms.
+    ``seed``: always the same network, whatever earlier tests drew from torch's global RNG
+    (which it leaves as it was)."""
+    import torch
+
     from aerialseg.models import create_model
     from aerialseg.models.checkpoint import save_checkpoint
 
-    return save_checkpoint(path, create_model(arch, base_filters=4, **kwargs), DUBAI)
+    with torch.random.fork_rng(enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = create_model(arch, base_filters=4, **kwargs)
+    return save_checkpoint(path, model, DUBAI)
 
 
 def write_cifar(root: Path, n_train: int = 40, n_test: int = 20, seed: int = 0) -> Path:
