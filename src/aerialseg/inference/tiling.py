@@ -118,7 +118,9 @@ def fit_window(length: int, window: int, ramp: int) -> int:
         return length
     n = -(-(length - ramp) // (window - ramp))  # fewest windows of `window` that cover it
     side = -(-(length + (n - 1) * ramp) // n)  # n windows overlapping by exactly one ramp
-    return min(window, length, -(-side // ALIGN) * ALIGN)
+    # at least two ramps: a window's rising and falling ramps must not overlap each other, or
+    # neighbours' weights no longer sum to 1 (only with --overlap near 0.5)
+    return min(window, length, max(2 * ramp, -(-side // ALIGN) * ALIGN))
 
 
 def strided(length: int, window: int, stride: int) -> list[int]:
