@@ -50,25 +50,6 @@ def test_pretrained_weights_recognise_imagenet_photos():
     assert 985 in _imagenet_top5(model, state, flower)
 
 
-def test_folding_batch_norm_covers_the_encoder_and_keeps_outputs():
-    # the encoder's conv/BN pairs are attributes called by name, not Sequential neighbours
-    import copy
-
-    from aerialseg.models.base import fold_batchnorm
-
-    torch.manual_seed(0)
-    m = create_model("unet-effl0", decoder=[16, 8])
-    m.train()
-    for _ in range(3):  # running statistics away from their initial values
-        m(torch.rand(2, 3, 64, 64) * 255)
-    m.eval()
-    folded = fold_batchnorm(copy.deepcopy(m))
-    assert not any(isinstance(x, torch.nn.BatchNorm2d) for x in folded.modules())
-    x = torch.rand(1, 3, 70, 90) * 255
-    with torch.no_grad():
-        assert torch.allclose(m(x), folded(x), atol=1e-4)
-
-
 def test_depthwise_convs_train_in_fp32_under_cpu_autocast():
     from aerialseg.models.efficientnet import SameConv
 

@@ -65,20 +65,3 @@ def test_dropout_keeps_the_right_share_and_scales_like_nn_dropout(p):
     d.train()(xg).sum().backward()
     grads = xg.grad.unique()
     assert all(g == 0 or abs(g - 1 / (1 - p)) < 1e-6 for g in grads.tolist())
-
-
-def test_folding_batch_norm_keeps_eval_outputs():
-    import copy
-
-    from aerialseg.models.base import fold_batchnorm
-
-    torch.manual_seed(0)
-    m = create_model("unet", base_filters=8)
-    for _ in range(3):  # give the running statistics something to fold
-        m(torch.rand(2, 3, 64, 64) * 255)
-    m.eval()
-    folded = fold_batchnorm(copy.deepcopy(m))
-    assert not any(isinstance(x, torch.nn.BatchNorm2d) for x in folded.modules())
-    x = torch.rand(1, 3, 70, 90) * 255
-    with torch.no_grad():
-        assert torch.allclose(m(x), folded(x), atol=1e-4)
