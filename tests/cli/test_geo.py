@@ -242,6 +242,9 @@ def test_input_gsd_resamples_to_the_resolution_the_model_records(tmp_path):
     assert r.returncode == 1 and "plain.png: --input-gsd auto reads the resolution" in r.stderr
     r = run_aerialseg("segment", ortho, "--input-gsd", "0", "--out", bad, *common)
     assert r.returncode == 2 and "metres per pixel (> 0) or auto, not '0'" in r.stderr
+    for source in (ortho, tmp_path / "plain.png"):  # centimetres typed as metres
+        r = run_aerialseg("segment", source, "--input-gsd", "0.05", "--out", bad, *common)
+        assert r.returncode == 1 and "it would be 6 x 5 pixels, too small to map" in r.stderr
     tiny = save_checkpoint(tmp_path / "t.safetensors", create_model("unet", base_filters=4), DUBAI)
     r = run_aerialseg("segment", ortho, "--input-gsd", "0.5", "--out", bad, "--model", tiny, "-q")
     assert r.returncode == 2 and "model t does not record the resolution" in r.stderr, r.stderr

@@ -161,6 +161,21 @@ def resampling(seg, path: Path, args, raster: bool) -> tuple[float, float | None
     return factor, gsd
 
 
+def check_resampled_size(path: Path, h: int, w: int, factor: float, max_pixels=None) -> None:
+    """One line when ``--input-gsd`` resamples the input (by ``factor``, to ``h`` x ``w``)
+    too large for ``--max-pixels`` or too small to map: under 32 pixels a side is a
+    resolution typed wrong (e.g. centimetres), not a map anyone wants."""
+    where = f"{path}: resampled to the model's resolution (x{factor:.3g}) it would"
+    if max_pixels is not None and h * w > max_pixels:
+        raise AerialSegError(
+            f"{where} have {h * w:,} pixels, more than --max-pixels {max_pixels:,}"
+        )
+    if min(h, w) < 32:
+        raise AerialSegError(
+            f"{where} be {w} x {h} pixels, too small to map: is --input-gsd in metres per pixel?"
+        )
+
+
 def check_model_gsd(seg) -> None:
     """``--input-gsd`` needs the model's own resolution."""
     if not seg.gsd:
@@ -201,6 +216,8 @@ def segment_file(
     if not check_free(paths, args.overwrite, source=str(path)):
         return None
     with RasterSource(path, opts.bands, opts.scale, resample) as src:  # a bad raster: first
+        if resample != 1:
+            check_resampled_size(path, src.height, src.width, resample)
         total = count_windows(src.height, src.width, seg.tiling)
     desc = display_name(path.name)
     with tqdm(total=total, unit="win", leave=False, desc=desc, disable=quiet) as bar:

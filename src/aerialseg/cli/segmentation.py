@@ -178,12 +178,8 @@ def segment_one(seg, path: Path, name: str, out: Path, args, geo_opts, quiet=Tru
             return False, paths  # done by an earlier run: a rerun after a kill carries on
         rgb = read_image(path, max_pixels=args.max_pixels, hint="--max-pixels")
         if factor != 1:  # the model sees it resampled; the map comes back at full size
-            n = factor * factor * rgb.shape[0] * rgb.shape[1]
-            if n > args.max_pixels:
-                raise AerialSegError(
-                    f"{path}: resampled to the model's resolution (x{factor:.3g}) it would "
-                    f"have {n:,.0f} pixels, more than --max-pixels {args.max_pixels:,}"
-                )
+            h, w = (round(n * factor) for n in rgb.shape[:2])
+            geo.check_resampled_size(path, h, w, factor, args.max_pixels)
             seg = seg.resampled(factor)
         total = seg.count_windows(*rgb.shape[:2])
         desc = display_name(path.name)
