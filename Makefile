@@ -9,7 +9,7 @@ export AERIALSEG_DATA ?= $(abspath ../shared/datasets/dubai-aerial)
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q torch==2.13.0 -e '.[dev,baselines,geo,onnx,distributed]'
+	$(PY) -m pip install -q torch==2.13.0 -e '.[dev,baselines,geo,onnx,distributed,lite]'
 	touch $@
 
 test: install

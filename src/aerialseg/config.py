@@ -146,8 +146,13 @@ class TrainConfig(Config):
     depth: int | None = opt(None, "number of 2x2 poolings (default: the arch's)", low=1)
     batch_norm: bool | None = opt(None, "batch norm after each conv (default: the arch's)")
     dropout: float | None = opt(None, "dropout rate (default: the arch's)", low=0, high=0.95)
+    context: str | None = opt(
+        None,
+        "context module on the encoder's output (aspp: light atrous pyramid; unet-effl*)",
+        choices=("aspp",),
+    )
     pretrained: bool = opt(
-        True, "start the encoder from ImageNet weights where the arch has them (unet-effl0)"
+        True, "start the encoder from ImageNet weights where the arch has them (unet-effl*)"
     )
     encoder_lr: float = opt(
         0.1, "learning rate of a pretrained encoder, as a share of --lr", low=0, high=1

@@ -32,7 +32,9 @@ def test_train_help_shows_defaults_and_allowed_values(capsys):
         main(["train", "-h"])
     out = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
     assert (
-        "(default: 0.002)" in out and "{unet,unet-effl0,unet-seed}" in out and "dice+focal" in out
+        "(default: 0.002)" in out
+        and "{unet,unet-effl0,unet-effl1,unet-effl2,unet-seed}" in out
+        and "dice+focal" in out
     )
 
 
@@ -67,6 +69,10 @@ def test_checkpoint_is_the_same_flag_as_model():
         (
             ["train", "--out", "r", "--base-filters", "8", "--data", "."],
             "model 'unet-effl0' takes no base_filters (--base-filters); its settings: num_classes",
+        ),
+        (
+            ["train", "--out", "r", "--arch", "unet", "--context", "aspp", "--data", "."],
+            "model 'unet' takes no context (--context); its settings: num_classes",
         ),
     ],
 )

