@@ -171,6 +171,7 @@ def main() -> None:
         "aerialseg unet-seed": ("torch", aerialseg_setup("unet-seed", samples)),
         "aerialseg unet (prev. default)": ("torch", aerialseg_setup("unet", samples)),
         "aerialseg unet-effl0 (default)": ("torch", aerialseg_setup("unet-effl0", samples)),
+        "aerialseg unet-effl0-fbn": ("torch", aerialseg_setup("unet-effl0-fbn", samples)),
     }
     torch.manual_seed(0)
     plain = plain_model()

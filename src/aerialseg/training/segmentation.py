@@ -70,9 +70,8 @@ CURVES = (
 
 def arch_settings(cfg: TrainConfig) -> dict:
     """The architecture settings the config sets (None: the architecture's default)."""
-    arch = {
-        k: getattr(cfg, k) for k in ("base_filters", "depth", "batch_norm", "dropout", "context")
-    }
+    names = ("base_filters", "depth", "batch_norm", "dropout", "context", "encoder_bn")
+    arch = {k: getattr(cfg, k) for k in names}
     return {k: v for k, v in arch.items() if v is not None}
 
 
