@@ -176,9 +176,10 @@ class EfficientUNet(SegmentationModel):
     ``encoder_bn=False``: the encoder's convs have biases instead of batch norms, and
     ``load_pretrained`` folds the ImageNet batch norms into them; the pretrained encoder is
     then fine-tuned with its normalisation frozen ("frozen BN", as detection backbones are
-    trained). Why: batch statistics of 16 aerial patches are a noisy stand-in for
-    ImageNet's, and the encoder's batch norms (forward and backward) cost a sixth of a CPU
-    training step. The decoder, trained from scratch, keeps its batch norms."""
+    trained). Why: the encoder's batch norms (forward and backward) cost about a tenth of a
+    CPU training step. The price, measured: the encoder can no longer adapt its features'
+    statistics to aerial imagery, and held-out Tile 5 lost 0.04 land-cover mIoU, so it is
+    an option, not the default. The decoder, trained from scratch, keeps its batch norms."""
 
     name = "unet-effl0"
     conv_bn_pairs = (("_conv_stem", "_bn0"),)  # see models.base.fold_batchnorm

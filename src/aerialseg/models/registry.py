@@ -106,7 +106,8 @@ register("unet-effl0", "efficientnet:EfficientUNet")
 register("unet-effl1", "efficientnet:EfficientUNet", variant="lite1")
 register("unet-effl2", "efficientnet:EfficientUNet", variant="lite2")
 # The same with the encoder's batch norms folded into its convs and frozen at their ImageNet
-# statistics: cheaper training steps on a CPU (docs/experiments.md, "Frozen batch norm").
+# statistics: training steps 1.08-1.15x cheaper on a CPU, but worse on held-out Tile 5, so not
+# the default (docs/experiments.md, "Frozen encoder batch norm").
 register("unet-effl0-fbn", "efficientnet:EfficientUNet", encoder_bn=False)
 
 # The ISLR2 lab's CIFAR-100 network (section 10.9.3) and the seed paper's variant of it.
