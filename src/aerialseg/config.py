@@ -154,7 +154,8 @@ class TrainConfig(Config):
     encoder_bn: bool | None = opt(
         None,
         "unet-effl*: batch norms in the encoder (false: folded into its convs and frozen at "
-        "their ImageNet statistics; faster on a CPU) (default: the arch's)",
+        "their ImageNet statistics: trains faster, held-out accuracy lower on one of two "
+        "folds) (default: the arch's)",
     )
     pretrained: bool = opt(
         True, "start the encoder from ImageNet weights where the arch has them (unet-effl*)"
