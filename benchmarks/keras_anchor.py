@@ -107,6 +107,16 @@ def rates(fn, setup, data) -> tuple[float, float]:
     return n / (time.perf_counter() - w0), n / (time.process_time() - c0)
 
 
+def samples_of(batch) -> list:
+    """One batch as the one training sample aerialseg computes its normalisation from."""
+    from aerialseg.data.segmentation import Sample
+
+    x, y = batch
+    rgb = x.permute(0, 2, 3, 1).reshape(-1, x.shape[-1], 3).clamp(0, 255).to(torch.uint8)
+    labels = y.reshape(-1, y.shape[-1]).to(torch.uint8)
+    return [Sample("batch", "batch", rgb.numpy(), labels.numpy())]
+
+
 def aerialseg_setup(arch: str, samples):
     """What ``aerialseg train --arch ARCH`` builds before its first step."""
     from aerialseg.classes import DUBAI
@@ -145,18 +155,8 @@ def main() -> None:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
-    from aerialseg.data.segmentation import Sample
-
     source, data = batches(16, args.steps)
-    x0, y0 = data[0]  # the normalisation statistics aerialseg computes, from one batch
-    samples = [
-        Sample(
-            "batch",
-            "batch",
-            x0.permute(0, 2, 3, 1).reshape(-1, 256, 3).clamp(0, 255).to(torch.uint8).numpy(),
-            y0.reshape(-1, 256).to(torch.uint8).numpy(),
-        )
-    ]
+    samples = samples_of(data[0])
     keras_data = [  # NHWC, 0-1, one-hot masks: what the paper's pipeline fed Keras
         (
             x.permute(0, 2, 3, 1).numpy() / 255.0,
