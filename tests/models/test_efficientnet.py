@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from aerialseg.config import TrainConfig
 from aerialseg.models import create_model
-from aerialseg.models.efficientnet import CONTEXTS, INPUT_NORMALIZATION
+from aerialseg.models.efficientnet import CONTEXTS, ENCODER, INPUT_NORMALIZATION
 
 # (registered name, the package holding its ImageNet weights)
 LITES = [("unet-effl0", "lite0"), ("unet-effl1", "lite1"), ("unet-effl2", "lite2")]
@@ -36,9 +36,8 @@ def test_shapes_and_decoder_options():
 def test_encoder_has_exactly_the_blocks_and_shapes_of_the_weights(arch, variant):
     state = _weights(variant)
     own = create_model(arch).state_dict()
-    encoder = ("_conv_stem", "_bn0", "_blocks")
-    ours = {k: v.shape for k, v in own.items() if k.startswith(encoder)}
-    theirs = {k: v.shape for k, v in state.items() if k.startswith(encoder)}
+    ours = {k: v.shape for k, v in own.items() if k.startswith(ENCODER)}
+    theirs = {k: v.shape for k, v in state.items() if k.startswith(ENCODER)}
     assert ours == theirs  # no block missing or extra, every channel count the same
 
 

