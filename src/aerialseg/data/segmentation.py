@@ -12,7 +12,7 @@ import torch
 from ..classes import IGNORE_INDEX, ClassTable, to_hex
 from ..errors import AerialSegError
 from ..io.images import IMAGE_SUFFIXES, index_labels, natural_key, read_image, read_mask
-from ..io.rasters import read_mask_raster
+from ..io.raster_masks import read_mask_raster
 from .augment import apply_colour, colour_draws, crop_box, resize_crop
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..classes import ClassTable
 from ..errors import AerialSegError
-from ..io import rasters
+from ..io import raster_masks, rasters
 from .segmentation import Pair, PixelStats, Sample, find_pairs, load_sample
 
 BLOCK_ROWS = 512  # rows per read when a raster is scanned for its statistics
@@ -58,7 +58,9 @@ class DiskSample:
 
     def _read(self, y: int, x: int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, int]:
         rgb, _ = _source(self.pair.image).read(y, x, rows, cols)
-        labels, unknown = rasters.read_mask_raster(self.pair.mask, self.classes, (y, x, rows, cols))
+        labels, unknown = raster_masks.read_mask_raster(
+            self.pair.mask, self.classes, (y, x, rows, cols)
+        )
         return rgb, labels, unknown
 
     def stats(self) -> PixelStats:
@@ -116,7 +118,7 @@ def _windowed(pair: Pair) -> bool:
         with rio.open(pair.mask) as m:
             return m.count == 1
     except Exception as e:  # noqa: BLE001 - GDAL's reasons come as several types
-        raise AerialSegError(f"{pair.mask}: cannot read mask ({rasters._reason(e)})") from None
+        raise AerialSegError(f"{pair.mask}: cannot read mask ({rasters.gdal_reason(e)})") from None
 
 
 def _size(pair: Pair, windowed: bool) -> tuple[int, int]:

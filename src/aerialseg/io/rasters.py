@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AerialSegError
-from .images import index_labels
 
 GEO_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img", ".jpg", ".jpeg", ".png")
 WORLD_FILES = (".wld", ".tfw", ".jgw", ".pgw", ".jpgw", ".pngw", ".tifw")
@@ -148,7 +147,7 @@ class RasterSource:
         try:
             self.src = rio.open(self.path)
         except Exception as e:  # noqa: BLE001 - GDAL's reasons come as several types
-            raise AerialSegError(f"{self.path}: cannot read raster ({_reason(e)})") from None
+            raise AerialSegError(f"{self.path}: cannot read raster ({gdal_reason(e)})") from None
         try:
             if resample != 1.0:
                 self.src = self._resampled(resample)
@@ -219,7 +218,7 @@ class RasterSource:
             return WarpedVRT(raw, transform=t, width=w, height=h, resampling=how)
         except Exception as e:  # noqa: BLE001
             raw.close()
-            raise AerialSegError(f"{self.path}: cannot resample ({_reason(e)})") from None
+            raise AerialSegError(f"{self.path}: cannot resample ({gdal_reason(e)})") from None
 
     # -- scaling to 8 bits -------------------------------------------------------------
     def _ranges(self, scale: Scale | None) -> list[tuple[float, float]] | None:
@@ -279,7 +278,7 @@ class RasterSource:
         try:
             return self.src.read(list(self.bands), window=window, **kw)
         except Exception as e:  # noqa: BLE001
-            raise AerialSegError(f"{self.path}: cannot read raster ({_reason(e)})") from None
+            raise AerialSegError(f"{self.path}: cannot read raster ({gdal_reason(e)})") from None
 
     def _valid(self, window, out_shape=None) -> np.ndarray:
         """(rows, cols) bool: where any chosen band holds data (GDAL's band masks: nodata
@@ -288,7 +287,7 @@ class RasterSource:
         try:
             masks = self.src.read_masks(list(self.bands), window=window, **kw)
         except Exception as e:  # noqa: BLE001
-            raise AerialSegError(f"{self.path}: cannot read raster ({_reason(e)})") from None
+            raise AerialSegError(f"{self.path}: cannot read raster ({gdal_reason(e)})") from None
         return masks.any(axis=0)
 
     def to_uint8(self, data: np.ndarray) -> np.ndarray:
@@ -372,52 +371,7 @@ class RasterSource:
         self.close()
 
 
-def _reason(e: Exception) -> str:
-    """GDAL's message, first line only, without the path it usually repeats."""
-    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return text
-
-
-def read_mask_raster(
-    path: str | Path,
-    classes,
-    window: tuple[int, int, int, int] | None = None,
-    strict: bool = False,
-) -> tuple[np.ndarray, int] | None:
-    """A one-band GIS raster mask as (labels (H, W) uint8, pixels of no class), or None for
-    anything else (RGB masks and PNGs are read as pictures). Its values are class indices
-    (255 = unlabelled), or, when it has a colour table, colours of the class table; values
-    that are no class and nodata become 255 (ignored), and those that are not nodata are
-    counted (``strict``: refused, see :func:`.images.index_labels`). ``window``: (row,
-    column, rows, columns) only."""
-    if Path(path).suffix.lower() not in (".tif", ".tiff") or rasterio_or_none() is None:
-        return None
-    import rasterio
-    from rasterio.windows import Window
-
-    win = None if window is None else Window(window[1], window[0], window[3], window[2])
-    try:
-        with rasterio.open(path) as src:
-            if src.count != 1:
-                return None
-            values = src.read(1, window=win)
-            valid = src.read_masks(1, window=win) > 0
-            try:
-                cmap = src.colormap(1)
-            except ValueError:  # no colour table: the values are class indices
-                cmap = None
-    except Exception as e:  # noqa: BLE001
-        raise AerialSegError(f"{path}: cannot read mask ({_reason(e)})") from None
-    if cmap is not None:
-        lut = np.zeros((max(256, int(values.max()) + 1), 3), np.uint8)
-        for k, rgba in cmap.items():
-            lut[k] = rgba[:3]
-        labels, unknown = classes.encode(lut[values])
-        unknown -= int(np.count_nonzero(~valid & (labels == 255)))
-    else:
-        values = np.where(valid, values, 255)  # nodata: unlabelled, whatever its value
-        if values.dtype != np.uint8:  # 16-bit or float indices: anything over 255 is no class
-            values = np.where((values < 0) | (values > 255) | (values % 1 != 0), 254, values)
-        labels, unknown = index_labels(values.astype(np.uint8), len(classes), path, strict)
-    labels[~valid] = 255
-    return labels, max(0, unknown)
+def gdal_reason(e: Exception) -> str:
+    """GDAL's message, its first line only (or the error's type when it has none)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
