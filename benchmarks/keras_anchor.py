@@ -14,11 +14,13 @@ Against it, in the same process, in alternating rounds, on the same real batches
   its parameter groups, its loss, ``train_step`` with bf16 autocast where the CPU has it) for
   the previous default recipe (``unet``) and the current one (``unet-effl0``, ImageNet encoder);
 - the same network as the anchor (``unet-seed``) through aerialseg's step;
-- the plain fp32 PyTorch port of that network from train_throughput.py (the weaker anchor).
+- the plain fp32 PyTorch port of that network from train_throughput.py (the weaker anchor);
+- with ``--compile``, also the default's step with its model under ``torch.compile``
+  (Inductor; the first, excluded round compiles it).
 Keras runs twice: as compiled by default (``jit_compile="auto"``: XLA on this backend) and
 without XLA; the faster is the anchor.
 
-    python benchmarks/keras_anchor.py [--rounds 3] [--steps 6] [--threads N]
+    python benchmarks/keras_anchor.py [--rounds 3] [--steps 6] [--threads N] [--compile]
 """
 
 from __future__ import annotations
@@ -138,6 +140,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=6, help="batches per round and setup")
     ap.add_argument("--threads", type=int, help="threads for both (default: torch's default)")
+    ap.add_argument("--compile", action="store_true", help="add unet-effl0 under torch.compile")
     args = ap.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -173,6 +176,9 @@ def main() -> None:
         "aerialseg unet-effl0 (default)": ("torch", aerialseg_setup("unet-effl0", samples)),
         "aerialseg unet-effl0-fbn": ("torch", aerialseg_setup("unet-effl0-fbn", samples)),
     }
+    if args.compile:
+        model, *rest = aerialseg_setup("unet-effl0", samples)
+        setups["aerialseg unet-effl0, compiled"] = ("torch", (torch.compile(model), *rest))
     torch.manual_seed(0)
     plain = plain_model()
     setups["PyTorch plain port, fp32"] = (
