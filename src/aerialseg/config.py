@@ -210,6 +210,13 @@ class TrainConfig(Config):
         low=0,
         high=3,
     )
+    classmix: float = opt(
+        0.0,
+        "ClassMix: share of patches that get half the classes of another patch of their batch "
+        "pasted over them (0: none)",
+        low=0,
+        high=1,
+    )
     # optimisation
     epochs: int = opt(30, "epochs to train (ignored with --minutes)", low=0)
     minutes: float | None = opt(

@@ -1,7 +1,7 @@
 import numpy as np
 
 from aerialseg.classes import DUBAI, IGNORE_INDEX
-from aerialseg.data.augment import colour, zoomed_crop
+from aerialseg.data.augment import class_mix, colour, zoomed_crop
 from aerialseg.data.segmentation import Batches, load_dataset
 
 
@@ -72,3 +72,40 @@ def test_batches_with_zoom_and_colour_keep_labels_valid(tiny_dataset):
     again = [y for _, y in b.epoch(np.random.default_rng(0))]
     first = [y for _, y in b.epoch(np.random.default_rng(0))]
     assert all((p == q).all() for p, q in zip(again, first))
+
+
+def test_class_mix_pastes_half_the_source_classes_and_only_their_pixels():
+    image, labels = _ramp(40, 120)  # bands of classes 0-4 and an ignored band
+    target = np.full((40, 120, 3), 7, np.uint8), np.full((40, 120), 9, np.uint8)
+    priority = np.ones(256)
+    priority[[3, 1, 4]] = 0.1, 0.2, 0.3  # of the 5 source classes, ceil(5 / 2) = 3 go
+    img, lab = class_mix(*target, image, labels, priority)
+    pasted = np.isin(labels, [1, 3, 4])
+    assert np.array_equal(lab[pasted], labels[pasted]) and (lab[~pasted] == 9).all()
+    assert np.array_equal(img[pasted], image[pasted]) and (img[~pasted] == 7).all()
+    assert (target[1] == 9).all()  # the inputs are left as they were
+
+
+def test_class_mix_takes_a_one_class_source_whole_and_never_pastes_unlabelled():
+    src = np.zeros((8, 8), np.uint8)
+    src[:, :2] = IGNORE_INDEX
+    target = np.zeros((8, 8, 3), np.uint8), np.full((8, 8), 2, np.uint8)
+    _, lab = class_mix(*target, np.ones((8, 8, 3), np.uint8), src, np.random.rand(256))
+    assert (lab[:, 2:] == 0).all() and (lab[:, :2] == 2).all()
+
+
+def test_batches_with_classmix_paste_another_patchs_pixels_where_they_change(tiny_dataset):
+    samples = load_dataset(tiny_dataset, DUBAI)
+    mixed = Batches(samples, 32, 4, patches_per_epoch=8, classmix=1.0)
+    recipes = list(mixed.plans(np.random.default_rng(0)))
+    changed = 0
+    for recipe in recipes:
+        assert [j for j, _, _ in recipe.mix] == [0, 1, 2, 3]  # classmix 1: every patch
+        x0, y0 = mixed.make(type(recipe)(recipe.crops, None, None))
+        x, y = mixed.make(recipe)
+        for j, q, _ in recipe.mix:
+            assert q != j
+            moved = (y[j] != y0[j]) | (x[j] != x0[j]).any(0)
+            assert (y[j][moved] == y0[q][moved]).all() and (x[j][:, moved] == x0[q][:, moved]).all()
+            changed += int(moved.sum())
+    assert changed > 0

@@ -1,4 +1,4 @@
-"""Training augmentations beyond flips: zoom and colour.
+"""Training augmentations beyond flips: zoom, colour and ClassMix.
 
 Why: a model trained on one city's orthophotos at one ground resolution sees every building
 at one size and every roof in one light. Imagery from another camera, day or altitude differs
@@ -13,6 +13,8 @@ import io
 
 import numpy as np
 from PIL import Image, ImageFilter
+
+from ..classes import IGNORE_INDEX
 
 
 def zoomed_crop(
@@ -88,3 +90,24 @@ def apply_colour(images: np.ndarray, draws: dict | None) -> np.ndarray:
             im = Image.open(buf)
         out[i] = np.asarray(im.convert("RGB"))
     return out
+
+
+def class_mix(
+    image: np.ndarray,
+    labels: np.ndarray,
+    src_image: np.ndarray,
+    src_labels: np.ndarray,
+    priority: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """ClassMix (Olsson et al., WACV 2021): paste the pixels of half the classes present in a
+    source patch (rounded up; those with the lowest ``priority``, a random number per label
+    value) over a patch, image and labels alike. The result keeps object shapes and puts
+    them in new surroundings, so the model cannot lean on context alone (a pool is Water
+    in a villa garden, not only in one). Unlabelled source pixels are never pasted."""
+    present = np.unique(src_labels)
+    present = present[present != IGNORE_INDEX]
+    chosen = present[np.argsort(priority[present])[: -(-len(present) // 2)]]
+    pasted = np.isin(src_labels, chosen)
+    image, labels = image.copy(), labels.copy()
+    image[pasted], labels[pasted] = src_image[pasted], src_labels[pasted]
+    return image, labels

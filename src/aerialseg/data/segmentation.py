@@ -13,7 +13,7 @@ from ..classes import IGNORE_INDEX, ClassTable, to_hex
 from ..errors import AerialSegError
 from ..io.images import IMAGE_SUFFIXES, index_labels, natural_key, read_image, read_mask
 from ..io.raster_masks import read_mask_raster
-from .augment import apply_colour, colour_draws, crop_box, resize_crop
+from .augment import apply_colour, class_mix, colour_draws, crop_box, resize_crop
 
 
 @dataclass(frozen=True)
@@ -253,6 +253,7 @@ class Recipe:
     crops: list[tuple[int, int, int, int, int]]
     colour: dict | None
     jitter: np.ndarray | None
+    mix: list[tuple[int, int, np.ndarray]] | None = None  # (patch, source patch, priorities)
 
 
 class Batches:
@@ -263,8 +264,10 @@ class Batches:
     ``mode="patches"``: the fixed patches themselves (the seed's way), reshuffled every epoch.
     ``augment`` applies a random flip/rotation; ``jitter`` scales brightness and contrast by
     up to +-jitter; ``zoom`` and ``color`` are the scale and colour augmentations of
-    :mod:`.augment` (random-crop sampling only). ``shards``: the number of processes that
-    share an epoch (DDP); each draws its own 1/shards of the epoch's patches.
+    :mod:`.augment` (random-crop sampling only); ``classmix``, the share of patches that get
+    half the classes of another patch of the batch pasted over them (:func:`.augment.class_mix`).
+    ``shards``: the number of processes that share an epoch (DDP); each draws its own 1/shards
+    of the epoch's patches.
     """
 
     def __init__(
@@ -279,12 +282,14 @@ class Batches:
         shards: int = 1,
         zoom: float = 1.0,
         color: float = 0.0,
+        classmix: float = 0.0,
     ):
         if mode not in ("random-crop", "patches"):
             raise AerialSegError(f"unknown sampling {mode!r}: use random-crop or patches")
         self.samples = list(samples)
         self.patch, self.batch, self.mode = patch_size, batch_size, mode
         self.augment, self.jitter, self.zoom, self.color = augment, jitter, zoom, color
+        self.classmix = classmix
         area = np.array([s.area for s in self.samples], dtype=np.float64)
         self.weights = area / area.sum()
         default = len(self.samples) if mode == "patches" else int(area.sum() // patch_size**2)
@@ -328,7 +333,19 @@ class Batches:
             jitter = None
             if self.jitter:
                 jitter = rng.uniform(1 - self.jitter, 1 + self.jitter, (2, len(crops), 1, 1, 1))
-            yield Recipe(crops, draws, jitter)
+            yield Recipe(crops, draws, jitter, self._mix_draws(len(crops), rng))
+
+    def _mix_draws(self, n: int, rng: np.random.Generator):
+        """ClassMix's draws, last and only when it is on: without it a run draws as before."""
+        if not self.classmix or n < 2:
+            return None
+        mix = []
+        for j in range(n):
+            source = (j + 1 + int(rng.integers(n - 1))) % n  # any other patch of the batch
+            priority = rng.random(256)
+            if rng.random() < self.classmix:
+                mix.append((j, source, priority))
+        return mix
 
     def make(self, recipe: Recipe) -> tuple[torch.Tensor, torch.Tensor]:
         n, p = len(recipe.crops), self.patch
@@ -337,6 +354,12 @@ class Batches:
         for j, (i, y, x, side, k) in enumerate(recipe.crops):
             img, lab = resize_crop(*self.samples[i].window(y, x, side), p)
             images[j], labels[j] = dihedral(img, k), dihedral(lab, k)
+        if recipe.mix:
+            sources = images.copy(), labels.copy()  # paste from the unmixed patches
+            for j, q, priority in recipe.mix:
+                images[j], labels[j] = class_mix(
+                    images[j], labels[j], sources[0][q], sources[1][q], priority
+                )
         x = torch.from_numpy(apply_colour(images, recipe.colour)).permute(0, 3, 1, 2).float()
         if recipe.jitter is not None:
             x = self._jitter(x, recipe.jitter)

@@ -232,6 +232,7 @@ class SegmentationTask(Task):
             jitter=cfg.jitter,
             zoom=cfg.zoom,
             color=cfg.color,
+            classmix=cfg.classmix,
             patches_per_epoch=cfg.patches_per_epoch,
             shards=self.ctx.world_size,  # each rank does its share of the epoch's patches
         )
