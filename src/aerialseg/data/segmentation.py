@@ -355,10 +355,10 @@ class Batches:
             img, lab = resize_crop(*self.samples[i].window(y, x, side), p)
             images[j], labels[j] = dihedral(img, k), dihedral(lab, k)
         if recipe.mix:
-            sources = images.copy(), labels.copy()  # paste from the unmixed patches
+            src_images, src_labels = images.copy(), labels.copy()  # paste unmixed patches
             for j, q, priority in recipe.mix:
                 images[j], labels[j] = class_mix(
-                    images[j], labels[j], sources[0][q], sources[1][q], priority
+                    images[j], labels[j], src_images[q], src_labels[q], priority
                 )
         x = torch.from_numpy(apply_colour(images, recipe.colour)).permute(0, 3, 1, 2).float()
         if recipe.jitter is not None:
