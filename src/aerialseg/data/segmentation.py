@@ -340,7 +340,7 @@ class Batches:
         if not self.classmix or n < 2:
             return None
         mix = []
-        for j in range(n):
+        for j in range(n):  # drawn for every patch, mixed or not: a fixed number of draws
             source = (j + 1 + int(rng.integers(n - 1))) % n  # any other patch of the batch
             priority = rng.random(256)
             if rng.random() < self.classmix:
