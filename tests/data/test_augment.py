@@ -2,7 +2,7 @@ import numpy as np
 
 from aerialseg.classes import DUBAI, IGNORE_INDEX
 from aerialseg.data.augment import class_mix, colour, zoomed_crop
-from aerialseg.data.segmentation import Batches, load_dataset
+from aerialseg.data.segmentation import Batches, Recipe, load_dataset
 
 
 def _ramp(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -101,7 +101,7 @@ def test_batches_with_classmix_paste_another_patchs_pixels_where_they_change(tin
     changed = 0
     for recipe in recipes:
         assert [j for j, _, _ in recipe.mix] == [0, 1, 2, 3]  # classmix 1: every patch
-        x0, y0 = mixed.make(type(recipe)(recipe.crops, None, None))
+        x0, y0 = mixed.make(Recipe(recipe.crops, None, None))  # the same crops, unmixed
         x, y = mixed.make(recipe)
         for j, q, _ in recipe.mix:
             assert q != j
