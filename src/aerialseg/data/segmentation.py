@@ -97,6 +97,11 @@ def _files(folder: Path) -> dict[str, Path]:
     return found
 
 
+def list_images(folder: Path) -> dict[str, Path]:
+    """The images of ``folder`` by file stem (two of one stem, or a broken link: an error)."""
+    return _files(folder)
+
+
 def _pairs_in(folder: Path, group: str) -> list[Pair]:
     for have, lack in (("images", "masks"), ("masks", "images")):
         if not (folder / lack).is_dir():

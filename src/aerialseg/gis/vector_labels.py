@@ -1,0 +1,431 @@
+"""Labels from GIS vector files (GeoPackage, GeoJSON, Shapefile...): how GIS users make
+training and reference data - polygons drawn over the imagery, each with a class attribute.
+
+The shapes are burned onto each image's own pixel grid (a pixel is labelled when its centre
+lies inside a shape; 255 elsewhere), after reprojecting them from the layer's CRS to the
+image's, whatever either is.
+
+- Polygons label their area. Lines label a band ``line_width`` metres wide: each line is
+  buffered in an azimuthal equidistant projection centred on the layer's lines (true metres
+  near that centre: the error grows with the square of the distance from it, under 0.01 %
+  within 100 km), then taken back to the layer's CRS. So the width is metric whatever the
+  CRS of the layer or the image (degrees, or the inflated metres of Web Mercator). Points
+  are refused: they have no extent to label.
+- Where shapes of different classes overlap, the smaller shape wins (a building drawn inside
+  a land parcel keeps its class); between shapes of equal area, the later feature wins.
+- Invalid geometries (self-intersections...) are repaired with ``make_valid``; those with
+  nothing polygonal left are skipped. Either is counted in one line.
+
+GDAL (through pyogrio and rasterio), shapely and pyproj are the optional ``geo`` extra: they
+are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..classes import IGNORE_INDEX, ClassTable
+from ..errors import AerialSegError
+
+if TYPE_CHECKING:  # the data module imports torch: only where samples are made
+    from ..data.segmentation import Pair, Sample
+
+VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".fgb", ".gml", ".kml", ".sqlite")
+LONLAT = "EPSG:4326"  # the CRS extents are reported in, one for all files
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class VectorOptions:
+    """How to read a vector file as labels: the attribute holding the class (a class name
+    or index), the layer (needed when the file has several), the width of line features."""
+
+    class_field: str
+    layer: str | None = None
+    line_width: float | None = None
+
+
+def is_vector_file(path: str | Path) -> bool:
+    """Whether ``path`` names a vector file (by its suffix), not a folder of label images."""
+    path = Path(path)
+    return path.suffix.lower() in VECTOR_SUFFIXES and not path.is_dir()
+
+
+@dataclass
+class Shapes:
+    """A layer's shapes as polygons in the layer's CRS, with each one's class index."""
+
+    path: Path
+    geoms: np.ndarray  # shapely polygons / multipolygons
+    labels: np.ndarray  # uint8
+    crs: object  # pyproj.CRS
+
+
+def _geo_modules():
+    try:
+        import pyogrio  # noqa: F401
+        import pyproj  # noqa: F401
+        import rasterio  # noqa: F401
+        import shapely  # noqa: F401
+    except ImportError as e:
+        raise AerialSegError(
+            f"vector labels need the geo extra ({e.name} is missing): pip install 'aerialseg[geo]'"
+        ) from None
+
+
+def _layer_name(path: Path, layer: str | None) -> str:
+    """The layer to read: ``layer``, or the file's only one."""
+    import pyogrio
+
+    if not path.exists():
+        raise AerialSegError(f"{path}: no such vector file")
+    try:
+        names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
+    except Exception as e:  # noqa: BLE001 - GDAL's errors have many types
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise AerialSegError(f"{path}: cannot open as a vector file ({reason})") from None
+    if not names:
+        raise AerialSegError(f"{path}: has no layer")
+    if layer is not None and layer not in names:
+        raise AerialSegError(f"{path}: no layer {layer!r}; its layers: {', '.join(names)}")
+    if layer is None and len(names) > 1:
+        raise AerialSegError(
+            f"{path}: has {len(names)} layers, pick one with --layer: " + ", ".join(names)
+        )
+    return layer or names[0]
+
+
+def _class_indices(values: np.ndarray, classes: ClassTable, where: str) -> np.ndarray:
+    """Class names (any case) or integer indices -> uint8 class indices."""
+    by_name = {n.lower(): i for i, n in enumerate(classes.names)}
+    out = np.empty(len(values), dtype=np.uint8)
+    for j, v in enumerate(values):
+        key = str(v).strip()
+        if isinstance(v, (int, np.integer, float, np.floating)) and float(v).is_integer():
+            key = str(int(v))  # a Shapefile's numeric fields are often reals
+        if key.lower() in by_name:
+            out[j] = by_name[key.lower()]
+        elif key.isdigit() and int(key) < len(classes):
+            out[j] = int(key)
+        else:
+            listed = ", ".join(f"{i} {n}" for i, n in enumerate(classes.names))
+            raise AerialSegError(
+                f"{where}: value {v!r} (feature {j + 1}) is no class; the classes: {listed}"
+            )
+    return out
+
+
+def read_shapes(
+    vector_path: str | Path,
+    classes: ClassTable,
+    class_field: str | None,
+    layer: str | None = None,
+    line_width: float | None = None,
+    log: Callable[[str], None] = _stderr,
+) -> Shapes:
+    """One layer's features as class-labelled polygons (lines buffered, see the module)."""
+    _geo_modules()
+    import pyogrio
+    import pyogrio.raw
+    import shapely
+    from pyproj import CRS
+
+    path = Path(vector_path)
+    name = _layer_name(path, layer)
+    where = f"{path} (layer {name})"
+    info = pyogrio.read_info(path, layer=name)
+    fields = [str(f) for f in info["fields"]]
+    if not class_field or class_field not in fields:
+        what = f"no field {class_field!r}" if class_field else "no --class-field given"
+        raise AerialSegError(f"{where}: {what}; its fields: {', '.join(fields) or '(none)'}")
+    if not info["crs"]:
+        raise AerialSegError(f"{where}: has no coordinate system (CRS); assign one in a GIS")
+    _, _, wkb, (values,) = pyogrio.raw.read(path, layer=name, columns=[class_field])
+    if len(wkb) == 0:
+        raise AerialSegError(f"{where}: the layer is empty")
+    geoms = shapely.from_wkb(wkb)
+    keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    geoms, values = geoms[keep], values[keep]
+    if not len(geoms):
+        raise AerialSegError(f"{where}: no feature has a geometry")
+    labels = _class_indices(values, classes, f"{where}, field {class_field!r}")
+    kinds = shapely.get_type_id(geoms)
+    if np.isin(kinds, (0, 4)).any():  # Point, MultiPoint
+        n = int(np.isin(kinds, (0, 4)).sum())
+        raise AerialSegError(f"{where}: {n} point features; labels need polygons (or lines)")
+    crs = CRS.from_user_input(info["crs"])
+    lines = np.isin(kinds, (1, 2, 5))  # LineString, LinearRing, MultiLineString
+    if lines.any():
+        if not line_width or line_width <= 0:
+            raise AerialSegError(
+                f"{where}: {int(lines.sum())} line features; give --line-width METRES"
+            )
+        geoms[lines] = _buffer_metres(geoms[lines], crs, line_width / 2, where)
+    geoms, labels = _repaired(geoms, labels, where, log)
+    return Shapes(path, geoms, labels, crs)
+
+
+def _repaired(geoms, labels, where: str, log) -> tuple[np.ndarray, np.ndarray]:
+    """Invalid polygons made valid; only the polygonal parts of what that gives are kept."""
+    import shapely
+
+    bad = ~shapely.is_valid(geoms)
+    if not bad.any():
+        return geoms, labels
+    fixed = [shapely.make_valid(g) for g in geoms[bad]]
+    fixed = [_polygonal(g) for g in fixed]
+    geoms = geoms.copy()
+    geoms[bad] = fixed
+    keep = ~shapely.is_empty(geoms)
+    skipped = int((~keep).sum())
+    log(
+        f"{where}: {int(bad.sum())} invalid geometries: {int(bad.sum()) - skipped} repaired, "
+        f"{skipped} skipped (nothing polygonal left)"
+    )
+    return geoms[keep], labels[keep]
+
+
+def _polygonal(geom):
+    import shapely
+
+    if shapely.get_type_id(geom) in (3, 6):
+        return geom
+    parts = [p for p in shapely.get_parts(geom) if shapely.get_type_id(p) in (3, 6)]
+    return shapely.union_all(parts) if parts else shapely.Polygon()
+
+
+def _buffer_metres(lines: np.ndarray, crs, half: float, where: str) -> np.ndarray:
+    """Bands ``2 * half`` metres wide around ``lines`` (in ``crs``), back in ``crs``."""
+    import shapely
+    from pyproj import CRS
+
+    lonlat = _transform(lines, crs, CRS.from_user_input(LONLAT), where)
+    lon, lat = shapely.centroid(shapely.union_all(lonlat)).coords[0]
+    local = CRS.from_proj4(f"+proj=aeqd +lat_0={lat} +lon_0={lon} +datum=WGS84 +units=m")
+    bands = shapely.buffer(_transform(lines, crs, local, where), half)
+    return _transform(bands, local, crs, where)
+
+
+def _transform(geoms: np.ndarray, src, dst, where: str) -> np.ndarray:
+    """``geoms`` from CRS ``src`` to ``dst``; one line when that cannot be done."""
+    import shapely
+    from pyproj import Transformer
+
+    def fail(reason: str):
+        return AerialSegError(
+            f"{where}: cannot transform from {_crs_name(src)} to {_crs_name(dst)} ({reason})"
+        )
+
+    try:
+        t = Transformer.from_crs(src, dst, always_xy=True)
+        out = shapely.transform(geoms, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
+    except Exception as e:  # noqa: BLE001 - pyproj raises several types
+        raise fail(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    coords = shapely.get_coordinates(out)
+    if not np.isfinite(coords).all():
+        raise fail("coordinates outside the target CRS's area")
+    return out
+
+
+def _crs_name(crs) -> str:
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.name
+
+
+@dataclass
+class Grid:
+    """An image's pixel grid: size, affine transform, CRS (pyproj), bounds."""
+
+    path: Path
+    height: int
+    width: int
+    transform: object
+    crs: object
+    bounds: tuple[float, float, float, float]
+
+
+def image_grid(image_path: str | Path, required: bool = True) -> Grid | None:
+    """The grid of a georeferenced image; without georeferencing: an error, or None when not
+    ``required`` (a folder's other images)."""
+    _geo_modules()
+    import rasterio
+    from pyproj import CRS
+
+    path = Path(image_path)
+    try:
+        with warnings.catch_warnings():  # a plain picture: said below, in words
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                h, w, transform, crs = src.height, src.width, src.transform, src.crs
+                bounds = tuple(src.bounds)
+    except rasterio.errors.RasterioIOError as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else "unreadable"
+        raise AerialSegError(f"{path}: cannot read the image ({reason})") from None
+    if crs is None or transform.is_identity:
+        if not required:
+            return None
+        raise AerialSegError(
+            f"{path}: image has no georeferencing (CRS and geotransform): vector labels "
+            "cannot be placed on it"
+        )
+    return Grid(path, h, w, transform, CRS.from_user_input(crs.to_wkt()), bounds)
+
+
+def burn(shapes: Shapes, grid: Grid, cache: dict | None = None) -> np.ndarray:
+    """(H, W) uint8 labels of ``shapes`` on ``grid`` (255 outside every shape); smaller
+    shapes are burned last, so they win. ``cache``: shapes already in a CRS, by CRS."""
+    import shapely
+    from rasterio.features import rasterize
+
+    key = grid.crs.to_wkt()
+    if cache is None or key not in cache:
+        where = f"{shapes.path} -> {grid.path}"
+        geoms = _transform(shapes.geoms, shapes.crs, grid.crs, where)
+        order = np.argsort(-shapely.area(geoms), kind="stable")  # ties: file order
+        found = (geoms[order], shapes.labels[order])
+        if cache is not None:
+            cache[key] = found
+    else:
+        found = cache[key]
+    geoms, labels = found
+    box = shapely.box(*grid.bounds)
+    hit = shapely.intersects(geoms, box)
+    out = np.full((grid.height, grid.width), IGNORE_INDEX, dtype=np.uint8)
+    if hit.any():
+        pairs = zip(geoms[hit], labels[hit].tolist())
+        rasterize(pairs, out=out, transform=grid.transform, dtype=np.uint8)
+    return out
+
+
+def rasterize_labels(
+    vector_path: str | Path,
+    image_path: str | Path,
+    classes: ClassTable,
+    class_field: str | None,
+    layer: str | None = None,
+    line_width: float | None = None,
+) -> np.ndarray:
+    """(H, W) uint8 labels of the shapes of ``vector_path`` on the grid of ``image_path``,
+    255 outside every shape. ``class_field`` holds class names (any case) or indices."""
+    shapes = read_shapes(vector_path, classes, class_field, layer, line_width)
+    grid = image_grid(image_path)
+    labels = burn(shapes, grid)
+    if not (labels != IGNORE_INDEX).any():
+        raise _no_overlap(shapes, [grid])
+    return labels
+
+
+def _no_overlap(shapes: Shapes, grids: list[Grid]) -> AerialSegError:
+    """The error for shapes that label no pixel: both extents in longitude/latitude."""
+    from pyproj import CRS
+
+    lonlat = CRS.from_user_input(LONLAT)
+    where = f"{shapes.path} -> {LONLAT}"
+    mine = _extent(_transform(shapes.geoms, shapes.crs, lonlat, where))
+    boxes = [_transform(np.array([_box(g)]), g.crs, lonlat, where)[0] for g in grids]
+    theirs = _extent(np.array(boxes))
+    what = grids[0].path.name if len(grids) == 1 else f"{len(grids)} images"
+    return AerialSegError(
+        f"{shapes.path}: the shapes label no pixel of {what}; shapes span {mine}, the "
+        f"image{'s' * (len(grids) > 1)} {theirs} (lon/lat, {LONLAT})"
+    )
+
+
+def _box(grid: Grid):
+    import shapely
+
+    x0, y0, x1, y1 = grid.bounds
+    return shapely.segmentize(shapely.box(x0, y0, x1, y1), max(x1 - x0, y1 - y0) / 8)
+
+
+def _extent(geoms: np.ndarray) -> str:
+    import shapely
+
+    x0, y0, x1, y1 = shapely.total_bounds(geoms)
+    return f"lon {x0:.6f}..{x1:.6f}, lat {y0:.6f}..{y1:.6f}"
+
+
+def image_folder(images: str | Path) -> Path:
+    """The folder of images: ``images/images`` when it has one (a dataset root), else itself."""
+    images = Path(images)
+    if not images.is_dir():
+        raise AerialSegError(f"{images}: no such folder of images")
+    return images / "images" if (images / "images").is_dir() else images
+
+
+def vector_pairs(images: str | Path, vector_path: str | Path) -> list[Pair]:
+    """Every image of the folder, each paired with the vector file (ids: the file stems,
+    as :func:`~aerialseg.data.segmentation.pair_folders` names them)."""
+    from ..data.segmentation import Pair, list_images
+
+    files = list_images(image_folder(images))
+    return [Pair(stem, "", path, Path(vector_path)) for stem, path in files.items()]
+
+
+def vector_samples(
+    images: str | Path,
+    vector_path: str | Path,
+    classes: ClassTable,
+    options: VectorOptions,
+    min_size: int = 0,
+    log: Callable[[str], None] = _stderr,
+) -> list[Sample]:
+    """The georeferenced images of the folder that the shapes label, with those labels, as
+    :func:`~aerialseg.data.segmentation.load_sample` makes them; images the shapes miss (or
+    without georeferencing) are skipped, and one line says how many."""
+    pairs = vector_pairs(images, vector_path)
+    if not pairs:
+        raise AerialSegError(f"{image_folder(images)}: no images found")
+    shapes = read_shapes(
+        vector_path, classes, options.class_field, options.layer, options.line_width, log
+    )
+    cache: dict = {}
+    samples, grids, plain = [], [], 0
+    for pair in pairs:
+        grid = image_grid(pair.image, required=False)
+        if grid is None:
+            plain += 1
+            continue
+        grids.append(grid)
+        labels = burn(shapes, grid, cache)
+        if (labels != IGNORE_INDEX).any():
+            samples.append(_sample(pair, labels, min_size))
+    if not grids:
+        raise AerialSegError(
+            f"{image_folder(images)}: no georeferenced image ({len(pairs)} images): vector "
+            "labels need images with a CRS and geotransform"
+        )
+    if not samples:
+        raise _no_overlap(shapes, grids)
+    missed = len(grids) - len(samples)
+    note = f", {plain} not georeferenced" if plain else ""
+    log(
+        f"{shapes.path}: labels {len(samples)} of {len(pairs)} images "
+        f"({missed} the shapes miss{note}: skipped)"
+    )
+    return samples
+
+
+def _sample(pair: Pair, labels: np.ndarray, min_size: int) -> Sample:
+    from ..data.segmentation import Sample
+    from ..io.images import read_image
+
+    image = read_image(pair.image, strict=True)
+    if labels.shape != image.shape[:2]:  # a raster whose picture reader disagrees with GDAL
+        raise AerialSegError(f"{pair.image}: image size differs from its georeferenced grid")
+    if min(image.shape[:2]) < min_size:
+        raise AerialSegError(
+            f"{pair.image}: {image.shape[1]}x{image.shape[0]} is smaller than the "
+            f"{min_size}x{min_size} patch size"
+        )
+    return Sample(pair.id, pair.group, image, labels)
