@@ -37,3 +37,13 @@ def test_soft_jaccard_uses_probabilities():
     m.update(target, probs)
     inter = 0.8 + 0.6
     assert m.compute()["micro_jaccard"] == pytest.approx(inter / (4 - inter))
+
+
+def test_agreement_kappa_users_and_producers_accuracy():
+    from aerialseg.metrics import agreement
+
+    # reference in rows, map in columns: 80 % agree, chance agreement 50 %
+    got = agreement(np.array([[45, 5, 0], [15, 35, 0], [0, 0, 0]]), ["a", "b", "c"])
+    assert got["kappa"] == pytest.approx(0.6)
+    assert got["users_accuracy"] == {"a": 0.75, "b": 0.875, "c": None}
+    assert got["producers_accuracy"] == {"a": 0.9, "b": 0.7, "c": None}

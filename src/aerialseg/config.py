@@ -140,6 +140,13 @@ def _kind(f: dataclasses.Field) -> str:
 class TrainConfig(Config):
     data: str = opt("", "dataset root (Kaggle 'Tile N/' layout or images/ + masks/)")
     classes: str = opt("", "class-table file (JSON/YAML); empty = the Dubai table")
+    # labels drawn in a GIS instead of masks/ (flags: cli.common.add_vector_labels)
+    labels: str = opt("", "vector file of labelled shapes for the images of --data")
+    class_field: str = opt("", "the --labels attribute holding each shape's class")
+    layer: str = opt("", "the --labels layer (where the file has several)")
+    line_width: float | None = opt(
+        None, "width of line features' band, metres", low=0, low_open=True
+    )
     # model
     arch: str = opt("unet-effl0", "architecture (see `aerialseg models`)", choices=list_models)
     base_filters: int | None = opt(None, "width of the first level (default: the arch's)", low=1)

@@ -97,6 +97,28 @@ def summarize(
     return out
 
 
+def agreement(confusion: np.ndarray, names: Sequence[str]) -> dict:
+    """The accuracy assessment of remote sensing, from the same confusion matrix (rows =
+    reference, columns = map): Cohen's kappa (agreement beyond chance), and per class the
+    user's accuracy (precision: how often a pixel mapped as the class is that class) and the
+    producer's accuracy (recall: how much of the class was mapped as it). None where a class
+    was never mapped (user's) or is not in the reference (producer's)."""
+    cm = np.asarray(confusion, dtype=np.float64)
+    n, mapped, reference = cm.sum(), cm.sum(0), cm.sum(1)
+    chance = float((mapped * reference).sum() / n**2) if n else float("nan")
+    observed = float(np.trace(cm) / n) if n else float("nan")
+    kappa = (observed - chance) / (1 - chance) if n and chance < 1 else float("nan")
+
+    def share(total):
+        return {k: (float(cm[i, i] / total[i]) if total[i] else None) for i, k in enumerate(names)}
+
+    return {
+        "kappa": float(kappa),
+        "users_accuracy": share(mapped),
+        "producers_accuracy": share(reference),
+    }
+
+
 def classification_metrics(confusion: np.ndarray, classes: ClassTable) -> dict:
     """Accuracy, per-class accuracy (recall; None where a class has no images) and the
     confusion matrix (rows = truth, columns = prediction)."""

@@ -293,3 +293,57 @@ def test_refuses_an_image_without_georeferencing(tmp_path):
     assert refused(path, plain, DUBAI, "class").startswith(
         f"{plain}: image has no georeferencing (CRS and geotransform)"
     )
+
+
+# --- the commands ----------------------------------------------------------------------------
+
+
+def reference(tmp_path):
+    """A dataset root with two UTM images (b.tif 10 km away from every shape) and reference
+    shapes in Web Mercator over a.tif: 200 Land and 100 Water pixels."""
+    utm_image(tmp_path / "data" / "images", "a.tif")
+    utm_image(tmp_path / "data" / "images", "b.tif", x0=X0 + 10_000)
+    boxes = reproject([utm_box(0, 0, 10, 20), utm_box(30, 30, 40, 40)], UTM33, "EPSG:3857")
+    return tmp_path / "data", write_vector(tmp_path / "ref.gpkg", boxes, ["Land", "water"])
+
+
+def test_evaluate_against_reference_shapes_end_to_end(tmp_path, tiny_model, capsys):
+    from aerialseg.cli import main
+
+    data, gpkg = reference(tmp_path)
+    common = ["evaluate", "--model", str(tiny_model), "--data", str(data), "--labels", str(gpkg)]
+    assert main([*common, "--class-field", "class", "--json", "-q"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["images"] == ["a"]  # b.tif: missed by the shapes, skipped
+    confusion = np.array(result["confusion_matrix"])
+    assert confusion.sum() == 300 and confusion[1].sum() == 200 and confusion[4].sum() == 100
+    assert -1 <= result["kappa"] <= 1
+    assert result["producers_accuracy"]["Road"] is None  # no Road in the reference
+    assert set(result["users_accuracy"]) == set(DUBAI.names)
+    assert "labels 1 of 2 images (1 the shapes miss: skipped)" in captured.err
+    assert main([*common, "--class-field", "class", "-q"]) == 0
+    table = capsys.readouterr().out
+    assert "Cohen kappa" in table and "IoU    user  producer" in table
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--class-field", "class"], "--class-field is for vector --labels"),
+        (["--labels", "{gpkg}", "--class-field", "kind"], "no field 'kind'; its fields: class"),
+        (["--labels", "{gpkg}"], "no --class-field given; its fields: class"),
+        (["--labels", "{data}", "--class-field", "class"], "--labels takes a vector file"),
+    ],
+)
+def test_evaluate_refuses_bad_vector_flags_before_loading_the_model(
+    tmp_path, capsys, flags, message
+):
+    from aerialseg.cli import main
+
+    data, gpkg = reference(tmp_path)
+    flags = [f.format(gpkg=gpkg, data=data) for f in flags]
+    missing = tmp_path / "no-such-model.safetensors"  # the model would be refused later
+    assert main(["evaluate", "--model", str(missing), "--data", str(data), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aerialseg: error: ") and message in err and err.count("\n") == 1

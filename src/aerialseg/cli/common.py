@@ -191,6 +191,62 @@ def run_folder(args: argparse.Namespace) -> tuple[Path, dict | None]:
     return Path(args.out), None
 
 
+def add_vector_labels(parser: argparse.ArgumentParser, labels: str | None = None) -> None:
+    """``--class-field``, ``--layer``, ``--line-width`` (and ``--labels FILE`` with help
+    ``labels``, where the command has no ``--labels`` of its own): labels drawn as shapes in
+    a GIS, the same flags with one meaning in ``train``, ``evaluate`` and ``finetune``."""
+    if labels:
+        parser.add_argument("--labels", metavar="FILE", help=labels)
+    g = parser.add_argument_group(
+        "vector labels (--labels a GeoPackage, GeoJSON, Shapefile...: shapes burned onto each "
+        "image's grid, reprojected; where shapes overlap, the smaller wins)"
+    )
+    g.add_argument(
+        "--class-field",
+        metavar="NAME",
+        help="the attribute holding each shape's class: a class name (any case) or index",
+    )
+    g.add_argument("--layer", metavar="NAME", help="the layer to read, where the file has several")
+    g.add_argument(
+        "--line-width",
+        type=number(float, 0, low_open=True),
+        metavar="METRES",
+        help="line features label a band this wide, in metres (without it lines are refused)",
+    )
+
+
+def vector_options(args: argparse.Namespace, folders: bool = False):
+    """The vector-label flags of ``args``, checked before anything slow (see
+    :func:`check_vector_labels`)."""
+    return check_vector_labels(
+        args.labels, args.class_field, args.layer, args.line_width, folders=folders
+    )
+
+
+def check_vector_labels(labels, class_field, layer, line_width, folders: bool = False):
+    """:class:`~aerialseg.gis.vector_labels.VectorOptions` when ``labels`` is a vector file
+    (its layer and class field checked in the file), None when there are no vector labels
+    (``folders``: a folder of label images is the other kind ``--labels`` takes). Flags for
+    vector labels without them are a mistake, not ignored."""
+    from ..gis.vector_labels import VectorOptions, check_layer, is_vector_file
+
+    given = {"--class-field": class_field, "--layer": layer, "--line-width": line_width}
+    given = [flag for flag, value in given.items() if value not in (None, "")]
+    if not labels or not is_vector_file(labels):
+        if labels and not (folders and Path(labels).is_dir()):
+            kinds = "a folder of label images or a vector file" if folders else "a vector file"
+            raise AerialSegError(
+                f"{labels}: --labels takes {kinds} (.gpkg, .geojson, .shp, ...)"
+                + ("" if Path(labels).exists() else "; no such file")
+            )
+        if given:
+            raise AerialSegError(f"{given[0]} is for vector --labels (a .gpkg, .geojson, .shp...)")
+        return None
+    options = VectorOptions(class_field or None, layer or None, line_width)
+    check_layer(labels, options)
+    return options
+
+
 def report_failures(failures: list[str]) -> int:
     """Exit status 1 after listing what failed, 0 when nothing did."""
     if not failures:

@@ -31,9 +31,12 @@ def cmd_finetune(args) -> int:
     check_writable_folder(out.parent, "--out")
     if args.data_replay and not Path(args.data_replay).is_dir():
         raise AerialSegError(f"{args.data_replay}: no such folder (--data-replay)")
+    vector = common.vector_options(args, folders=True)  # a vector file: its layer and field
     from ..training.finetune import finetune  # torch: only once the arguments are sound
 
-    finetune(parent, args.images, args.labels, out, cfg, args.data_replay, not args.quiet)
+    finetune(
+        parent, args.images, args.labels, out, cfg, args.data_replay, not args.quiet, vector=vector
+    )
     return 0
 
 
@@ -51,7 +54,13 @@ def add_finetune(sub, help: str) -> None:
     )
     common.add_model(f)
     f.add_argument("--images", required=True, metavar="DIR", help="the images")
-    f.add_argument("--labels", required=True, metavar="DIR", help="their (partial) labels")
+    f.add_argument(
+        "--labels",
+        required=True,
+        metavar="DIR|FILE",
+        help="their (partial) labels: a folder of label images, or a vector file of shapes "
+        "(.gpkg, .geojson, .shp...) over georeferenced images",
+    )
     f.add_argument("--out", required=True, metavar="NEW.safetensors", help="the new model")
     f.add_argument(
         "--data-replay",
@@ -59,6 +68,7 @@ def add_finetune(sub, help: str) -> None:
         help="original training data (a dataset root): replay crops of it against forgetting",
     )
     f.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    common.add_vector_labels(f)
     common.add_precision(f)
     common.add_device(f)
     common.add_quiet(f)

@@ -13,6 +13,8 @@ from ..inference.tiling import Tiling
 from ..io.images import MAX_PIXELS
 from . import common, geo
 
+VECTOR_FIELDS = ("labels", "class_field", "layer", "line_width")  # common.add_vector_labels
+
 
 def cmd_train(args) -> int:
     flags = common.flag_values(args, TrainConfig)
@@ -22,6 +24,7 @@ def cmd_train(args) -> int:
     if base is None:
         flags.setdefault("data", data_root(required=False))
     cfg = resolve_config(args.preset, args.config, flags, base)
+    common.check_vector_labels(cfg.labels, cfg.class_field, cfg.layer, cfg.line_width)
     if args.minutes is not None:
         cfg.epochs = 0
     if args.epochs is not None:  # e.g. extending a run that was limited by --minutes
@@ -71,15 +74,25 @@ def cmd_evaluate(args) -> int:
     from ..inference.segmenter import load_model
 
     data = data_root(args.data)
+    vector = common.vector_options(args)  # the file, its layer and field: before the model
     if args.confusion:
         from ..io.files import check_writable_folder
 
         check_writable_folder(Path(args.confusion).parent, "--confusion")
     seg = load_model(args.model, args.precision, device=args.device, scales=args.scales)
-    samples = load_dataset(data, seg.classes, progress=not args.quiet)
-    samples, why = images_to_score(samples, seg.meta, data, args.split)
-    check_labelled(samples, seg.classes, str(data))
     log = sys.stderr if args.json else sys.stdout
+    files = None
+    if vector:  # reference shapes: only the pixels inside them are scored
+        from ..gis.vector_labels import vector_pairs, vector_samples
+
+        samples = vector_samples(data, args.labels, seg.classes, vector, log=_printer(log))
+        files = {p.id: p.image for p in vector_pairs(data, args.labels)}
+    else:
+        samples = load_dataset(data, seg.classes, progress=not args.quiet)
+    samples, why = images_to_score(samples, seg.meta, data, args.split, files)
+    check_labelled(samples, seg.classes, str(data))
+    if vector:
+        why += f"; only the pixels inside the shapes of {args.labels} count"
     print(why, file=log)
     note = unknown_pixel_report(samples)
     if note:
@@ -97,6 +110,10 @@ def cmd_evaluate(args) -> int:
     if args.confusion:
         print(f"confusion matrix: {args.confusion}")
     return 0
+
+
+def _printer(stream):
+    return lambda line: print(line, file=stream)
 
 
 def cmd_segment(args) -> int:
@@ -215,7 +232,14 @@ def add_train(sub, help: str) -> None:
         help="train in N processes on this machine (DDP through torchrun: one per GPU, or "
         "CPU processes sharing the cores); --batch-size is per process",
     )
-    common.add_config_flags(t, TrainConfig, "training config (also settable in --config FILE)")
+    common.add_config_flags(
+        t, TrainConfig, "training config (also settable in --config FILE)", skip=VECTOR_FIELDS
+    )
+    common.add_vector_labels(
+        t,
+        "labels drawn in a GIS: a vector file of shapes over the images of --data (a "
+        "folder of georeferenced images, or one with images/), instead of its masks/",
+    )
     t.add_argument("--model", dest="arch", action=common.Deprecated, instead="--arch")
 
 
@@ -225,7 +249,8 @@ def add_evaluate(sub, help: str) -> None:
         "evaluate",
         cmd_evaluate,
         help,
-        "Score a model on the whole images of a dataset: per-class IoU, mIoU, pixel accuracy. "
+        "Score a model on the whole images of a dataset: per-class IoU, user's and producer's "
+        "accuracy, mIoU, pixel accuracy, Cohen's kappa. "
         "By default only images the model did not train on are scored (on its own training "
         "data: its validation images); the command says which it scored.",
     )
@@ -237,6 +262,12 @@ def add_evaluate(sub, help: str) -> None:
         default="auto",
         help="auto: images the model never trained on; val: its validation images; all: "
         "every image, training images included (default: auto)",
+    )
+    common.add_vector_labels(
+        e,
+        "reference shapes drawn in a GIS: a vector file over the images of --data (a "
+        "folder of georeferenced images, or one with images/); only the pixels inside the "
+        "shapes are scored, as an accuracy assessment against reference polygons",
     )
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--confusion", metavar="PNG", help="write a confusion-matrix picture")

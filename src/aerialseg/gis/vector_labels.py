@@ -125,6 +125,26 @@ def _class_indices(values: np.ndarray, classes: ClassTable, where: str) -> np.nd
     return out
 
 
+def check_layer(vector_path: str | Path, options: VectorOptions) -> tuple[str, str]:
+    """(layer name, CRS) once the file opens, the layer is there and has the class field and
+    a CRS: the mistakes found without reading a feature, so commands find them at once."""
+    _geo_modules()
+    import pyogrio
+
+    path = Path(vector_path)
+    name = _layer_name(path, options.layer)
+    where = f"{path} (layer {name})"
+    info = pyogrio.read_info(path, layer=name)
+    fields = [str(f) for f in info["fields"]]
+    field = options.class_field
+    if not field or field not in fields:
+        what = f"no field {field!r}" if field else "no --class-field given"
+        raise AerialSegError(f"{where}: {what}; its fields: {', '.join(fields) or '(none)'}")
+    if not info["crs"]:
+        raise AerialSegError(f"{where}: has no coordinate system (CRS); assign one in a GIS")
+    return name, info["crs"]
+
+
 def read_shapes(
     vector_path: str | Path,
     classes: ClassTable,
@@ -134,22 +154,13 @@ def read_shapes(
     log: Callable[[str], None] = _stderr,
 ) -> Shapes:
     """One layer's features as class-labelled polygons (lines buffered, see the module)."""
-    _geo_modules()
-    import pyogrio
     import pyogrio.raw
     import shapely
     from pyproj import CRS
 
     path = Path(vector_path)
-    name = _layer_name(path, layer)
+    name, crs = check_layer(path, VectorOptions(class_field, layer, line_width))
     where = f"{path} (layer {name})"
-    info = pyogrio.read_info(path, layer=name)
-    fields = [str(f) for f in info["fields"]]
-    if not class_field or class_field not in fields:
-        what = f"no field {class_field!r}" if class_field else "no --class-field given"
-        raise AerialSegError(f"{where}: {what}; its fields: {', '.join(fields) or '(none)'}")
-    if not info["crs"]:
-        raise AerialSegError(f"{where}: has no coordinate system (CRS); assign one in a GIS")
     _, _, wkb, (values,) = pyogrio.raw.read(path, layer=name, columns=[class_field])
     if len(wkb) == 0:
         raise AerialSegError(f"{where}: the layer is empty")
@@ -163,7 +174,7 @@ def read_shapes(
     if np.isin(kinds, (0, 4)).any():  # Point, MultiPoint
         n = int(np.isin(kinds, (0, 4)).sum())
         raise AerialSegError(f"{where}: {n} point features; labels need polygons (or lines)")
-    crs = CRS.from_user_input(info["crs"])
+    crs = CRS.from_user_input(crs)
     lines = np.isin(kinds, (1, 2, 5))  # LineString, LinearRing, MultiLineString
     if lines.any():
         if not line_width or line_width <= 0:

@@ -25,7 +25,7 @@ def evaluate(
     import torch
     from tqdm import tqdm
 
-    from ..metrics import SegmentationMetrics
+    from ..metrics import SegmentationMetrics, agreement
 
     classes = seg.classes
     metrics = SegmentationMetrics(len(classes), classes.land_cover)
@@ -50,6 +50,7 @@ def evaluate(
         "mean_iou_land_cover": m["mean_iou_land_cover"],
         "micro_jaccard": m["micro_jaccard"],
         "per_class_iou": dict(zip(classes.names, m["per_class_iou"])),
+        **agreement(metrics.confusion.numpy(), classes.names),  # kappa, user's, producer's
         "confusion_matrix": metrics.confusion.tolist(),
         "images": [s.id for s in samples],
         "per_image": per_image,  # which images pull the figures down
@@ -58,32 +59,45 @@ def evaluate(
 
 def format_table(result: dict) -> str:
     """The human-readable report of ``aerialseg evaluate``."""
-    lines = [f"{'class':<14}{'IoU':>8}"]
+    lines = [f"{'class':<14}{'IoU':>8}{'user':>8}{'producer':>10}"]
+    users, producers = result["users_accuracy"], result["producers_accuracy"]
     for name, iou in result["per_class_iou"].items():
-        lines.append(f"{name:<14}{'-' if iou != iou else f'{iou:.4f}':>8}")
+        cells = [_figure(iou), _figure(users[name]), _figure(producers[name])]
+        lines.append(f"{name:<14}{cells[0]:>8}{cells[1]:>8}{cells[2]:>10}")
     lines += [
+        "(user's accuracy = precision, producer's = recall; -: no pixel)",
         "",
         f"{'mIoU (all classes)':<28}{result['mean_iou']:.4f}",
         f"{'mIoU (land cover)':<28}{result['mean_iou_land_cover']:.4f}",
         f"{'pixel accuracy':<28}{result['pixel_accuracy']:.4f}",
         f"{'micro Jaccard (seed metric)':<28}{result['micro_jaccard']:.4f}",
+        f"{'Cohen kappa':<28}{_figure(result['kappa'])}",
         f"images: {len(result['images'])}",
     ]
     return "\n".join(lines)
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.4f}"
 
 
 SPLITS = ("auto", "val", "all")
 
 
 def images_to_score(
-    samples: Sequence[Sample], meta: dict, data: str | Path, split: str = "auto"
+    samples: Sequence[Sample],
+    meta: dict,
+    data: str | Path,
+    split: str = "auto",
+    files: dict[str, Path] | None = None,
 ) -> tuple[list[Sample], str]:
     """The images ``aerialseg evaluate`` scores, and a line saying which and why.
 
     ``auto`` scores only what the model did not train on: on its own training data (the same
     folder, or one holding its validation images) that is its validation images, on any other
     folder every image. ``val`` insists on the validation images; ``all`` takes every image,
-    training images included, which flatters the figures.
+    training images included, which flatters the figures. ``files``: the image file of each
+    sample id, where the samples are not the image/mask pairs of ``data`` (vector labels).
     """
     if split not in SPLITS:
         raise AerialSegError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
@@ -93,7 +107,7 @@ def images_to_score(
     own = bool(held & ids) or (
         trained_on is not None and Path(trained_on).resolve() == Path(data).resolve()
     )
-    painted = finetuned_on(meta, data, samples)
+    painted = finetuned_on(meta, data, samples, files)
     if painted and split != "all":
         # a fine-tune learned from these images' strokes: they are not held out any more
         samples = [s for s in samples if s.id not in painted]
@@ -127,7 +141,9 @@ def images_to_score(
     )
 
 
-def finetuned_on(meta: dict, data: str | Path, samples: Sequence[Sample]) -> set[str]:
+def finetuned_on(
+    meta: dict, data: str | Path, samples: Sequence[Sample], files: dict[str, Path] | None = None
+) -> set[str]:
     """Ids of the ``samples`` whose image file a fine-tune of this model (or of one of its
     parents) learned from. The record names those files by size and SHA-256, not by path or
     stem: the user's copies lie elsewhere, under the same stems as images of other tiles."""
@@ -140,11 +156,13 @@ def finetuned_on(meta: dict, data: str | Path, samples: Sequence[Sample]) -> set
     from ..data.segmentation import find_pairs
     from ..io.files import file_digest
 
+    if files is None:
+        files = {p.id: p.image for p in find_pairs(data)}
     ids, sizes = {s.id for s in samples}, {size for size, _ in wanted}
     return {
-        p.id
-        for p in find_pairs(data)
-        if p.id in ids
-        and p.image.stat().st_size in sizes  # only files of a recorded size are read
-        and (p.image.stat().st_size, file_digest(p.image)) in wanted
+        i
+        for i, image in files.items()
+        if i in ids
+        and image.stat().st_size in sizes  # only files of a recorded size are read
+        and (image.stat().st_size, file_digest(image)) in wanted
     }

@@ -52,10 +52,16 @@ from .segmentation import lr_at
 
 
 def load_labelled(
-    images: str | Path, labels: str | Path, classes: ClassTable, min_size: int = 0
+    images: str | Path, labels: str | Path, classes: ClassTable, min_size: int = 0, vector=None
 ) -> list[Sample]:
     """The user's images with their sparse labels, paired by file stem. Refuses labels of
-    another size than their image, values that are no class, and labels with no pixel."""
+    another size than their image, values that are no class, and labels with no pixel.
+    ``vector`` (:class:`~aerialseg.gis.vector_labels.VectorOptions`): ``labels`` is a vector
+    file, burned onto each georeferenced image it overlaps."""
+    if vector is not None:
+        from ..gis.vector_labels import vector_samples
+
+        return vector_samples(images, labels, classes, vector, min_size)
     images, labels = Path(images), Path(labels)
     for folder, flag in ((images, "--images"), (labels, "--labels")):
         if not folder.is_dir():
@@ -202,6 +208,7 @@ def finetune(
     on_progress: Callable[[float, str], None] | None = None,
     *,
     parent_probs: Sequence[np.ndarray] | None = None,
+    vector=None,
 ) -> dict:
     """Fine-tune checkpoint ``parent`` on the labelled pixels of ``images``/``labels`` and
     write the new checkpoint to ``out``. Returns what the checkpoint records about the run.
@@ -209,7 +216,8 @@ def finetune(
 
     ``parent_probs``: the parent's (H, W, C) probabilities for the images, in the order they
     pair (by file name), where the caller has them already (the app has segmented the
-    image it corrects; the benchmark reuses them across runs) - saves predicting them again."""
+    image it corrects; the benchmark reuses them across runs) - saves predicting them again.
+    ``vector``: ``labels`` is a vector file, read so (see :func:`load_labelled`)."""
     say = on_progress or (lambda fraction, message: None)
     cfg = cfg or FinetuneConfig()
     cfg.check()
@@ -218,8 +226,14 @@ def finetune(
     parent, out = Path(parent), Path(out)
     model, classes, meta = load_checkpoint(parent)  # a classifier is refused here
     freeze(model, cfg.freeze)  # before any work: a model without an encoder is refused here
-    samples = load_labelled(images, labels, classes)
-    files = {p.id: p.image for p in pair_folders(Path(images), Path(labels), what="label image")}
+    samples = load_labelled(images, labels, classes, vector=vector)
+    if vector is None:
+        pairs = pair_folders(Path(images), Path(labels), what="label image")
+    else:
+        from ..gis.vector_labels import vector_pairs
+
+        pairs = vector_pairs(images, labels)
+    files = {p.id: p.image for p in pairs}
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)

@@ -87,6 +87,8 @@ def check_config(cfg: TrainConfig) -> None:
             f"label smoothing acts on the cross-entropy term: loss {cfg.loss!r} has none "
             "(use e.g. --loss dice+focal+ce)"
         )
+    if cfg.stream and cfg.labels:
+        raise AerialSegError("--stream reads masks/ as needed: vector --labels are read whole")
     if cfg.stream and (cfg.split != "image" or cfg.sampling != "random-crop"):
         raise AerialSegError(
             "--stream reads random crops: use --split image --sampling random-crop"
@@ -210,7 +212,12 @@ class SegmentationTask(Task):
         self.classes = ClassTable.from_file(cfg.classes) if cfg.classes else DUBAI
         self.device = self.ctx.device
         self.precision = resolve_precision(cfg.precision, self.device)
-        if cfg.stream:  # read as needed: only sizes now, pixel statistics in one pass
+        if cfg.labels:  # shapes drawn in a GIS over the images of cfg.data
+            from ..gis.vector_labels import VectorOptions, vector_samples
+
+            opts = VectorOptions(cfg.class_field, cfg.layer or None, cfg.line_width)
+            samples = vector_samples(cfg.data, cfg.labels, self.classes, opts, cfg.patch_size, log)
+        elif cfg.stream:  # read as needed: only sizes now, pixel statistics in one pass
             from ..data.streaming import stream_dataset
 
             samples = stream_dataset(cfg.data, self.classes, cfg.patch_size)
