@@ -347,3 +347,28 @@ def test_evaluate_refuses_bad_vector_flags_before_loading_the_model(
     assert main(["evaluate", "--model", str(missing), "--data", str(data), *flags]) == 2
     err = capsys.readouterr().err
     assert err.startswith("aerialseg: error: ") and message in err and err.count("\n") == 1
+
+
+def test_train_and_finetune_learn_from_shapes(tmp_path, tiny_model, capsys):
+    from aerialseg.cli import main
+
+    for i in range(3):  # three images side by side, one shape on each
+        utm_image(tmp_path / "data" / "images", f"t{i}.tif", x0=X0 + 64 * i)
+    boxes = [shapely.affinity.translate(utm_box(8, 8, 40, 40), 64 * i, 0) for i in range(3)]
+    gpkg = write_vector(tmp_path / "v.gpkg", boxes, ["land", "water", "road"], UTM33)
+    vector = ["--labels", str(gpkg), "--class-field", "class"]
+    run = tmp_path / "run"
+    tiny = ["--arch", "unet", "--base-filters", "4", "--patch-size", "32", "--batch-size", "2"]
+    tiny += ["--patches-per-epoch", "4", "--epochs", "1", "--examples", "1", "-q"]
+    assert main(["train", "--data", str(tmp_path / "data"), *vector, "--out", str(run), *tiny]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["labels"] == str(gpkg) and config["class_field"] == "class"
+    new = tmp_path / "new.safetensors"
+    assert (
+        main(
+            ["finetune", "--model", str(tiny_model), "--images", str(tmp_path / "data")]
+            + [*vector, "--out", str(new), "--steps", "1", "--patch-size", "32", "-q"]
+        )
+        == 0
+    )
+    assert new.is_file() and "on 3,072 labelled pixels of 3 image(s)" in capsys.readouterr().out

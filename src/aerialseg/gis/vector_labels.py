@@ -23,7 +23,6 @@ are imported inside the functions.
 from __future__ import annotations
 
 import sys
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +32,22 @@ import numpy as np
 
 from ..classes import IGNORE_INDEX, ClassTable
 from ..errors import AerialSegError
+from .geometry import (
+    LONLAT,
+    Grid,
+    buffer_metres,
+    extent,
+    grid_box,
+    image_grid,
+    need_geo,
+    repaired,
+    to_crs,
+)
 
 if TYPE_CHECKING:  # the data module imports torch: only where samples are made
     from ..data.segmentation import Pair, Sample
 
 VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".fgb", ".gml", ".kml", ".sqlite")
-LONLAT = "EPSG:4326"  # the CRS extents are reported in, one for all files
 
 
 def _stderr(line: str) -> None:
@@ -69,18 +78,6 @@ class Shapes:
     geoms: np.ndarray  # shapely polygons / multipolygons
     labels: np.ndarray  # uint8
     crs: object  # pyproj.CRS
-
-
-def _geo_modules():
-    try:
-        import pyogrio  # noqa: F401
-        import pyproj  # noqa: F401
-        import rasterio  # noqa: F401
-        import shapely  # noqa: F401
-    except ImportError as e:
-        raise AerialSegError(
-            f"vector labels need the geo extra ({e.name} is missing): pip install 'aerialseg[geo]'"
-        ) from None
 
 
 def _layer_name(path: Path, layer: str | None) -> str:
@@ -128,7 +125,7 @@ def _class_indices(values: np.ndarray, classes: ClassTable, where: str) -> np.nd
 def check_layer(vector_path: str | Path, options: VectorOptions) -> tuple[str, str]:
     """(layer name, CRS) once the file opens, the layer is there and has the class field and
     a CRS: the mistakes found without reading a feature, so commands find them at once."""
-    _geo_modules()
+    need_geo()
     import pyogrio
 
     path = Path(vector_path)
@@ -181,115 +178,9 @@ def read_shapes(
             raise AerialSegError(
                 f"{where}: {int(lines.sum())} line features; give --line-width METRES"
             )
-        geoms[lines] = _buffer_metres(geoms[lines], crs, line_width / 2, where)
-    geoms, labels = _repaired(geoms, labels, where, log)
+        geoms[lines] = buffer_metres(geoms[lines], crs, line_width / 2, where)
+    geoms, labels = repaired(geoms, labels, where, log)
     return Shapes(path, geoms, labels, crs)
-
-
-def _repaired(geoms, labels, where: str, log) -> tuple[np.ndarray, np.ndarray]:
-    """Invalid polygons made valid; only the polygonal parts of what that gives are kept."""
-    import shapely
-
-    bad = ~shapely.is_valid(geoms)
-    if not bad.any():
-        return geoms, labels
-    fixed = [shapely.make_valid(g) for g in geoms[bad]]
-    fixed = [_polygonal(g) for g in fixed]
-    geoms = geoms.copy()
-    geoms[bad] = fixed
-    keep = ~shapely.is_empty(geoms)
-    skipped = int((~keep).sum())
-    log(
-        f"{where}: {int(bad.sum())} invalid geometries: {int(bad.sum()) - skipped} repaired, "
-        f"{skipped} skipped (nothing polygonal left)"
-    )
-    return geoms[keep], labels[keep]
-
-
-def _polygonal(geom):
-    import shapely
-
-    if shapely.get_type_id(geom) in (3, 6):
-        return geom
-    parts = [p for p in shapely.get_parts(geom) if shapely.get_type_id(p) in (3, 6)]
-    return shapely.union_all(parts) if parts else shapely.Polygon()
-
-
-def _buffer_metres(lines: np.ndarray, crs, half: float, where: str) -> np.ndarray:
-    """Bands ``2 * half`` metres wide around ``lines`` (in ``crs``), back in ``crs``."""
-    import shapely
-    from pyproj import CRS
-
-    lonlat = _transform(lines, crs, CRS.from_user_input(LONLAT), where)
-    lon, lat = shapely.centroid(shapely.union_all(lonlat)).coords[0]
-    local = CRS.from_proj4(f"+proj=aeqd +lat_0={lat} +lon_0={lon} +datum=WGS84 +units=m")
-    bands = shapely.buffer(_transform(lines, crs, local, where), half)
-    return _transform(bands, local, crs, where)
-
-
-def _transform(geoms: np.ndarray, src, dst, where: str) -> np.ndarray:
-    """``geoms`` from CRS ``src`` to ``dst``; one line when that cannot be done."""
-    import shapely
-    from pyproj import Transformer
-
-    def fail(reason: str):
-        return AerialSegError(
-            f"{where}: cannot transform from {_crs_name(src)} to {_crs_name(dst)} ({reason})"
-        )
-
-    try:
-        t = Transformer.from_crs(src, dst, always_xy=True)
-        out = shapely.transform(geoms, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
-    except Exception as e:  # noqa: BLE001 - pyproj raises several types
-        raise fail(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
-    coords = shapely.get_coordinates(out)
-    if not np.isfinite(coords).all():
-        raise fail("coordinates outside the target CRS's area")
-    return out
-
-
-def _crs_name(crs) -> str:
-    epsg = crs.to_epsg()
-    return f"EPSG:{epsg}" if epsg else crs.name
-
-
-@dataclass
-class Grid:
-    """An image's pixel grid: size, affine transform, CRS (pyproj), bounds."""
-
-    path: Path
-    height: int
-    width: int
-    transform: object
-    crs: object
-    bounds: tuple[float, float, float, float]
-
-
-def image_grid(image_path: str | Path, required: bool = True) -> Grid | None:
-    """The grid of a georeferenced image; without georeferencing: an error, or None when not
-    ``required`` (a folder's other images)."""
-    _geo_modules()
-    import rasterio
-    from pyproj import CRS
-
-    path = Path(image_path)
-    try:
-        with warnings.catch_warnings():  # a plain picture: said below, in words
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                h, w, transform, crs = src.height, src.width, src.transform, src.crs
-                bounds = tuple(src.bounds)
-    except rasterio.errors.RasterioIOError as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else "unreadable"
-        raise AerialSegError(f"{path}: cannot read the image ({reason})") from None
-    if crs is None or transform.is_identity:
-        if not required:
-            return None
-        raise AerialSegError(
-            f"{path}: image has no georeferencing (CRS and geotransform): vector labels "
-            "cannot be placed on it"
-        )
-    return Grid(path, h, w, transform, CRS.from_user_input(crs.to_wkt()), bounds)
 
 
 def burn(shapes: Shapes, grid: Grid, cache: dict | None = None) -> np.ndarray:
@@ -301,7 +192,7 @@ def burn(shapes: Shapes, grid: Grid, cache: dict | None = None) -> np.ndarray:
     key = grid.crs.to_wkt()
     if cache is None or key not in cache:
         where = f"{shapes.path} -> {grid.path}"
-        geoms = _transform(shapes.geoms, shapes.crs, grid.crs, where)
+        geoms = to_crs(shapes.geoms, shapes.crs, grid.crs, where)
         order = np.argsort(-shapely.area(geoms), kind="stable")  # ties: file order
         found = (geoms[order], shapes.labels[order])
         if cache is not None:
@@ -342,28 +233,14 @@ def _no_overlap(shapes: Shapes, grids: list[Grid]) -> AerialSegError:
 
     lonlat = CRS.from_user_input(LONLAT)
     where = f"{shapes.path} -> {LONLAT}"
-    mine = _extent(_transform(shapes.geoms, shapes.crs, lonlat, where))
-    boxes = [_transform(np.array([_box(g)]), g.crs, lonlat, where)[0] for g in grids]
-    theirs = _extent(np.array(boxes))
+    mine = extent(to_crs(shapes.geoms, shapes.crs, lonlat, where))
+    boxes = [to_crs(np.array([grid_box(g)]), g.crs, lonlat, where)[0] for g in grids]
+    theirs = extent(np.array(boxes))
     what = grids[0].path.name if len(grids) == 1 else f"{len(grids)} images"
     return AerialSegError(
         f"{shapes.path}: the shapes label no pixel of {what}; shapes span {mine}, the "
         f"image{'s' * (len(grids) > 1)} {theirs} (lon/lat, {LONLAT})"
     )
-
-
-def _box(grid: Grid):
-    import shapely
-
-    x0, y0, x1, y1 = grid.bounds
-    return shapely.segmentize(shapely.box(x0, y0, x1, y1), max(x1 - x0, y1 - y0) / 8)
-
-
-def _extent(geoms: np.ndarray) -> str:
-    import shapely
-
-    x0, y0, x1, y1 = shapely.total_bounds(geoms)
-    return f"lon {x0:.6f}..{x1:.6f}, lat {y0:.6f}..{y1:.6f}"
 
 
 def image_folder(images: str | Path) -> Path:
