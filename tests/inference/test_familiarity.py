@@ -133,3 +133,20 @@ def test_the_window_grid_is_bounded_and_covers_the_image():
     assert 1 <= len(grid) <= fam.PER_IMAGE
     assert grid[0][:2] == (0, 0) and grid[-1][0] + grid[-1][2] == 5000
     assert fam.window_grid(100, 80) == [(0, 0, 100, 80)]
+
+
+def test_the_geotiff_path_records_the_distance_and_warns(tmp_path, model_path, ref):
+    pytest.importorskip("rasterio")
+    from aerialseg.inference.geofiles import GeoOptions, geo_output_paths, segment_raster_to_files
+
+    from ..geo_helpers import write_raster
+
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(model_path.read_bytes())
+    update_metadata(path, **{fam.KEY: ref})
+    seg = load_model(path, device="cpu")
+    raster = write_raster(tmp_path / "in.tif", foreign(1)[0].transpose(2, 0, 1))
+    opts = GeoOptions()
+    info = segment_raster_to_files(seg, raster, geo_output_paths(tmp_path / "o", "in", opts), opts)
+    assert info["feature_distance"] > info["feature_threshold"]
+    assert "unlike what the model learnt" in info["warning"]

@@ -93,7 +93,7 @@ def window_features(model, windows: Iterable[np.ndarray]) -> np.ndarray:
     rows = []
     with torch.inference_mode():
         for win in windows:
-            x = torch.from_numpy(np.ascontiguousarray(win)).permute(2, 0, 1)[None].float()
+            x = torch.tensor(win).permute(2, 0, 1)[None].float()  # copies: may be read-only
             feats = model.encode(x)[-LEVELS:]
             rows.append(torch.cat([f[0].double().flatten(1).mean(1) for f in feats]).numpy())
     return np.stack(rows) if rows else np.zeros((0, 0))

@@ -370,7 +370,6 @@ class SegmentationTask(Task):
             return
         for name in ("best.safetensors", "last.safetensors"):
             update_metadata(out / name, **{KEY: ref})
-        self.log(f"feature reference: {ref['centres'][0]['windows']} training windows")
 
 
 def train(
