@@ -50,6 +50,11 @@ def test_run_folder_history_line_and_metadata(tiny_dataset, tmp_path):
     meta = read_metadata(run / "last.safetensors")
     assert {"train_config", "epoch", "metrics", "val_images", "split"} <= set(meta)
     assert "task" not in meta and meta["epoch"] == 2 and "train_minutes" in meta["metrics"]
+    # the unfamiliar-imagery warning's reference, from the training images
+    train_images = json.loads((run / "split.json").read_text())["train"]
+    for name in ("best.safetensors", "last.safetensors"):
+        centre = read_metadata(run / name)["familiarity"]["centres"][0]
+        assert centre["images"] == len(train_images) and centre["threshold"] > 0
     split = json.loads((run / "split.json").read_text())
     assert meta["val_images"] == split["val"] and not set(split["train"]) & set(split["val"])
     assert set(result) == {"best", "last", "run_dir"} and result["last"]["epoch"] == 2

@@ -18,6 +18,7 @@ import numpy as np
 from ..classes import IGNORE_INDEX
 from ..errors import AerialSegError
 from ..inference.confidence import unusual
+from ..inference.familiarity import image_familiarity
 from ..inference.outputs import save_result, timestamped_stem
 from .capture import Rect, grab_screen, make_dpi_aware
 from .drop import enable_file_drop
@@ -215,7 +216,8 @@ class App:
             seconds = time.perf_counter() - t
             if valid is not None:
                 labels[~valid] = IGNORE_INDEX  # no data in the raster: no class in the map
-            warning = unusual(rgb, confidence, seg.meta)  # a black capture is not "Water"
+            near = image_familiarity(seg, rgb, valid)  # imagery unlike the training data's
+            warning = unusual(rgb, confidence, seg.meta, near)  # a black capture is not "Water"
             return Result(rgb, labels, source, seg.classes, seg.name, seconds, tta, geo, warning)
 
         if self.run(what, job, lambda r: self.show(r, released)):

@@ -1,7 +1,7 @@
 """Does an image look like what the model learnt from? One line of warning when it does not.
 
 A segmentation network paints every pixel with some class, however foreign the image: a black
-screen capture comes out "Water 100 %". Two signals, both free once the image is segmented:
+screen capture comes out "Water 100 %". Three signals:
 
 - the image is (nearly) uniform: no picture at all, whatever the model says. This is what
   catches blank and black screens: the models are *confident* there (0.998-0.999);
@@ -13,6 +13,10 @@ screen capture comes out "Water 100 %". Two signals, both free once the image is
   default floor, 0.70, is set well below all of them, so it flags only maps the model is
   plainly unsure of (imagery far from its training, or an untrained model), never the
   held-out tile.
+- where the checkpoint carries a feature reference (:mod:`.familiarity`), the distance of the
+  image's encoder features from its training images'. This is the signal that separates
+  other places from held-out Dubai images (benchmarks/warning.py), so it comes before the
+  confidence floor.
 """
 
 from __future__ import annotations
@@ -25,16 +29,29 @@ CONFIDENCE_FLOOR = 0.70
 BLANK_SPREAD = 3.0
 
 ADVICE = "check the map; correcting it on your imagery teaches the model (aerialseg finetune)"
+UNFAMILIAR = (
+    "this imagery looks unlike what the model learnt from (feature distance {d:.2f}, above "
+    "{t:.2f}): the map may be wrong; paint a few strokes on it and run aerialseg finetune"
+)
 
 
-def unusual(rgb: np.ndarray, confidence: float, meta: dict | None = None) -> str | None:
-    """Why the map of ``rgb`` should not be trusted, or None when nothing looks wrong."""
+def unusual(
+    rgb: np.ndarray,
+    confidence: float,
+    meta: dict | None = None,
+    familiarity: tuple[float, float] | None = None,
+) -> str | None:
+    """Why the map of ``rgb`` should not be trusted, or None when nothing looks wrong.
+    ``familiarity``: (distance, threshold) from :mod:`.familiarity`, None where the
+    checkpoint has no feature reference (then only the confidence floor speaks)."""
     step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 250_000)))  # ~250k pixels suffice
     sample = rgb[::step, ::step].reshape(-1, rgb.shape[-1]).astype(np.float32)
     if not len(sample):  # a raster whose every pixel is nodata
         return "the image holds no data (every pixel is nodata): there is nothing to map"
     if sample.std(axis=0).max() < BLANK_SPREAD:
         return "the image is almost uniform (a blank screen?): there is nothing to map"
+    if familiarity is not None and familiarity[0] > familiarity[1]:
+        return UNFAMILIAR.format(d=familiarity[0], t=familiarity[1])
     floor = float((meta or {}).get("confidence_floor", CONFIDENCE_FLOOR))
     if confidence < floor:
         return (

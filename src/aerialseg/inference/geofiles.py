@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import AerialSegError
 from ..io.files import write_text
 from .confidence import unusual
+from .familiarity import familiarity_stats, raster_familiarity
 from .outputs import staged, write_stats
 
 SUFFIXES = {
@@ -166,6 +167,7 @@ def segment_raster_to_files(
                 )
             stats, nodata = class_areas(counter, classes, row_area)
             confidence = sure[0] / max(sure[1], 1)
+            near = raster_familiarity(seg, src)
             info = {
                 "image": str(path),
                 "width": src.width,
@@ -177,7 +179,8 @@ def segment_raster_to_files(
                 "model": seg.name,
                 "tta": tta,
                 "mean_confidence": round(confidence, 4),
-                "warning": unusual(src.sample_rgb(), confidence, seg.meta),
+                **familiarity_stats(near),
+                "warning": unusual(src.sample_rgb(), confidence, seg.meta, near),
                 "nodata_pixels": nodata,
                 "area_method": area_method,
                 "gsd_m": opts.gsd,

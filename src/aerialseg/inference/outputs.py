@@ -19,6 +19,7 @@ from ..errors import AerialSegError
 from ..io.files import atomic_path, write_text
 from ..io.images import save_image
 from .confidence import unusual
+from .familiarity import familiarity_stats, image_familiarity
 
 SUFFIXES = {
     "labels": "_labels.png",  # class index per pixel (mode L)
@@ -210,11 +211,13 @@ def segment_to_files(
             probs.flush()
             del probs
         confidence = top / (h * w)
+        near = image_familiarity(seg, rgb)
         extra = {
             "model": seg.name,
             "tta": tta,
             "mean_confidence": round(confidence, 4),
-            "warning": unusual(rgb, confidence, seg.meta),
+            **familiarity_stats(near),
+            "warning": unusual(rgb, confidence, seg.meta, near),
         }
         return _write_all(tmp, rgb, labels, seg.classes, title, opacity, gsd, extra)
 

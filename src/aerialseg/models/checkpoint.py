@@ -47,6 +47,21 @@ def save_checkpoint(
     return Path(path)
 
 
+def update_metadata(path: str | Path, **extra) -> Path:
+    """Add or replace metadata keys of a checkpoint, its tensors copied as they are stored
+    (same dtypes, same bytes: a float16 file stays float16), atomically. For what is learnt
+    about a model after its weights, such as :mod:`aerialseg.inference.familiarity`'s
+    feature reference."""
+    meta = {**read_metadata(path), **extra}
+    tensors = load_file(str(path))
+    with atomic_path(path) as tmp:
+        try:
+            save_file(tensors, str(tmp), metadata={KEY: json.dumps(meta)})
+        except SafetensorError as e:
+            raise AerialSegError(f"{path}: cannot write ({_first_line(e)})") from None
+    return Path(path)
+
+
 def _first_line(e: Exception) -> str:
     return next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
 

@@ -229,7 +229,10 @@ class EfficientUNet(SegmentationModel):
         self.decoder = nn.ModuleList(ups)
         self.head = nn.Conv2d(cin, num_classes, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's outputs at strides 2, 4, 8, 16 and 32 (what the decoder's skips and
+        :mod:`aerialseg.inference.familiarity` use), for raw RGB ``x`` padded to a multiple
+        of 32."""
         h, w = x.shape[-2:]
         ph, pw = -h % 32, -w % 32
         x = self.normalize(x)
@@ -241,6 +244,12 @@ class EfficientUNet(SegmentationModel):
             y = block(y)
             if i in self.skips:
                 feats.append(y)
+        return feats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        padded = (h + -h % 32, w + -w % 32)
+        feats = self.encode(x)
         y = feats.pop()
         if self.context is not None:
             y = self.context(y)
@@ -250,8 +259,8 @@ class EfficientUNet(SegmentationModel):
                 y = torch.cat([y, feats.pop()], 1)
             y = up(y)
         y = self.head(y)
-        if y.shape[-1] != x.shape[-1]:
-            y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        if y.shape[-1] != padded[-1]:
+            y = F.interpolate(y, size=padded, mode="bilinear", align_corners=False)
         return y[..., :h, :w]
 
     def encoder_parameters(self):

@@ -97,7 +97,9 @@ class UNet(SegmentationModel):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each encoder level's output, finest first, the bottleneck last (the decoder's
+        skips, and what :mod:`aerialseg.inference.familiarity` pools)."""
         h, w = x.shape[-2:]
         m = 2**self.depth
         ph, pw = -h % m, -w % m
@@ -106,12 +108,17 @@ class UNet(SegmentationModel):
             # reflect needs the pad smaller than the side; tiny inputs fall back to replicate
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
-        skips = []
+        feats = []
         for block in self.down:
             x = block(x)
-            skips.append(x)
+            feats.append(x)
             x = F.max_pool2d(x, 2)
-        x = self.bottom(x)
+        return [*feats, self.bottom(x)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        skips = self.encode(x)
+        x = skips.pop()
         for up, block in zip(self.up, self.dec):
             x = block(torch.cat([up(x), skips.pop()], dim=1))
         return self.head(x)[..., :h, :w]

@@ -32,7 +32,7 @@ from ..io.files import write_text
 from ..losses import make_loss
 from ..metrics import SegmentationMetrics
 from ..models import SegmentationModel, create_model
-from ..models.checkpoint import load_checkpoint
+from ..models.checkpoint import load_checkpoint, update_metadata
 from ..models.registry import check_settings
 from ..runtime import (
     autocast,
@@ -346,6 +346,7 @@ class SegmentationTask(Task):
         }
 
     def on_fit_end(self, out: Path) -> None:
+        self._add_feature_reference(out)
         shown = [s.loaded() for s in self.val_set[: self.cfg.examples]]
         if not shown:
             return
@@ -359,6 +360,23 @@ class SegmentationTask(Task):
             for s in shown
         ]
         plots.examples(shown, preds, classes, out / "examples.png")
+
+    def _add_feature_reference(self, out: Path) -> None:
+        """Store in best and last the reference that ``segment``'s unfamiliar-imagery warning
+        measures images against (:mod:`aerialseg.inference.familiarity`): the training
+        images as the best model's encoder sees them, at most 16 windows each (seconds per
+        image on a CPU). A run too small for one keeps the confidence warning alone."""
+        from ..inference.familiarity import KEY, feature_reference
+
+        model, _, _ = load_checkpoint(out / "best.safetensors")
+        images = (s.loaded().image for s in self.train_set)
+        try:
+            ref = feature_reference(model, images)
+        except AerialSegError as e:
+            self.log(f"note: no feature reference for the unfamiliar-imagery warning ({e})")
+            return
+        for name in ("best.safetensors", "last.safetensors"):
+            update_metadata(out / name, **{KEY: ref})
 
 
 def train(
