@@ -338,7 +338,18 @@ class FinetuneConfig(Config):
         "keep its label (0: off)",
         low=0,
     )
-    confidence: float = opt(0.9, "what 'confident' means for --distill", low=0, high=1)
+    confidence: float = opt(
+        0.9, "what 'confident' means for --distill and --self-train", low=0, high=1
+    )
+    self_train: float = opt(
+        0.0,
+        "weight of self-training: from --self-train-at on, the unlabelled pixels the model "
+        "being fine-tuned is confident about keep its label, all over the images (0: off)",
+        low=0,
+    )
+    self_train_at: float = opt(
+        0.5, "when self-training starts, as a share of the steps", low=0, high=0.95
+    )
     replay: float = opt(1.0, "weight of the --data-replay crops' loss", low=0)
     replay_batch: int = opt(2, "--data-replay crops per step", low=1)
     replay_images: int = opt(12, "--data-replay images loaded (a random choice)", low=1)

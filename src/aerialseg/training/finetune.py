@@ -45,6 +45,8 @@ from ..data.segmentation import (
     pair_folders,
 )
 from ..errors import AerialSegError
+from ..inference.familiarity import KEY as FAMILIARITY
+from ..inference.familiarity import merge_reference
 from ..io.files import file_digest
 from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..runtime import autocast, channels_last, prepare, resolve_device, resolve_precision
@@ -101,21 +103,30 @@ def teacher_labels(
 class StrokeCrops:
     """Crops of the labelled images, each around a random labelled pixel (so every crop
     teaches something), images drawn in proportion to their labelled pixels; a random
-    flip/rotation of image, labels and teacher labels alike."""
+    flip/rotation of image, labels and teacher labels alike. Once self-training gives
+    teacher labels everywhere, every other crop centres on any pixel with a teacher label."""
 
     def __init__(self, samples: Sequence[Sample], teacher: Sequence[np.ndarray], patch: int):
         self.samples, self.teacher, self.patch = list(samples), list(teacher), patch
-        self.where = [np.flatnonzero(s.labels.ravel() != IGNORE_INDEX) for s in self.samples]
-        counts = np.array([len(w) for w in self.where], dtype=np.float64)
-        self.weights = counts / counts.sum()
+        self.pools = [_pool([np.flatnonzero(s.labels.ravel() != IGNORE_INDEX) for s in samples])]
+
+    def set_teacher(self, teacher: Sequence[np.ndarray]) -> None:
+        """The student's own confident labels (self-training): the crops reach the parts of
+        the images no stroke touched."""
+        self.teacher = list(teacher)
+        where = [np.flatnonzero(t.ravel() != IGNORE_INDEX) for t in self.teacher]
+        if sum(map(len, where)):
+            self.pools = self.pools[:1] + [_pool(where)]
 
     def batch(self, n: int, rng: np.random.Generator):
         p = self.patch
         xs, ys, ts = [], [], []
-        for i in rng.choice(len(self.samples), size=n, p=self.weights):
+        for j in range(n):
+            where, weights = self.pools[j % len(self.pools)]
+            i = int(rng.choice(len(self.samples), p=weights))
             s, t = self.samples[i], self.teacher[i]
             h, w = s.labels.shape
-            cy, cx = divmod(int(self.where[i][rng.integers(len(self.where[i]))]), w)
+            cy, cx = divmod(int(where[i][rng.integers(len(where[i]))]), w)
             y = int(np.clip(cy - rng.integers(p), 0, max(0, h - p)))
             x = int(np.clip(cx - rng.integers(p), 0, max(0, w - p)))
             k = int(rng.integers(8))
@@ -125,6 +136,12 @@ class StrokeCrops:
             ts.append(_pad(dihedral(t[crop], k), p, IGNORE_INDEX))
         x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float()
         return x, torch.from_numpy(np.stack(ys)).long(), torch.from_numpy(np.stack(ts)).long()
+
+
+def _pool(where: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Centre pixels per image, and each image's chance: in proportion to its pixels."""
+    counts = np.array([len(w) for w in where], dtype=np.float64)
+    return where, counts / counts.sum()
 
 
 def _pad(a: np.ndarray, p: int, value) -> np.ndarray:
@@ -241,17 +258,9 @@ def finetune(
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     start = time.perf_counter()
-    budget = cfg.minutes * 60
     from tqdm import tqdm
 
-    # the bar follows the clock from the start: the user waits for the set-up too
-    bar = tqdm(
-        total=cfg.steps or round(budget),
-        unit="step" if cfg.steps else "s",
-        desc="reading",
-        disable=None if progress else True,
-        leave=False,
-    )
+    bar = tqdm(total=cfg.steps, unit="step", desc="reading", disable=None if progress else True)
     say(0.0, "reading")
     replay = load_replay(data_replay, classes, cfg, rng) if data_replay else None
     bar.set_description("parent's predictions")
@@ -270,16 +279,23 @@ def finetune(
     learning = [p for p in student.parameters() if p.requires_grad]  # the copy keeps the flags
     opt = torch.optim.AdamW(learning, lr=cfg.lr, weight_decay=0.0)
     replay_batches = replay.epoch(rng) if replay else None
-    steps, losses = 0, []
-    begin = time.perf_counter()  # the schedule spans the time left for training
-    while True:
-        now = time.perf_counter()
-        done = steps / cfg.steps if cfg.steps else 0.0
-        progress_now = max(done, (now - begin) / max(budget - (begin - start), 1e-9))
-        if progress_now >= 1:
+    # the run is counted in steps, never in seconds, so that the same strokes give the same
+    # model on an idle or a busy CPU; the clock is only a guard, and says so when it bites
+    steps, losses, weight, cut = 0, [], cfg.distill, None
+    self_train_at = round(cfg.self_train_at * cfg.steps) if cfg.self_train > 0 else None
+    while steps < cfg.steps:
+        if time.perf_counter() - start > cfg.minutes * 60:
+            cut = f"stopped by the {cfg.minutes:g}-minute guard after {steps} of {cfg.steps} steps"
             break
+        if steps == self_train_at:
+            bar.set_description("self-training labels")
+            say(steps / cfg.steps, "self-training labels")
+            teacher = teacher_labels(student, samples, classes, cfg, device)
+            crops.set_teacher(teacher)
+            weight = cfg.self_train
+            bar.set_description("fine-tuning")
         for group in opt.param_groups:
-            group["lr"] = lr_at(cfg, progress_now)
+            group["lr"] = lr_at(cfg, steps / cfg.steps)
         x, y, t = crops.batch(cfg.batch_size, rng)
         parts = [(x, y)]
         if replay_batches is not None:
@@ -288,18 +304,20 @@ def finetune(
             except StopIteration:
                 replay_batches = replay.epoch(rng)
                 parts.append(next(replay_batches))
-        loss = _step(student, opt, parts, t, weights, cfg, precision, device)
+        loss = _step(student, opt, parts, t, weight, weights, cfg, precision, device)
         losses.append(loss)
         steps += 1
-        bar.n = steps if cfg.steps else min(round(time.perf_counter() - start), bar.total)
+        bar.update(1)
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", refresh=True)
-        say(min(progress_now, 1.0), f"step {steps}, loss {np.mean(losses[-20:]):.3f}")
+        say(steps / cfg.steps, f"step {steps}, loss {np.mean(losses[-20:]):.3f}")
     bar.close()
+    if cut:
+        log(f"{out}: {cut}; the model depends on this machine's speed (raise --minutes)")
     seconds = time.perf_counter() - start
     if not steps:
         raise AerialSegError(
-            f"reading the images took the whole {cfg.minutes:g} minutes ({seconds:.0f} s): "
-            "nothing was learned and nothing written; give more --minutes"
+            f"reading the images took the whole {cfg.minutes:g}-minute guard ({seconds:.0f} s):"
+            " nothing was learned and nothing written; give more --minutes"
         )
     record = {
         "parent": {
@@ -324,13 +342,17 @@ def finetune(
         "data_replay": str(Path(data_replay).resolve()) if data_replay else None,
         "config": cfg.to_dict(),
         "steps": steps,
+        "cut_short": cut,
         "seconds": round(seconds, 1),
         "final_loss": float(np.mean(losses[-20:])) if losses else None,
     }
     # the parent's training record stays, so `evaluate --split auto` still knows which of
     # the original images it never trained on
     kept = {k: meta[k] for k in ("train_config", "val_images", "split") if k in meta}
-    save_checkpoint(out, student.float().cpu(), classes, **kept, finetune=record)
+    student = student.float().cpu()
+    if FAMILIARITY in meta:  # the user's imagery is familiar now: no warning on it
+        kept[FAMILIARITY] = merge_reference(meta[FAMILIARITY], student, [s.image for s in samples])
+    save_checkpoint(out, student, classes, **kept, finetune=record)
     log(
         f"fine-tuned {record['parent']['name']} on {record['labelled_pixels']:,} labelled pixels "
         f"of {len(samples)} image(s): {steps} steps in {seconds:.0f} s -> {out}"
@@ -338,9 +360,10 @@ def finetune(
     return record
 
 
-def _step(student, opt, parts, teacher_t, weights, cfg, precision, device) -> float:
-    """One AdamW step: strokes (class-balanced CE) + distillation (CE to the parent's
-    confident labels) on the user's crops, CE on the replay crops, in one forward pass."""
+def _step(student, opt, parts, teacher_t, teacher_weight, weights, cfg, precision, device):
+    """One AdamW step: strokes (class-balanced CE) + ``teacher_weight`` x CE to the teacher's
+    labels (the parent's confident pixels, or the student's own once self-training starts)
+    on the user's crops, CE on the replay crops, in one forward pass."""
     x = torch.cat([p[0] for p in parts]).to(device)
     student.train()
     for m in student.modules():  # keep the parent's batch-norm statistics (see the docstring)
@@ -355,8 +378,8 @@ def _step(student, opt, parts, teacher_t, weights, cfg, precision, device) -> fl
     y, t = parts[0][1].to(device), teacher_t.to(device)
     w = weights.to(device) if weights is not None else None
     loss = _ce(logits[:n], y, w)
-    if cfg.distill > 0:
-        loss = loss + cfg.distill * _ce(logits[:n], t)
+    if teacher_weight > 0:
+        loss = loss + teacher_weight * _ce(logits[:n], t)
     if len(parts) > 1:
         loss = loss + cfg.replay * _ce(logits[n:], parts[1][1].to(device))
     opt.zero_grad(set_to_none=True)
