@@ -171,3 +171,17 @@ def test_finetune_teaches_a_new_legend_that_segment_then_uses(tmp_path, parent, 
     assert [c["class"] for c in stats["classes"]] == [c["name"] for c in NEW["classes"]]
     labels = np.asarray(Image.open(tmp_path / "seg" / "scene_labels.png"))
     assert labels.max() < len(NEW["classes"])
+
+
+def test_segment_batch_follows_the_table_and_records_it(tmp_path, parent, image):
+    table = _table(tmp_path, REVERSED)
+    out = tmp_path / "batch"
+    argv = ["segment-batch", image, "--model", parent, "--out", out, "--classes", table,
+            "--precision", "fp32", "--device", "cpu", "-q"]  # fmt: skip
+    assert main([str(a) for a in argv]) == 0
+    stats = json.loads((out / "scene_stats.json").read_text())
+    assert [c["class"] for c in stats["classes"]] == [e["name"] for e in REVERSED["classes"]]
+    assert _segment(image, parent, tmp_path / "own") == 0
+    own = np.asarray(Image.open(tmp_path / "own" / "scene_labels.png"))
+    mine = np.asarray(Image.open(out / "scene_labels.png"))
+    assert np.array_equal(mine, len(DUBAI) - 1 - own)
