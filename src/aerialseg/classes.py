@@ -138,6 +138,53 @@ class ClassTable:
             raise AerialSegError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
 
 
+def match_names(table: ClassTable, known: ClassTable) -> list[int | None]:
+    """For each class of ``table``, the index of the class of ``known`` of the same name in
+    any case (None where ``known`` has none): users write "road" for a model's "Road"."""
+    _check_case(table)
+    index = {n.casefold(): i for i, n in enumerate(known.names)}
+    return [index.get(n.casefold()) for n in table.names]
+
+
+def check_known(table: ClassTable, known: ClassTable, where: str) -> None:
+    """Refuse a table that a model of classes ``known`` cannot follow without learning
+    (``segment``, ``evaluate``): a class it does not know, or one of its land-cover classes
+    left out (its pixels would silently go to another class). Background classes (e.g.
+    Unlabeled) may be left out: the model then picks among the table's classes only."""
+    rows = match_names(table, known)
+    unknown = [n for n, r in zip(table.names, rows) if r is None]
+    if unknown:
+        raise AerialSegError(
+            f"{where}: class{'es' * (len(unknown) > 1)} {', '.join(unknown)} "
+            f"{'are' if len(unknown) > 1 else 'is'} not in the model (its classes: "
+            f"{', '.join(known.names)}); teach "
+            f"{'them' if len(unknown) > 1 else 'it'} first: aerialseg finetune --classes "
+            f"{where} ..."
+        )
+    left_out = [n for i, n in enumerate(known.names) if i not in rows and n not in known.background]
+    if left_out:
+        raise AerialSegError(
+            f"{where}: leaves out the model's class{'es' * (len(left_out) > 1)} "
+            f"{', '.join(left_out)}; a table here names every class of the model "
+            f"(background ones{_such_as(known)} may be left out), or teach a model the new "
+            f"legend: aerialseg finetune --classes {where} ..."
+        )
+
+
+def _such_as(known: ClassTable) -> str:
+    return f" such as {', '.join(known.background)}" if known.background else ""
+
+
+def _check_case(table: ClassTable) -> None:
+    seen: dict[str, str] = {}
+    for n in table.names:
+        if n.casefold() in seen:
+            raise AerialSegError(
+                f"class table: classes {seen[n.casefold()]!r} and {n!r} differ only in case"
+            )
+        seen[n.casefold()] = n
+
+
 def _pack(rgb: np.ndarray) -> np.ndarray:
     rgb = rgb.astype(np.uint32)
     return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]

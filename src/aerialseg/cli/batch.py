@@ -48,15 +48,17 @@ _SEGMENTERS: dict = {}  # per worker process: the model is loaded once, not once
 
 
 def _segmenter(args):
+    from ..classes import ClassTable
     from ..inference.segmenter import load_model
     from ..inference.tiling import Tiling
 
     key = (args.model, args.precision, args.window, args.overlap, args.batch_size, args.device)
-    key += (args.runtime, tuple(args.scales))
+    key += (args.runtime, tuple(args.scales), args.classes)
     if key not in _SEGMENTERS:
         tiling = Tiling(window=args.window, overlap=args.overlap, batch_size=args.batch_size)
+        table = ClassTable.from_file(args.classes) if args.classes else None
         _SEGMENTERS[key] = load_model(
-            args.model, args.precision, tiling, args.device, args.runtime, args.scales
+            args.model, args.precision, tiling, args.device, args.runtime, args.scales, table
         )
     return _SEGMENTERS[key]
 
@@ -113,12 +115,14 @@ def cmd_segment_batch(args) -> int:
         raise AerialSegError("--address is for --engine ray")
     out = check_writable_folder(Path(args.out)).absolute()
     geo.options(args)  # the GIS flags, checked before anything slow
+    common.class_table(args)  # and the legend (workers read it again: a path travels)
     images, failures = collect_images(args.inputs)
     if not images:
         raise AerialSegError("; ".join(failures) or f"no images found in {' '.join(args.inputs)}")
     # paths that workers in other folders (Ray) see too: absolute, on storage they share
     args.model = str(Path(args.model).absolute()) if args.model else None
     args.zones = str(Path(args.zones).absolute()) if args.zones else None
+    args.classes = str(Path(args.classes).absolute()) if args.classes else None
     seg = _segmenter(args)  # a bad --model: one line now, not once per job
     manifest = batch.Manifest(out, _options(args, seg))
     if manifest.options_changed:
@@ -207,6 +211,8 @@ def _options(args, seg) -> dict:
     options = {k: getattr(args, k) for k in OUTPUT_OPTIONS}
     model = Path(args.model) if args.model else DEFAULT_MODEL
     options["model"] = {**fingerprint(model), "name": seg.name}
+    if args.classes:  # another legend, other labels and colours: the outputs are redone
+        options["classes"] = seg.classes.to_dict()
     return options
 
 

@@ -68,6 +68,39 @@ def add_model(parser: argparse.ArgumentParser, required: bool = False) -> None:
     )
 
 
+def add_classes(parser: argparse.ArgumentParser) -> None:
+    """``--classes FILE``: the same flag, with one meaning, wherever labels are read or
+    written; :func:`class_table` reads it."""
+    parser.add_argument(
+        "--classes",
+        metavar="FILE",
+        help="the class table (YAML/JSON): names and colours of the classes (default: the "
+        "model's own)",
+    )
+
+
+def class_table(args: argparse.Namespace, teach: bool = False):
+    """The ``--classes`` table (None without the flag), read before anything slow. Where the
+    command cannot teach the model new classes (``teach`` False: segment, evaluate) its names
+    are checked against the model's, from the file's header: a table the model cannot follow
+    is one line now, not after the images were read."""
+    if not getattr(args, "classes", None):
+        return None
+    from ..classes import ClassTable, check_known
+
+    table = ClassTable.from_file(args.classes)
+    if teach:
+        return table
+    from ..inference.segmenter import DEFAULT_MODEL
+    from ..models.checkpoint import read_metadata
+
+    model = Path(args.model) if args.model else DEFAULT_MODEL
+    if model.suffix.lower() == ".onnx" or getattr(args, "runtime", None) == "onnx":
+        raise AerialSegError("--classes runs with --runtime torch (a checkpoint)")
+    check_known(table, ClassTable.from_dict(read_metadata(model)["classes"]), args.classes)
+    return table
+
+
 def number(kind: type, low: float | None = None, high: float | None = None, low_open=False):
     """An argparse type: ``kind`` (int or float) within [low, high] (``low`` excluded when
     ``low_open``), so a bad value is refused before anything is loaded."""

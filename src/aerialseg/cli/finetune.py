@@ -32,10 +32,19 @@ def cmd_finetune(args) -> int:
     if args.data_replay and not Path(args.data_replay).is_dir():
         raise AerialSegError(f"{args.data_replay}: no such folder (--data-replay)")
     vector = common.vector_options(args, folders=True)  # a vector file: its layer and field
+    table = common.class_table(args, teach=True)  # new classes welcome: they are learnt
     from ..training.finetune import finetune  # torch: only once the arguments are sound
 
     finetune(
-        parent, args.images, args.labels, out, cfg, args.data_replay, not args.quiet, vector=vector
+        parent,
+        args.images,
+        args.labels,
+        out,
+        cfg,
+        args.data_replay,
+        not args.quiet,
+        vector=vector,
+        classes=table,
     )
     return 0
 
@@ -53,6 +62,7 @@ def add_finetune(sub, help: str) -> None:
         "the images and the number of labelled pixels.",
     )
     common.add_model(f)
+    common.add_classes(f)
     f.add_argument("--images", required=True, metavar="DIR", help="the images")
     f.add_argument(
         "--labels",

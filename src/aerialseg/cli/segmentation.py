@@ -74,12 +74,15 @@ def cmd_evaluate(args) -> int:
     from ..inference.segmenter import load_model
 
     data = data_root(args.data)
+    table = common.class_table(args)  # how to read the reference masks: before the model
     vector = common.vector_options(args)  # the file, its layer and field: before the model
     if args.confusion:
         from ..io.files import check_writable_folder
 
         check_writable_folder(Path(args.confusion).parent, "--confusion")
-    seg = load_model(args.model, args.precision, device=args.device, scales=args.scales)
+    seg = load_model(
+        args.model, args.precision, device=args.device, scales=args.scales, classes=table
+    )
     log = sys.stderr if args.json else sys.stdout
     files = None
     if vector:  # reference shapes: only the pixels inside them are scored
@@ -121,6 +124,7 @@ def cmd_segment(args) -> int:
     from ..io.images import collect_images
 
     tiling = Tiling(window=args.window, overlap=args.overlap, batch_size=args.batch_size)
+    table = common.class_table(args)  # a legend the model cannot follow: before any output
     out = check_writable_folder(Path(args.out))
     geo_opts = geo.options(args)  # the GIS flags, checked before anything slow
     images, failures = collect_images(args.inputs)
@@ -134,7 +138,9 @@ def cmd_segment(args) -> int:
     from ..inference.outputs import display_name
     from ..inference.segmenter import load_model
 
-    seg = load_model(args.model, args.precision, tiling, args.device, args.runtime, args.scales)
+    seg = load_model(
+        args.model, args.precision, tiling, args.device, args.runtime, args.scales, table
+    )
     if args.input_gsd:
         geo.check_model_gsd(seg)  # once, before any file
     for f in failures:
@@ -263,6 +269,7 @@ def add_evaluate(sub, help: str) -> None:
         help="auto: images the model never trained on; val: its validation images; all: "
         "every image, training images included (default: auto)",
     )
+    common.add_classes(e)
     common.add_vector_labels(
         e,
         "reference shapes drawn in a GIS: a vector file over the images of --data (a "
@@ -298,6 +305,7 @@ def add_segment_options(g) -> None:
     """What is segmented how, and which files are written: the flags ``segment`` and
     ``segment-batch`` share."""
     common.add_model(g)
+    common.add_classes(g)
     g.add_argument("--tta", action="store_true", help="average the 8 flips/rotations")
     common.add_scales(g)
     g.add_argument(

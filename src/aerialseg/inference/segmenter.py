@@ -18,10 +18,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..classes import ClassTable
+from ..classes import ClassTable, check_known
 from ..errors import AerialSegError
 from ..models import SegmentationModel
 from ..models.base import fold_batchnorm
+from ..models.retarget import retarget
 from ..runtime import (
     autocast,
     channels_last,
@@ -312,12 +313,16 @@ def load_model(
     device: str = "auto",
     runtime: str | None = None,
     scales: tuple[float, ...] = (1.0,),
+    classes: ClassTable | None = None,
 ) -> Segmenter:
     """Load a checkpoint (None = the bundled default model) as a :class:`Segmenter`.
 
     ``runtime`` "onnx" runs the model through onnxruntime on the CPU: an ``.onnx`` file from
     ``aerialseg export`` as it is, a checkpoint exported in memory first. None: "onnx" for an
-    ``.onnx`` file, else "torch". ``scales``: see :class:`Segmenter`.
+    ``.onnx`` file, else "torch". ``scales``: see :class:`Segmenter`. ``classes``: the user's
+    table, of classes the model knows (:func:`~aerialseg.classes.check_known`): the model's
+    outputs are re-ordered by name to the table's (:mod:`~aerialseg.models.retarget`), so
+    label indices, colours and statistics all follow it.
     """
     from ..models.checkpoint import load_checkpoint
 
@@ -334,11 +339,19 @@ def load_model(
     if runtime == "onnx":
         from .onnx_model import load_onnx
 
+        if classes is not None:
+            raise AerialSegError("--classes runs with --runtime torch (a checkpoint)")
+
         if device not in ("auto", "cpu"):
             raise AerialSegError("--runtime onnx runs on the CPU; leave out --device")
         return load_onnx(path, tiling, scales)
     if is_onnx:
         raise AerialSegError(f"{path}: an ONNX model runs with --runtime onnx")
-    model, classes, meta = load_checkpoint(path)
+    model, own, meta = load_checkpoint(path)
+    if classes is None:
+        classes = own
+    else:
+        check_known(classes, own, "--classes")
+        model = retarget(model, own, classes)
     meta.setdefault("name", Path(path).stem)
     return Segmenter(model, classes, meta, precision, tiling, device, scales)

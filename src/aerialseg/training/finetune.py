@@ -49,6 +49,7 @@ from ..inference.familiarity import KEY as FAMILIARITY
 from ..inference.familiarity import merge_reference
 from ..io.files import file_digest
 from ..models.checkpoint import load_checkpoint, save_checkpoint
+from ..models.retarget import retarget
 from ..runtime import autocast, channels_last, prepare, resolve_device, resolve_precision
 from .segmentation import lr_at
 
@@ -226,6 +227,7 @@ def finetune(
     *,
     parent_probs: Sequence[np.ndarray] | None = None,
     vector=None,
+    classes: ClassTable | None = None,
 ) -> dict:
     """Fine-tune checkpoint ``parent`` on the labelled pixels of ``images``/``labels`` and
     write the new checkpoint to ``out``. Returns what the checkpoint records about the run.
@@ -234,14 +236,19 @@ def finetune(
     ``parent_probs``: the parent's (H, W, C) probabilities for the images, in the order they
     pair (by file name), where the caller has them already (the app has segmented the
     image it corrects; the benchmark reuses them across runs) - saves predicting them again.
-    ``vector``: ``labels`` is a vector file, read so (see :func:`load_labelled`)."""
+    ``vector``: ``labels`` is a vector file, read so (see :func:`load_labelled`).
+    ``classes``: the user's class table, new classes included (default: the parent's)."""
     say = on_progress or (lambda fraction, message: None)
     cfg = cfg or FinetuneConfig()
     cfg.check()
     if cfg.patch_size % 16:
         raise AerialSegError(f"patch size must be a multiple of 16, not {cfg.patch_size}")
     parent, out = Path(parent), Path(out)
-    model, classes, meta = load_checkpoint(parent)  # a classifier is refused here
+    model, parent_classes, meta = load_checkpoint(parent)  # a classifier is refused here
+    if classes is None:
+        classes = parent_classes
+    else:  # the user's legend: one output per class of it (models.retarget), labels read by it
+        model, parent_probs = retarget(model, parent_classes, classes), None
     freeze(model, cfg.freeze)  # before any work: a model without an encoder is refused here
     samples = load_labelled(images, labels, classes, vector=vector)
     if vector is None:
