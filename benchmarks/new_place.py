@@ -25,11 +25,11 @@ import argparse
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from aerialseg.classes import IGNORE_INDEX
 from aerialseg.config import FinetuneConfig
@@ -146,7 +146,7 @@ def predict(seg, images) -> list[np.ndarray]:
 def teach(parent: Path, folder: Path, labels: Path, args, seed: int, vector=None):
     """One fine-tune as ``aerialseg finetune`` runs it (default settings but threads and
     seed): the new segmenter and the run's record."""
-    cfg = FinetuneConfig(threads=args.threads, seed=seed)
+    cfg = FinetuneConfig(**{**args.settings, "threads": args.threads, "seed": seed})
     out = folder / "taught.safetensors"
     record = finetune(
         parent, folder / "images", labels, out, cfg, progress=not args.quiet, vector=vector
@@ -169,7 +169,7 @@ def case_new_place(args, parent_path, parent, scenes, fraction, seed, polygons=F
         folder = Path(tmp)
         (folder / "images").mkdir()
         (folder / "labels").mkdir()
-        for name, image, _, _ in scenes:
+        for _, image, _, _ in scenes:
             (folder / "images" / image.name).symlink_to(image)
         vector = None
         if polygons:
@@ -296,12 +296,13 @@ def figure(path: Path, scenes, before, after, classes) -> None:
 
 def line(label: str, s: dict) -> str:
     ious = " ".join(f"{v:.2f}" for v in s["per_class_iou"][:5])
-    return f"{label:<8} acc {s['pixel_accuracy']:.3f}  mIoU(5) {s['mean_iou_land_cover']:.3f}  IoU B/L/R/V/W {ious}"
+    acc, miou = s["pixel_accuracy"], s["mean_iou_land_cover"]
+    return f"{label:<8} acc {acc:.3f}  mIoU(5) {miou:.3f}  IoU B/L/R/V/W {ious}"
 
 
 def report(row: dict) -> None:
-    head = f"{row['case']} {row['fraction'] * 100:.1f}% seed {row['seed']}: {row['steps']} steps, {row['seconds']:.0f} s"
-    print(head)
+    share = f"{row['fraction'] * 100:.1f}%"
+    print(f"{row['case']} {share} seed {row['seed']}: {row['steps']} steps, {row['seconds']:.0f} s")
     for r in row.get("scenes", []):
         print(f"  {r['scene']}")
         print("    " + line("before", r["before"]))
@@ -310,6 +311,15 @@ def report(row: dict) -> None:
         print(f"  {part}")
         print("    " + line("before", r["before"]))
         print("    " + line("after", r["after"]))
+
+
+def _value(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return yaml.safe_load(text)
 
 
 def main() -> None:
@@ -325,9 +335,17 @@ def main() -> None:
     ap.add_argument("--home", action="store_true", help="also the Dubai case")
     ap.add_argument("--no-strokes", action="store_true", help="skip the stroke case")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument(
+        "--set",
+        default="",
+        metavar="KEY=VALUE,...",
+        help="fine-tune settings other than the defaults (e.g. lr=1e-4,self_train=0)",
+    )
     ap.add_argument("--out", type=Path, default=HERE / "runs/new_place")
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args()
+    args.settings = dict(kv.split("=") for kv in args.set.split(",") if kv)
+    args.settings = {k: _value(v) for k, v in args.settings.items()}
     if args.threads:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)

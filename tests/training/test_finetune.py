@@ -280,3 +280,51 @@ def test_no_time_left_to_learn_is_an_error_and_writes_nothing(tmp_path, tiny_mod
         finetune(tiny_model, root / "images", root / "labels", tmp_path / "n.safetensors", cfg,
                  progress=False, log=lambda s: None)  # fmt: skip
     assert not (tmp_path / "n.safetensors").exists()
+
+
+def test_same_inputs_give_the_same_checkpoint_bytes(tmp_path, tiny_model):
+    root = user_folder(tmp_path / "user", n=1)
+    cfg = FinetuneConfig(steps=4, batch_size=2, patch_size=32, precision="fp32",
+                         self_train=1.0, self_train_at=0.5)  # fmt: skip
+    made = []
+    for i in range(2):
+        out = tmp_path / f"m{i}.safetensors"
+        finetune(tiny_model, root / "images", root / "labels", out, cfg, progress=False,
+                 log=lambda s: None)  # fmt: skip
+        made.append(out.read_bytes())
+    assert made[0] == made[1]
+    assert "seconds" not in read_metadata(tmp_path / "m0.safetensors")["finetune"]
+
+
+def test_the_minutes_guard_cuts_a_run_short_and_says_so(tmp_path, tiny_model, monkeypatch):
+    import types
+
+    import aerialseg.training.finetune as ft
+
+    ticks = iter(range(0, 10**6, 20))  # every look at the clock: 20 s later
+    monkeypatch.setattr(ft, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    root = user_folder(tmp_path / "user", n=1)
+    cfg = FinetuneConfig(steps=50, minutes=1, batch_size=1, patch_size=32, precision="fp32")
+    said = []
+    rec = finetune(tiny_model, root / "images", root / "labels", tmp_path / "n.safetensors",
+                   cfg, progress=False, log=said.append)  # fmt: skip
+    assert 0 < rec["steps"] < 50
+    assert rec["cut_short"] == f"stopped by the 1-minute guard after {rec['steps']} of 50 steps"
+    assert any(rec["cut_short"] in line for line in said)
+    assert read_metadata(tmp_path / "n.safetensors")["finetune"]["cut_short"] == rec["cut_short"]
+
+
+def test_self_training_crops_reach_what_no_stroke_touched(tmp_path):
+    root = user_folder(tmp_path / "user", n=1, size=200)
+    labels = np.full((200, 200), IGNORE_INDEX, np.uint8)
+    labels[:20, :20] = 1
+    Image.fromarray(labels).save(root / "labels" / "img0.png")
+    samples = load_labelled(root / "images", root / "labels", DUBAI)
+    crops = StrokeCrops(samples, [np.full_like(labels, IGNORE_INDEX)], 32)
+    teacher = np.full_like(labels, IGNORE_INDEX)
+    teacher[150:, 150:] = 3
+    crops.set_teacher([teacher])
+    _, y, t = crops.batch(20, np.random.default_rng(0))
+    strokes, taught = (y != IGNORE_INDEX).flatten(1).any(1), (t != IGNORE_INDEX).flatten(1).any(1)
+    assert strokes[0::2].all() and taught[1::2].all()  # every other crop: the teacher's pixels
+    assert not taught[0::2].any()  # 32-px crops around the corner never reach (150, 150)

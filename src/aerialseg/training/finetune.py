@@ -25,6 +25,7 @@ benchmarks/finetune_gain.py):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..classes import IGNORE_INDEX, ClassTable
+from ..classes import IGNORE_INDEX, ClassTable, match_names
 from ..config import FinetuneConfig
 from ..data.segmentation import (
     Batches,
@@ -206,11 +207,22 @@ def balanced_weights(samples: Sequence[Sample], num_classes: int) -> torch.Tenso
     return torch.tensor(w, dtype=torch.float32)
 
 
-def load_replay(root: str | Path, classes: ClassTable, cfg: FinetuneConfig, rng) -> Batches:
-    """Crops of a random choice of ``cfg.replay_images`` images of the original data."""
+def load_replay(
+    root: str | Path, classes: ClassTable, cfg: FinetuneConfig, rng, data_classes=None
+) -> Batches:
+    """Crops of a random choice of ``cfg.replay_images`` images of the original data. Its
+    masks are read with ``data_classes`` (the parent's table) and their labels renamed to
+    ``classes`` by class name; a class the user's table lacks is unlabelled there."""
+    data_classes = data_classes or classes
     pairs = find_pairs(root)
     chosen = sorted(rng.choice(len(pairs), size=min(cfg.replay_images, len(pairs)), replace=False))
-    samples = [load_sample(pairs[i], classes, cfg.patch_size) for i in chosen]
+    samples = [load_sample(pairs[i], data_classes, cfg.patch_size) for i in chosen]
+    if data_classes is not classes:
+        lut = np.full(256, IGNORE_INDEX, np.uint8)
+        for new, old in enumerate(match_names(classes, data_classes)):
+            if old is not None:
+                lut[old] = new
+        samples = [dataclasses.replace(s, labels=lut[s.labels]) for s in samples]
     return Batches(samples, cfg.patch_size, cfg.replay_batch, augment=True)
 
 
@@ -269,7 +281,7 @@ def finetune(
 
     bar = tqdm(total=cfg.steps, unit="step", desc="reading", disable=None if progress else True)
     say(0.0, "reading")
-    replay = load_replay(data_replay, classes, cfg, rng) if data_replay else None
+    replay = load_replay(data_replay, classes, cfg, rng, parent_classes) if data_replay else None
     bar.set_description("parent's predictions")
     say(0.0, "parent's predictions")
     teacher = (
@@ -359,7 +371,9 @@ def finetune(
     student = student.float().cpu()
     if FAMILIARITY in meta:  # the user's imagery is familiar now: no warning on it
         kept[FAMILIARITY] = merge_reference(meta[FAMILIARITY], student, [s.image for s in samples])
-    save_checkpoint(out, student, classes, **kept, finetune=record)
+    # the checkpoint holds what the inputs decide, not the seconds: same inputs, same bytes
+    timeless = {k: v for k, v in record.items() if k != "seconds"}
+    save_checkpoint(out, student, classes, **kept, finetune=timeless)
     log(
         f"fine-tuned {record['parent']['name']} on {record['labelled_pixels']:,} labelled pixels "
         f"of {len(samples)} image(s): {steps} steps in {seconds:.0f} s -> {out}"
