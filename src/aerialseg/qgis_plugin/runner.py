@@ -103,6 +103,8 @@ def run(args: list, feedback, outputs=(), plugin_dir: Path = HERE, poll: float =
         stop(proc)
         remove(outputs)
         raise
+    finally:
+        proc.stdout.close()
     if proc.returncode != 0:
         remove(outputs)
         raise _failure(python, lines, proc.returncode)
