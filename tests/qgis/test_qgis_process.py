@@ -20,7 +20,8 @@ PHOTOS = Path(__file__).parents[2] / "../shared/datasets/other-places/unlabelled
 QGIS_PROCESS = shutil.which("qgis_process.bin") or shutil.which("qgis_process")
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
-pytestmark = pytest.mark.skipif(QGIS_PROCESS is None, reason="QGIS (qgis_process) not installed")
+if QGIS_PROCESS is None:
+    pytest.skip("QGIS (qgis_process) not installed", allow_module_level=True)
 
 
 def photo(name: str) -> Path:
