@@ -53,7 +53,7 @@ class Algorithm(QgsProcessingAlgorithm):
         self.addParameter(
             QgsProcessingParameterNumber(
                 "NODATA",
-                "No-data value (bands all equal to it: e.g. 0 for black borders)",
+                "No-data value (e.g. 0: black borders)",
                 QgsProcessingParameterNumber.Double,
                 optional=True,
             )
@@ -64,8 +64,7 @@ class Algorithm(QgsProcessingAlgorithm):
         self.addParameter(
             QgsProcessingParameterNumber(
                 "INPUT_GSD",
-                "Resample to the model's resolution from this many metres per pixel (empty: "
-                "as it is)",
+                "Input resolution, m/pixel (resampled to the model's)",
                 QgsProcessingParameterNumber.Double,
                 optional=True,
                 minValue=0.001,
