@@ -36,6 +36,7 @@ COMMANDS = {
     ),
     "baseline": ("baseline", "classic per-pixel baselines (KMeans, SVM, random forest)"),
     "export": ("export", "write a segmentation model as ONNX, TorchScript or float16"),
+    "qgis": ("qgis", "the QGIS plugin: install it into a QGIS profile, or zip it"),
 }
 
 

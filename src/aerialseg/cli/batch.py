@@ -35,6 +35,7 @@ OUTPUT_OPTIONS = (
     "runtime",
     "bands",
     "scale",
+    "nodata",
     "cog",
     "confidence",
     "vector",

@@ -29,6 +29,13 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         help="to 8 bits: per-band percentiles (default p2,p98 for 16-bit/float), fixed values, "
         "or none (the values as they are; the default for 8-bit)",
     )
+    g.add_argument(
+        "--nodata",
+        type=float,
+        metavar="VALUE",
+        help="pixels whose bands all equal VALUE hold no data (black or white borders without "
+        "a nodata flag; like GDAL's -srcnodata): left out of every output",
+    )
     g.add_argument("--cog", action="store_true", help="write Cloud-Optimised GeoTIFFs")
     g.add_argument(
         "--confidence",
@@ -86,6 +93,7 @@ def options(args):
         simplify=args.simplify,
         gsd=args.gsd,
         zones=Path(args.zones) if args.zones else None,
+        nodata=args.nodata,
     )
 
 
@@ -95,7 +103,7 @@ def wants_raster_path(path: Path, args) -> bool:
     from ..io import rasters
 
     if rasters.rasterio_or_none() is None:
-        if args.bands or args.scale or _has_geotiff_keys(path):
+        if args.bands or args.scale or args.nodata is not None or _has_geotiff_keys(path):
             print(
                 f"aerialseg: note: {path}: GIS raster read as a plain picture (no CRS, --bands "
                 "or --scale); for that install the geo extra: pip install 'aerialseg[geo]'",
@@ -104,7 +112,8 @@ def wants_raster_path(path: Path, args) -> bool:
         return False
     if rasters.is_georeferenced(path):
         return True
-    return bool(args.bands or args.scale) and path.suffix.lower() in rasters.GEO_SUFFIXES
+    asked = args.bands or args.scale or args.nodata is not None
+    return bool(asked) and path.suffix.lower() in rasters.GEO_SUFFIXES
 
 
 def _has_geotiff_keys(path: Path) -> bool:
@@ -215,7 +224,7 @@ def segment_file(
     paths = geo_output_paths(out, name, opts)
     if not check_free(paths, args.overwrite, source=str(path)):
         return None
-    with RasterSource(path, opts.bands, opts.scale, resample) as src:  # a bad raster: first
+    with RasterSource(path, opts.bands, opts.scale, resample, opts.nodata) as src:  # bad: first
         if resample != 1:
             check_resampled_size(path, src.height, src.width, resample)
         total = count_windows(src.height, src.width, seg.tiling)

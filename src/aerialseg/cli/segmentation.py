@@ -196,6 +196,8 @@ def segment_one(seg, path: Path, name: str, out: Path, args, geo_opts, quiet=Tru
         info = geo.segment_file(seg, path, name, out, args, geo_opts, quiet, factor)
         paths = geo_output_paths(out, name, geo_opts)
     else:
+        if getattr(args, "nodata", None) is not None:
+            raise AerialSegError(f"{path}: --nodata is for GIS rasters (GeoTIFF, VRT...)")
         paths = output_paths(out, name, args.save_probabilities)
         if not check_free(paths, args.overwrite, source=str(path)):
             return False, paths  # done by an earlier run: a rerun after a kill carries on

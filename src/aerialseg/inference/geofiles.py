@@ -43,6 +43,7 @@ class GeoOptions:
     simplify: float = 1.0  # pixels
     gsd: float | None = None  # metres per pixel, for a raster without a CRS
     zones: Path | None = None  # a vector file: class areas per zone
+    nodata: float | None = None  # --nodata: pixels whose bands all equal it hold no data
 
 
 def geo_output_paths(out_dir: Path, stem: str, opts: GeoOptions) -> dict[str, Path]:
@@ -84,7 +85,7 @@ def segment_raster_to_files(
     from .geotiff import GeoTiffWriter, aux_xml, qgis_style
 
     classes = seg.classes
-    with RasterSource(path, opts.bands, opts.scale, resample) as src:
+    with RasterSource(path, opts.bands, opts.scale, resample, opts.nodata) as src:
         row_area, area_method = pixel_areas(src, opts.gsd)  # an unknown CRS: before any work
         mmu_px = mmu_pixels(opts.mmu, row_area) if opts.vector else 0.0
         if opts.zones:

@@ -141,9 +141,11 @@ class RasterSource:
         bands: tuple[int, ...] | None = None,
         scale: Scale | None = None,
         resample: float = 1.0,
+        nodata: float | None = None,
     ):
         rio = need_rasterio()
         self.path = Path(path)
+        self.nodata = nodata  # --nodata: a value marking no data where the file flags none
         try:
             self.src = rio.open(self.path)
         except Exception as e:  # noqa: BLE001 - GDAL's reasons come as several types
@@ -282,13 +284,20 @@ class RasterSource:
 
     def _valid(self, window, out_shape=None) -> np.ndarray:
         """(rows, cols) bool: where any chosen band holds data (GDAL's band masks: nodata
-        value, alpha band or internal mask)."""
+        value, alpha band or internal mask), and, with ``nodata`` (``--nodata``, like GDAL's
+        ``-srcnodata``), not all of them equal that value: the black or white borders
+        orthophotos often carry without a nodata flag."""
         kw = {"out_shape": (3, *out_shape)} if out_shape else {}
         try:
             masks = self.src.read_masks(list(self.bands), window=window, **kw)
         except Exception as e:  # noqa: BLE001
             raise AerialSegError(f"{self.path}: cannot read raster ({gdal_reason(e)})") from None
-        return masks.any(axis=0)
+        valid = masks.any(axis=0)
+        if self.nodata is not None:
+            data = self._read_raw(window, **kw)
+            same = np.isnan(data) if np.isnan(self.nodata) else data == self.nodata
+            valid &= ~same.all(axis=0)
+        return valid
 
     def to_uint8(self, data: np.ndarray) -> np.ndarray:
         """(3, rows, cols) raw values -> (rows, cols, 3) uint8."""

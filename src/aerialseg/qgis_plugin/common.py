@@ -1,0 +1,176 @@
+"""What the algorithms share: the input raster's file, a work folder beside the outputs,
+running aerialseg (``runner``) with QGIS's messages, and styling the layers QGIS loads."""
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from qgis.core import (
+    QgsCategorizedSymbolRenderer,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsRendererCategory,
+    QgsSymbol,
+)
+from qgis.PyQt.QtGui import QColor
+
+from . import runner
+
+_KEEP = []  # post-processors must outlive the algorithm that set them (QGIS holds no ref)
+
+
+class Algorithm(QgsProcessingAlgorithm):
+    """Base of the aerialseg algorithms: the group and the shared parameters."""
+
+    def group(self):
+        return "aerialseg"
+
+    def groupId(self):  # noqa: N802 - QGIS's names
+        return "aerialseg"
+
+    def createInstance(self):  # noqa: N802
+        return type(self)()
+
+    def add_raster_inputs(self):
+        """INPUT and how it is read and segmented: the flags of ``aerialseg segment``."""
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Aerial photo (raster)"))
+        self.addParameter(
+            QgsProcessingParameterFile(
+                "MODEL",
+                "Model file (empty: the bundled model)",
+                fileFilter="Models (*.safetensors *.onnx)",
+                optional=True,
+            )
+        )
+        self.addParameter(QgsProcessingParameterBoolean("TTA", "Average 8 flips/rotations", False))
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "NODATA",
+                "No-data value (e.g. 0: black borders)",
+                QgsProcessingParameterNumber.Double,
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterString("BANDS", "Bands R,G,B (empty: automatic)", optional=True)
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "INPUT_GSD",
+                "Input resolution, m/pixel (resampled to the model's)",
+                QgsProcessingParameterNumber.Double,
+                optional=True,
+                minValue=0.001,
+            )
+        )
+
+    def segment_flags(self, parameters, context) -> list:
+        """The ``segment`` flags of the shared parameters."""
+        flags = []
+        model = self.parameterAsFile(parameters, "MODEL", context)
+        if model:
+            flags += ["--model", model]
+        if self.parameterAsBoolean(parameters, "TTA", context):
+            flags.append("--tta")
+        if parameters.get("NODATA") is not None:
+            flags += ["--nodata", repr(self.parameterAsDouble(parameters, "NODATA", context))]
+        bands = self.parameterAsString(parameters, "BANDS", context).strip()
+        if bands:
+            flags += ["--bands", bands]
+        if parameters.get("INPUT_GSD") is not None:
+            flags += ["--input-gsd", repr(self.parameterAsDouble(parameters, "INPUT_GSD", context))]
+        return flags
+
+
+def raster_file(alg, parameters, context) -> str:
+    """The file behind the INPUT layer (aerialseg reads files, not QGIS's providers)."""
+    layer = alg.parameterAsRasterLayer(parameters, "INPUT", context)
+    if layer is None:
+        raise QgsProcessingException("INPUT: not a raster layer")
+    if layer.providerType() != "gdal":
+        raise QgsProcessingException(
+            f"INPUT {layer.name()}: a {layer.providerType()} layer; aerialseg reads raster "
+            "files (save it as a GeoTIFF first)"
+        )
+    return layer.source().split("|")[0]
+
+
+def work_dir(next_to: str) -> Path:
+    """A temporary folder beside an output, so that results are moved into place by rename."""
+    folder = Path(next_to).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=".aerialseg-", dir=folder))
+    except OSError as e:
+        raise QgsProcessingException(f"{folder}: cannot write there ({e.strerror})") from None
+
+
+def run(args: list, feedback, outputs=()):
+    """aerialseg ARGS in its environment; its failure as one QgsProcessingException."""
+    try:
+        return runner.run(args, feedback, outputs)
+    except (runner.Canceled, runner.EnvironmentMissing, runner.RunFailed) as e:
+        raise QgsProcessingException(str(e)) from None
+
+
+def remove_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def one(folder: Path, pattern: str) -> Path:
+    found = sorted(folder.glob(pattern))
+    if len(found) != 1:
+        raise QgsProcessingException(f"aerialseg wrote no {pattern} in {folder}")
+    return found[0]
+
+
+def classes(stats_json: Path) -> list:
+    """[(name, "#RRGGBB")] from the statistics aerialseg wrote."""
+    return [(c["class"], c["color"]) for c in json.loads(stats_json.read_text())["classes"]]
+
+
+class StyleFromQml(QgsProcessingLayerPostProcessorInterface):
+    """Loads a layer with its QML style (class colours and names)."""
+
+    def __init__(self, qml: str):
+        super().__init__()
+        self.qml = qml
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802
+        layer.loadNamedStyle(self.qml)
+        layer.triggerRepaint()
+
+
+class ClassCategories(QgsProcessingLayerPostProcessorInterface):
+    """Draws polygons by their ``class`` field, in the class colours."""
+
+    def __init__(self, table: list):
+        super().__init__()
+        self.table = table
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802
+        layer.setRenderer(class_renderer(layer, self.table))
+        layer.triggerRepaint()
+
+
+def class_renderer(layer, table: list):
+    cats = []
+    for name, color in table:
+        symbol = QgsSymbol.defaultSymbol(layer.geometryType())
+        symbol.setColor(QColor(color))
+        cats.append(QgsRendererCategory(name, symbol, name))
+    return QgsCategorizedSymbolRenderer("class", cats)
+
+
+def style_on_load(context, output: str, processor) -> None:
+    """Give the layer QGIS loads for ``output`` (if it loads it) a post-processor."""
+    if output and context.willLoadLayerOnCompletion(output):
+        _KEEP.append(processor)
+        context.layerToLoadOnCompletionDetails(output).setPostProcessor(processor)
