@@ -298,21 +298,35 @@ class ClassifyConfig(Config):
 
 @dataclass
 class FinetuneConfig(Config):
-    """``aerialseg finetune``: a short, time-bounded run on a user's sparse labels. The
-    defaults are the best of benchmarks/finetune_gain.py's ablation with the unet-effl0 parent
-    (README, *Correcting the map*): lr 1e-5, which harmed least (every variant at 1e-4 lost
-    0.03-0.04 accuracy on the parent's training tiles), and at most 144 steps: the more steps,
-    the more the model forgets (476 steps, what 2 minutes do since training got faster, lost
-    2-4x as much as 144); no variant meets the issue's aims."""
+    """``aerialseg finetune``: a short run on a user's sparse labels, counted in steps. Two
+    recipes, picked by measurement (benchmarks/new_place.py; README, *Teach it a new place*):
+    a new place, where the parent is wrong and its confident pixels are the errors, and a
+    correction at home, where the parent is mostly right and must not forget. ``auto`` tells
+    them apart by the images' distance from the parent's training imagery (its feature
+    reference, as segment's warning measures it). A setting left unset takes its recipe's
+    value (:data:`RECIPES`); one given wins over the recipe."""
 
+    recipe: str = opt(
+        "auto",
+        "new-place: learn imagery unlike the model's training data (strokes trusted, encoder "
+        "kept, self-training); correction: gentle fixes at home (small steps, the parent's "
+        "confident pixels kept); auto: new-place where the images look unfamiliar to the model",
+        choices=("auto", "new-place", "correction"),
+    )
     minutes: float = opt(
-        2.0,
-        "fine-tune for at most this long (the schedule follows the clock)",
+        10.0,
+        "a guard: stop after this long even if steps remain, and say so (the run is counted "
+        "in steps, so that the result does not depend on how busy the CPU is)",
         low=0,
         low_open=True,
     )
-    steps: int | None = opt(144, "stop after this many steps if that comes first", low=1)
-    lr: float = opt(1e-5, "AdamW learning rate (peak of the schedule)", low=0, low_open=True)
+    steps: int | None = opt(None, "optimisation steps (default: the recipe's)", low=1)
+    lr: float | None = opt(
+        None,
+        "AdamW learning rate, peak of the schedule (default: the recipe's)",
+        low=0,
+        low_open=True,
+    )
     schedule: str = opt(
         "cosine", "cosine: warm-up then cosine decay; constant", choices=("cosine", "constant")
     )
@@ -326,25 +340,26 @@ class FinetuneConfig(Config):
         low=0,
         high=1,
     )
-    freeze: str = opt(
-        "none",
+    freeze: str | None = opt(
+        None,
         "parameters kept as they are: none; encoder (a pretrained encoder's, e.g. unet-effl0); "
-        "all-but-head (only the last 1x1 convolution learns)",
+        "all-but-head (only the last 1x1 convolution learns) (default: the recipe's)",
         choices=("none", "encoder", "all-but-head"),
     )
-    distill: float = opt(
-        1.0,
+    distill: float | None = opt(
+        None,
         "weight of self-distillation: unlabelled pixels the old model was confident about "
-        "keep its label (0: off)",
+        "keep its label (0: off; default: the recipe's)",
         low=0,
     )
     confidence: float = opt(
         0.9, "what 'confident' means for --distill and --self-train", low=0, high=1
     )
-    self_train: float = opt(
-        0.0,
+    self_train: float | None = opt(
+        None,
         "weight of self-training: from --self-train-at on, the unlabelled pixels the model "
-        "being fine-tuned is confident about keep its label, all over the images (0: off)",
+        "being fine-tuned is confident about keep its label, all over the images (0: off; "
+        "default: the recipe's)",
         low=0,
     )
     self_train_at: float = opt(
@@ -357,6 +372,23 @@ class FinetuneConfig(Config):
     device: str = opt("auto", DEVICE_HELP)
     threads: int | None = opt(None, "torch threads (default: all cores)", low=1)
     seed: int = opt(0, "seed of the crops and the replay choice", low=0)
+
+    def with_recipe(self, name: str) -> FinetuneConfig:
+        """This config with the unset settings taken from recipe ``name``."""
+        unset = {k: v for k, v in RECIPES[name].items() if getattr(self, k) is None}
+        return dataclasses.replace(self, recipe=name, **unset)
+
+
+# The fine-tune's recipes (FinetuneConfig), measured with benchmarks/new_place.py on the
+# OpenEarthMap scenes (new place) and the bundled model's held-out Dubai images (at home).
+RECIPES: dict[str, dict] = {
+    # strokes trusted, no distillation (in a new place the parent's confident pixels are its
+    # errors), the pretrained encoder kept (its features carry over; half the backward pass)
+    # and, halfway, self-training on the student's own confident pixels everywhere
+    "new-place": dict(steps=200, lr=1e-3, freeze="encoder", distill=0.0, self_train=1.0),
+    # issue 12's protection against forgetting: a tiny rate, the parent's confident pixels
+    "correction": dict(steps=144, lr=1e-5, freeze="none", distill=1.0, self_train=0.0),
+}
 
 
 PRESETS: dict[str, dict] = {

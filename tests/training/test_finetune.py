@@ -78,7 +78,7 @@ def test_checkpoint_records_parent_images_and_labelled_pixels(tmp_path):
     rec = finetune(parent, root / "images", root / "labels", tmp_path / "new.safetensors", cfg,
                    progress=False, log=lambda s: None)  # fmt: skip
     meta = read_metadata(tmp_path / "new.safetensors")["finetune"]
-    assert meta == rec
+    assert meta == {k: v for k, v in rec.items() if k != "seconds"}  # same inputs, same bytes
     assert meta["labelled_pixels"] == 35 and meta["steps"] == 2
     import hashlib
 

@@ -251,6 +251,15 @@ def image_familiarity(
     return score(ref, window_features(seg.model, image_windows(rgb, valid)))
 
 
+def images_familiarity(model, meta: dict, images: Iterable[np.ndarray]):
+    """(distance, threshold) of several images together as ``model`` sees them (what the
+    fine-tune reads to tell a new place from a correction), or None without a reference."""
+    ref = meta.get(KEY)
+    if not ref or ref.get("version") != VERSION or not hasattr(model, "encode"):
+        return None
+    return score(ref, np.concatenate([window_features(model, image_windows(i)) for i in images]))
+
+
 def raster_familiarity(seg, src) -> tuple[float, float] | None:
     """As :func:`image_familiarity` for a raster source (its windows read one by one)."""
     ref = _usable(seg)

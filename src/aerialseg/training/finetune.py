@@ -47,7 +47,7 @@ from ..data.segmentation import (
 )
 from ..errors import AerialSegError
 from ..inference.familiarity import KEY as FAMILIARITY
-from ..inference.familiarity import merge_reference
+from ..inference.familiarity import images_familiarity, merge_reference
 from ..io.files import file_digest
 from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.retarget import retarget
@@ -207,6 +207,30 @@ def balanced_weights(samples: Sequence[Sample], num_classes: int) -> torch.Tenso
     return torch.tensor(w, dtype=torch.float32)
 
 
+def pick_recipe(name: str, model, meta: dict, samples: Sequence[Sample]) -> tuple[str, str]:
+    """The recipe for ``samples`` and one line saying why. ``auto``: new-place where the
+    images lie farther from the parent's training imagery than its own threshold (the
+    distance segment's warning uses), else correction."""
+    if name != "auto":
+        return name, f"recipe {name} (as asked)"
+    near = images_familiarity(model, meta, [s.image for s in samples])
+    if near is None:
+        return "correction", (
+            "recipe correction: the model carries no reference of its training imagery to "
+            "tell a new place by (--recipe new-place to learn one)"
+        )
+    d, limit = near
+    if d > limit:
+        return "new-place", (
+            f"recipe new-place: the images look unlike the model's training imagery (feature "
+            f"distance {d:.2f}, above {limit:.2f})"
+        )
+    return "correction", (
+        f"recipe correction: the images look like the model's training imagery (feature "
+        f"distance {d:.2f}, within {limit:.2f}; --recipe new-place to learn them anew)"
+    )
+
+
 def load_replay(
     root: str | Path, classes: ClassTable, cfg: FinetuneConfig, rng, data_classes=None
 ) -> Batches:
@@ -261,7 +285,8 @@ def finetune(
         classes = parent_classes
     else:  # the user's legend: one output per class of it (models.retarget), labels read by it
         model, parent_probs = retarget(model, parent_classes, classes), None
-    freeze(model, cfg.freeze)  # before any work: a model without an encoder is refused here
+    if cfg.freeze is not None:  # before any work: a model without an encoder is refused here
+        freeze(model, cfg.freeze)
     samples = load_labelled(images, labels, classes, vector=vector)
     if vector is None:
         pairs = pair_folders(Path(images), Path(labels), what="label image")
@@ -272,6 +297,13 @@ def finetune(
     files = {p.id: p.image for p in pairs}
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    say(0.0, "which recipe")
+    recipe, why = pick_recipe(cfg.recipe, model, meta, samples)
+    log(why)
+    if cfg.freeze is None and not hasattr(model, "encoder_parameters"):
+        cfg = dataclasses.replace(cfg, freeze="none")  # no pretrained encoder to keep
+    cfg = cfg.with_recipe(recipe)
+    freeze(model, cfg.freeze)
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     rng = np.random.default_rng(cfg.seed)
@@ -360,6 +392,7 @@ def finetune(
         "labelled_pixels": int(sum((s.labels != IGNORE_INDEX).sum() for s in samples)),
         "data_replay": str(Path(data_replay).resolve()) if data_replay else None,
         "config": cfg.to_dict(),
+        "recipe": why,
         "steps": steps,
         "cut_short": cut,
         "seconds": round(seconds, 1),
