@@ -344,6 +344,8 @@ class App:
         self.root.update_idletasks()  # drawn now, not at the next idle moment
         h, w = r.labels.shape
         fields = f"stall_max_ms={1000 * self.stalls.take():.0f}"
+        if r.unlearnt:  # gui --classes: classes the model cannot show yet (app/table.py)
+            fields += f" unlearnt={','.join(r.unlearnt)}"
         if r.geo is not None:  # where it lies, and how much it was decimated to be shown
             fields += f" crs={r.geo.crs} downsampled_by={r.geo.factor:.2f}"
         if released is None:
