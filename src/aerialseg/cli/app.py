@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 from ..config import FinetuneConfig
-from ..errors import AerialSegError
 from . import common
 
 
@@ -17,8 +16,6 @@ def cmd_gui(args) -> int:
         from ..io.files import check_writable_folder
 
         check_writable_folder(Path(args.corrections), "--corrections")
-    if args.model and not Path(args.model).is_file():  # before its header is read for the table
-        raise AerialSegError(f"{args.model}: no such model file")
     table = common.class_table(args, new_ok=True)  # new classes: painted, then learnt
     return run_app(
         args.model,
