@@ -146,14 +146,16 @@ def match_names(table: ClassTable, known: ClassTable) -> list[int | None]:
     return [index.get(n.casefold()) for n in table.names]
 
 
-def check_known(table: ClassTable, known: ClassTable, where: str) -> None:
+def check_known(table: ClassTable, known: ClassTable, where: str, new_ok: bool = False) -> None:
     """Refuse a table that a model of classes ``known`` cannot follow without learning
     (``segment``, ``evaluate``): a class it does not know, or one of its land-cover classes
     left out (its pixels would silently go to another class). Background classes (e.g.
-    Unlabeled) may be left out: the model then picks among the table's classes only."""
+    Unlabeled) may be left out: the model then picks among the table's classes only.
+    ``new_ok``: classes it does not know are allowed (the app, whose painting teaches them),
+    a class of its left out still is not."""
     rows = match_names(table, known)
     unknown = [n for n, r in zip(table.names, rows) if r is None]
-    if unknown:
+    if unknown and not new_ok:
         raise AerialSegError(
             f"{where}: class{'es' * (len(unknown) > 1)} {', '.join(unknown)} "
             f"{'are' if len(unknown) > 1 else 'is'} not in the model (its classes: "

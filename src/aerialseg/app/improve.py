@@ -8,6 +8,12 @@ chosen with Model… (or the bundled one): each Improve starts again from it wit
 corrections, rather than from the last improved model, so repeated improvements do not pile up
 their drift. ``b`` toggles the shown map between before and after. The improved model lives in
 a temporary folder until *Save model…* copies it (atomically) where the user says.
+
+The fine-tune is counted in steps (``gui --improve-steps``, default the fine-tune's own), so
+the same strokes teach the same model on a busy or an idle machine; its clock is only a guard
+(``gui --improve-minutes``, default the fine-tune's). When the guard cuts a run short, the
+model is still used, and the status line says so in the fine-tune's own words. With ``gui
+--classes`` the table goes to the fine-tune, which learns its new classes (app/table.py).
 """
 
 from __future__ import annotations
@@ -23,13 +29,16 @@ from .tuning import FineTune
 
 
 class Improver:
-    def __init__(self, app, bar, corrections_dir=None, minutes: float = 2.0):
+    def __init__(
+        self, app, bar, corrections_dir=None, minutes: float | None = None, steps: int | None = None
+    ):
         import tkinter as tk
         from tkinter import ttk
 
         self.app, self.log = app, app.log
         self.folder = Path(corrections_dir) if corrections_dir else None
-        self.minutes = minutes
+        self.minutes, self.steps = minutes, steps  # None: the fine-tune's defaults
+        self.cut_short: str | None = None  # why the last improvement stopped early, if it did
         self.tune: FineTune | None = None
         self.tmp = Path(tempfile.mkdtemp(prefix="aerialseg-improved-"))
         self.improved: Path | None = None  # the last improved model (unsaved, in self.tmp)
@@ -116,7 +125,9 @@ class Improver:
         self.runs += 1
         base = self.base
         out = self.tmp / f"{base.stem}-improved-{self.runs}.safetensors"
-        self.tune = FineTune(base, folder / "images", folder / "labels", out, self.minutes)
+        self.tune = FineTune(
+            base, folder / "images", folder / "labels", out, self.minutes, self.steps, app.classes
+        )
         app.buttons["improve"].configure(text="Cancel (i)")
         app.busy.configure(mode="determinate", value=0, maximum=1.0)
         app.say(f"Improving {Path(base).name} with {app.correct.summary()}…")
@@ -153,7 +164,11 @@ class Improver:
             return
         self.improved, self.parent_of_improved = t.out, t.parent
         r = t.result
-        self.log(f"improve finished steps={r['steps']} seconds={r['seconds']} out={t.out}")
+        self.cut_short = r.get("cut_short")
+        self.log(
+            f"improve finished steps={r['steps']} seconds={r['seconds']} out={t.out} "
+            f"cut_short={self.cut_short!r}"
+        )
         self.resegment_pending = True
         self._resegment()
 
@@ -169,29 +184,41 @@ class Improver:
         def job():
             import time
 
-            from ..inference.segmenter import load_model
+            from .table import load_for_table
             from .worker import Result
 
-            seg = load_model(path, device=app.device)
+            seg, unlearnt = load_for_table(path, app.device, app.classes)
             t = time.perf_counter()
             labels, confidence = seg.segment_confidence(before.rgb, tta)
             seconds = time.perf_counter() - t
             labels[before.labels == IGNORE_INDEX] = IGNORE_INDEX  # a raster's nodata stays so
             geo = before.geo
             return seg, Result(
-                before.rgb, labels, before.source, seg.classes, seg.name, seconds, tta, geo
-            )
+                before.rgb, labels, before.source, seg.classes, seg.name, seconds, tta, geo,
+                unlearnt=unlearnt,
+            )  # fmt: skip
 
         def done(value):
             seg, after = value
-            app.seg, app.model_path = seg, path
+            app.seg, app.model_path, app.unlearnt = seg, path, after.unlearnt
             self.before, self.after = before, after
             changed = float(np.mean(before.labels != after.labels))
             app.show(after, None)
-            app.say(f"Improved: {100 * changed:.1f} % changed")  # b: before/after
+            self._say_improved(changed)
             self.log(f"improved shown changed={changed:.4f}")
 
         app.run("Re-segmenting with the improved model…", job, done)
+
+    def _say_improved(self, changed: float) -> None:
+        """How much of the map changed (b: before/after), and, as a warning on the same line,
+        the guard's note when it cut the fine-tune short: the model then learnt less than
+        asked, depending on this machine's speed, which the user should know without a
+        dialog in the way."""
+        text = f"Improved: {100 * changed:.1f} % changed"
+        if self.cut_short:
+            self.app.say(f"{text} — {self.cut_short} (raise --improve-minutes)", warning=True)
+        else:
+            self.app.say(text)
 
     def toggle(self):
         app = self.app

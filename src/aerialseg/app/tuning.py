@@ -10,7 +10,8 @@ benchmarks/app_finetune.py: event-loop stalls with the fine-tune in a thread vs 
 The child is ``python -m aerialseg.app.tuning JSON`` and runs the same
 :func:`aerialseg.training.finetune.finetune` as ``aerialseg finetune``; it writes one JSON
 object per line on stdout: ``{"progress": f, "message": m}``, then ``{"done": record}`` or
-``{"error": "one line"}``.
+``{"error": "one line"}``. The record says ``cut_short`` when the fine-tune's clock guard
+stopped it before its steps were done.
 """
 
 from __future__ import annotations
@@ -27,7 +28,18 @@ from pathlib import Path
 class FineTune:
     """One fine-tune running in a child process; poll it from the Tk thread."""
 
-    def __init__(self, parent, images, labels, out, minutes: float, steps: int | None = None):
+    def __init__(
+        self,
+        parent,
+        images,
+        labels,
+        out,
+        minutes: float | None = None,
+        steps: int | None = None,
+        classes=None,
+    ):
+        """``minutes`` (the guard) and ``steps``: None for FinetuneConfig's defaults;
+        ``classes``: the user's ClassTable (``gui --classes``), new classes included."""
         args = {
             "parent": str(parent),
             "images": str(images),
@@ -35,6 +47,7 @@ class FineTune:
             "out": str(out),
             "minutes": minutes,
             "steps": steps,
+            "classes": classes.to_dict() if classes is not None else None,
         }
         self.parent, self.out = Path(parent), Path(out)
         self.fraction, self.message = 0.0, "starting"
@@ -100,6 +113,7 @@ def _say(**msg) -> None:
 
 
 def main(argv: list[str]) -> int:
+    from ..classes import ClassTable
     from ..config import FinetuneConfig
     from ..errors import AerialSegError
 
@@ -107,8 +121,9 @@ def main(argv: list[str]) -> int:
     try:
         from ..training.finetune import finetune
 
-        steps = {"steps": a["steps"]} if a["steps"] else {}  # else finetune's default cap
-        cfg = FinetuneConfig(minutes=a["minutes"], **steps)
+        given = {k: a[k] for k in ("minutes", "steps") if a.get(k)}  # else finetune's defaults
+        cfg = FinetuneConfig(**given)
+        table = a.get("classes")
         record = finetune(
             a["parent"],
             a["images"],
@@ -118,6 +133,7 @@ def main(argv: list[str]) -> int:
             progress=False,
             log=lambda m: None,
             on_progress=lambda f, m: _say(progress=round(f, 4), message=m),
+            classes=ClassTable.from_dict(table) if table else None,
         )
     except AerialSegError as e:
         _say(error=str(e))

@@ -95,7 +95,8 @@ class Views:
         for i, row in enumerate(class_stats(r.labels, r.classes)):
             swatch = tk.Label(self.legend, background=row["color"], width=2, relief="solid", bd=2)
             swatch.pack(side="left", padx=(8, 2))
-            text = ttk.Label(self.legend, text=f"{i + 1} {row['class']} {row['percent']:.1f}%")
+            share = "not learnt" if row["class"] in r.unlearnt else f"{row['percent']:.1f}%"
+            text = ttk.Label(self.legend, text=f"{i + 1} {row['class']} {share}")
             text.pack(side="left")
             for w in (swatch, text):
                 w.bind("<Button-1>", lambda e, i=i: self.on_legend and self.on_legend(i))

@@ -35,10 +35,14 @@ IMAGE_TYPES = [
 
 
 class App:
-    def __init__(self, root, model_path, tta, save_dir, autosave, log, device="auto", **improve):
+    def __init__(
+        self, root, model_path, tta, save_dir, autosave, log, device="auto", classes=None, **improve
+    ):
         import tkinter as tk
 
         self.root, self.log, self.device = root, log, device
+        self.classes = classes  # gui --classes: the user's table (app/table.py), else None
+        self.unlearnt: tuple[str, ...] = ()  # its classes the loaded model lacks
         self.model_path, self.save_dir, self.autosave = model_path, save_dir, autosave
         self.worker = Worker()
         self.seg = None
@@ -79,7 +83,7 @@ class App:
         for b in self.buttons.values():
             b.pack(side="left", padx=2)
         ttk.Checkbutton(bar, text="TTA (8× slower)", variable=self.tta).pack(side="left", padx=8)
-        self.improver = Improver(self, bar, **improve)  # corrections folder, minutes
+        self.improver = Improver(self, bar, **improve)  # corrections folder, minutes, steps
         self.busy = ttk.Progressbar(bar, mode="determinate", length=120)
         self.busy.pack(side="right", padx=4)
         self.status = ttk.Label(bar, text="", anchor="e")
@@ -184,12 +188,15 @@ class App:
 
     def load_model(self, path):
         def job():
-            load_model = import_model_code()
-            seg = load_model(path, device=self.device)
-            seg.segment(np.zeros((64, 64, 3), np.uint8))  # first call pays one-off setup
-            return seg
+            from .table import load_for_table
 
-        def loaded(seg):
+            import_model_code()
+            seg, unlearnt = load_for_table(path, self.device, self.classes)
+            seg.segment(np.zeros((64, 64, 3), np.uint8))  # first call pays one-off setup
+            return seg, unlearnt
+
+        def loaded(value):
+            seg, self.unlearnt = value
             self.seg, self.model_path = seg, path
             self.say(f"Model {seg.name} ready")
             self.log(f"ready model={seg.name} stall_max_ms={1000 * self.stalls.take():.0f}")
@@ -207,7 +214,7 @@ class App:
     def segment(self, what: str, get_rgb, source: str, released: float | None = None):
         if self._no_model():
             return
-        seg, tta = self.seg, self.tta.get()
+        seg, tta, unlearnt = self.seg, self.tta.get(), self.unlearnt
 
         def job():
             rgb, valid, geo = get_rgb()
@@ -218,7 +225,9 @@ class App:
                 labels[~valid] = IGNORE_INDEX  # no data in the raster: no class in the map
             near = image_familiarity(seg, rgb, valid)  # imagery unlike the training data's
             warning = unusual(rgb, confidence, seg.meta, near)  # a black capture is not "Water"
-            return Result(rgb, labels, source, seg.classes, seg.name, seconds, tta, geo, warning)
+            return Result(
+                rgb, labels, source, seg.classes, seg.name, seconds, tta, geo, warning, unlearnt
+            )
 
         if self.run(what, job, lambda r: self.show(r, released)):
             self.log(f"segmenting {source}")
@@ -335,6 +344,8 @@ class App:
         self.root.update_idletasks()  # drawn now, not at the next idle moment
         h, w = r.labels.shape
         fields = f"stall_max_ms={1000 * self.stalls.take():.0f}"
+        if r.unlearnt:  # gui --classes: classes the model cannot show yet (app/table.py)
+            fields += f" unlearnt={','.join(r.unlearnt)}"
         if r.geo is not None:  # where it lies, and how much it was decimated to be shown
             fields += f" crs={r.geo.crs} downsampled_by={r.geo.factor:.2f}"
         if released is None:
@@ -360,9 +371,11 @@ def run_app(
     autosave=None,
     verbose=False,
     device="auto",
+    classes=None,
     **improve,
 ):
-    """The app; ``improve``: Improver's corrections_dir and minutes."""
+    """The app; ``classes``: the user's ClassTable (app/table.py), checked against the model
+    before this is called; ``improve``: Improver's corrections_dir, minutes and steps."""
     if model and not Path(model).is_file():
         raise AerialSegError(f"{model}: no such model file")
     if image and not Path(image).is_file():
@@ -378,7 +391,8 @@ def run_app(
         root = tk.Tk(className="aerialseg")
     except tk.TclError as e:
         raise AerialSegError(f"cannot open the window: {e}") from None
-    app = App(root, model, tta, save_dir, autosave, log_to_stdout(verbose), device, **improve)
+    log = log_to_stdout(verbose)
+    app = App(root, model, tta, save_dir, autosave, log, device, classes, **improve)
     app.pending_image = image
     root.mainloop()
     return 0

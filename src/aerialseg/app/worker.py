@@ -140,3 +140,4 @@ class Result:
     tta: bool
     geo: object = None  # app.sources.GeoRef where the source is a georeferenced raster
     warning: str | None = None  # why the map should not be trusted (inference.confidence)
+    unlearnt: tuple[str, ...] = ()  # classes of gui --classes the model lacks (app/table.py)

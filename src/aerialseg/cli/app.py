@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..config import FinetuneConfig
 from . import common
 
 
@@ -15,6 +16,7 @@ def cmd_gui(args) -> int:
         from ..io.files import check_writable_folder
 
         check_writable_folder(Path(args.corrections), "--corrections")
+    table = common.class_table(args, new_ok=True)  # new classes: painted, then learnt
     return run_app(
         args.model,
         args.tta,
@@ -23,8 +25,10 @@ def cmd_gui(args) -> int:
         args.autosave,
         args.verbose,
         args.device,
+        classes=table,
         corrections_dir=args.corrections,
         minutes=args.improve_minutes,
+        steps=args.improve_steps,
     )
 
 
@@ -64,10 +68,16 @@ def add_gui(sub, help: str) -> None:
         "c capture, o open, s save, m model, t TTA; r Correct mode (1-6 class, e erase, [ ] "
         "brush, Ctrl+Z/Ctrl+Y undo/redo), i Improve model, b before/after, Shift+S save model. "
         "Image files can also be dropped on the window where the tkdnd Tcl extension is "
-        "installed.",
+        "installed. With --classes the maps, legend, statistics and painting follow your "
+        "table, and Improve model teaches it: it must name every class of the model "
+        "(background ones may be left out) and may add new ones, which you paint and Improve "
+        "model learns (the legend says 'not learnt' until then).",
     )
     g.add_argument("image", nargs="?", help="an image to segment at start")
     common.add_model(g)
+    common.add_classes(
+        g, "; may add classes the model lacks: paint them, and Improve model learns them"
+    )
     g.add_argument("--tta", action="store_true", help="start with TTA (8 flips/rotations) on")
     g.add_argument("--save-dir", metavar="DIR", help="folder Save… offers first")
     g.add_argument(
@@ -81,12 +91,19 @@ def add_gui(sub, help: str) -> None:
         help="folder where corrections are saved (DIR/images + DIR/labels, as finetune reads "
         "them); default: asked the first time they are needed",
     )
+    defaults = FinetuneConfig()
+    g.add_argument(
+        "--improve-steps",
+        type=common.number(int, low=1),
+        metavar="N",
+        help=f"steps Improve model fine-tunes (default: finetune's, {defaults.steps})",
+    )
     g.add_argument(
         "--improve-minutes",
         type=common.number(float, low=0, low_open=True),
-        default=2.0,
         metavar="M",
-        help="how long Improve model fine-tunes (default 2)",
+        help="guard: Improve model stops after M minutes even with steps left, and says so "
+        f"(default: finetune's, {defaults.minutes:g})",
     )
     g.add_argument(
         "-v", "--verbose", action="store_true", help="log each step with a timestamp to stdout"

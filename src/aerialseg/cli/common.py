@@ -68,22 +68,24 @@ def add_model(parser: argparse.ArgumentParser, required: bool = False) -> None:
     )
 
 
-def add_classes(parser: argparse.ArgumentParser) -> None:
+def add_classes(parser: argparse.ArgumentParser, more: str = "") -> None:
     """``--classes FILE``: the same flag, with one meaning, wherever labels are read or
-    written; :func:`class_table` reads it."""
+    written (``more``: what it adds on this command); :func:`class_table` reads it."""
     parser.add_argument(
         "--classes",
         metavar="FILE",
         help="the class table (YAML/JSON): names and colours of the classes (default: the "
-        "model's own)",
+        "model's own)" + more,
     )
 
 
-def class_table(args: argparse.Namespace, teach: bool = False):
+def class_table(args: argparse.Namespace, teach: bool = False, new_ok: bool = False):
     """The ``--classes`` table (None without the flag), read before anything slow. Where the
     command cannot teach the model new classes (``teach`` False: segment, evaluate) its names
     are checked against the model's, from the file's header: a table the model cannot follow
-    is one line now, not after the images were read."""
+    is one line now, not after the images were read. ``new_ok`` (``gui``): classes the model
+    lacks pass the check (the app offers them for painting and Improve model learns them);
+    classes of the model left out still do not."""
     if not getattr(args, "classes", None):
         return None
     from ..classes import ClassTable, check_known
@@ -97,7 +99,8 @@ def class_table(args: argparse.Namespace, teach: bool = False):
     model = Path(args.model) if args.model else DEFAULT_MODEL
     if model.suffix.lower() == ".onnx" or getattr(args, "runtime", None) == "onnx":
         raise AerialSegError("--classes runs with --runtime torch (a checkpoint)")
-    check_known(table, ClassTable.from_dict(read_metadata(model)["classes"]), args.classes)
+    own = ClassTable.from_dict(read_metadata(model)["classes"])
+    check_known(table, own, args.classes, new_ok=new_ok)
     return table
 
 
