@@ -96,7 +96,7 @@ def add_gui(sub, help: str) -> None:
         "--improve-steps",
         type=common.number(int, low=1),
         metavar="N",
-        help=f"steps Improve model fine-tunes (default: finetune's, {defaults.steps})",
+        help="steps Improve model fine-tunes (default: those of the recipe finetune picks)",
     )
     g.add_argument(
         "--improve-minutes",
