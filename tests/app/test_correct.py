@@ -82,7 +82,7 @@ def test_polygon_fill_and_bad_class():
 
 def test_saved_pngs_hold_the_image_and_exactly_the_painted_pixels(tmp_path):
     from aerialseg.classes import DUBAI
-    from aerialseg.training.finetune import load_labelled
+    from aerialseg.training.strokes import load_labelled
 
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)

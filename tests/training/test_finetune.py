@@ -11,7 +11,8 @@ from aerialseg.errors import AerialSegError
 from aerialseg.inference.segmenter import load_model
 from aerialseg.models import create_model
 from aerialseg.models.checkpoint import read_metadata, save_checkpoint
-from aerialseg.training.finetune import StrokeCrops, balanced_weights, finetune, load_labelled
+from aerialseg.training.finetune import finetune
+from aerialseg.training.strokes import StrokeCrops, balanced_weights, load_labelled
 
 from ..helpers import make_scene, run_aerialseg, tiny_checkpoint
 
@@ -98,7 +99,7 @@ def test_checkpoint_records_parent_images_and_labelled_pixels(tmp_path):
 
 def test_distillation_targets_are_the_parents_confident_unlabelled_pixels(tmp_path):
     from aerialseg.models.checkpoint import load_checkpoint
-    from aerialseg.training.finetune import teacher_labels
+    from aerialseg.training.strokes import teacher_labels
 
     root = user_folder(tmp_path / "user", n=1)
     model, classes, _ = load_checkpoint(tiny_checkpoint(tmp_path / "p.safetensors"))
@@ -115,7 +116,7 @@ def test_distillation_targets_are_the_parents_confident_unlabelled_pixels(tmp_pa
 
 def test_given_parent_probabilities_are_used_instead_of_predicting_again(tmp_path):
     from aerialseg.models.checkpoint import load_checkpoint
-    from aerialseg.training.finetune import teacher_labels
+    from aerialseg.training.strokes import teacher_labels
 
     root = user_folder(tmp_path / "user", n=1)
     model, classes, _ = load_checkpoint(tiny_checkpoint(tmp_path / "p.safetensors"))

@@ -1,25 +1,29 @@
-"""Fine-tuning a segmentation model on a user's sparse labels (brush strokes), in minutes.
+"""Fine-tuning a segmentation model on a user's sparse labels (strokes, polygons), in minutes.
 
 Why a loop of its own rather than :func:`.loop.fit`: ``fit`` trains epochs into a run folder
 (config, status, history, curves, best/last, resumable state) and validates every epoch; a
-fine-tune is a single ~2-minute run bounded by the clock, with no validation set and nothing
-to resume, ending in one checkpoint file, and each step mixes three kinds of target. What it
-shares with training is reused: the schedule (:func:`.segmentation.lr_at`), the crops'
-flips/rotations, :class:`~aerialseg.data.segmentation.Batches` for replay, the ignore index.
+fine-tune is one short run with no validation set and nothing to resume, ending in one
+checkpoint file, and each step mixes up to three kinds of target. What it shares with
+training is reused: the schedule (:func:`.segmentation.lr_at`), the crops' flips/rotations,
+:class:`~aerialseg.data.segmentation.Batches` for replay, the ignore index.
 
-What keeps two images' worth of strokes from wrecking the model (measured in
-benchmarks/finetune_gain.py):
+Two recipes (:data:`aerialseg.config.RECIPES`), because the two things users ask of it pull
+apart (measured in benchmarks/new_place.py):
 
-- batch norm keeps the parent's statistics (its layers stay in eval mode): batches cut from
-  one or two images would replace the statistics of the whole training set with theirs
-  (``--adapt-bn 1`` does that on purpose: with the unet-effl0 parent, accuracy on the other
-  images of the painted tile fell from 0.85 to 0.48);
-- a small learning rate (1e-5): at 1e-4, with every variant tried at that rate, the
-  unet-effl0 parent lost 0.03-0.04 accuracy on its own training tiles;
-- the labelled classes are weighed equally: strokes drawn where the model is wrong are mostly
-  of the classes it misses;
-- self-distillation: unlabelled pixels the parent was confident about keep its label;
-- replay (``--data-replay``): crops of the original training data, with their labels.
+- **a new place** (imagery unlike the training data: the parent is wrong there, and sure of
+  it): the strokes are trusted at a high rate, the parent's confident pixels are NOT kept
+  (they are its errors), the pretrained encoder is kept as it is (its features carry over,
+  and half the backward pass is saved), and halfway the student labels its own confident
+  pixels all over the user's images and learns from them too (self-training: the unpainted
+  parts of the images teach);
+- **a correction at home**: a tiny rate and the parent's confident unlabelled pixels kept
+  (issue 12: anything bolder made the other images worse).
+
+``auto`` picks by the images' feature distance from the parent's training imagery, the same
+measure segment's warning uses. The run is counted in steps, never in seconds, so the same
+inputs give the same checkpoint bytes on an idle or a busy CPU; the clock is only a guard.
+Batch norm keeps the parent's statistics (layers in eval mode): batches cut from one or two
+images would replace the statistics of the whole training set with theirs.
 """
 
 from __future__ import annotations
@@ -34,17 +38,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..classes import IGNORE_INDEX, ClassTable, match_names
+from ..classes import IGNORE_INDEX, ClassTable
 from ..config import FinetuneConfig
-from ..data.segmentation import (
-    Batches,
-    Sample,
-    class_pixel_counts,
-    dihedral,
-    find_pairs,
-    load_sample,
-    pair_folders,
-)
+from ..data.segmentation import Sample, pair_folders
 from ..errors import AerialSegError
 from ..inference.familiarity import KEY as FAMILIARITY
 from ..inference.familiarity import images_familiarity, merge_reference
@@ -53,105 +49,7 @@ from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.retarget import retarget
 from ..runtime import autocast, channels_last, prepare, resolve_device, resolve_precision
 from .segmentation import lr_at
-
-
-def load_labelled(
-    images: str | Path, labels: str | Path, classes: ClassTable, min_size: int = 0, vector=None
-) -> list[Sample]:
-    """The user's images with their sparse labels, paired by file stem. Refuses labels of
-    another size than their image, values that are no class, and labels with no pixel.
-    ``vector`` (:class:`~aerialseg.gis.vector_labels.VectorOptions`): ``labels`` is a vector
-    file, burned onto each georeferenced image it overlaps."""
-    if vector is not None:
-        from ..gis.vector_labels import vector_samples
-
-        return vector_samples(images, labels, classes, vector, min_size)
-    images, labels = Path(images), Path(labels)
-    for folder, flag in ((images, "--images"), (labels, "--labels")):
-        if not folder.is_dir():
-            raise AerialSegError(f"{folder}: no such folder ({flag})")
-    pairs = pair_folders(images, labels, what="label image")
-    if not pairs:
-        raise AerialSegError(f"{images}: no images (with labels in {labels}) found")
-    samples = [load_sample(p, classes, min_size, strict=True) for p in pairs]
-    if not any((s.labels != IGNORE_INDEX).any() for s in samples):
-        raise AerialSegError(
-            f"{labels}: no labelled pixel in {len(samples)} label image(s) (class indices "
-            f"0-{len(classes) - 1}, or class colours; 255 / other colours are unlabelled)"
-        )
-    return samples
-
-
-def teacher_labels(
-    model, samples: Sequence[Sample], classes, cfg: FinetuneConfig, device: str, probs=None
-):
-    """The parent's label where it is confident (probability >= ``cfg.confidence``) and the
-    user left the pixel unlabelled; 255 elsewhere. Predicted as ``segment`` does, unless
-    ``probs`` (one (H, W, C) array per sample) already holds the parent's probabilities."""
-    from ..inference.segmenter import Segmenter
-
-    seg = Segmenter(model, classes, precision=cfg.precision, device=device)
-    out = []
-    for i, s in enumerate(samples):
-        probs_i = probs[i] if probs is not None else seg.predict_proba(s.image)
-        if probs_i.shape[:2] != s.labels.shape:
-            raise ValueError(f"{s.id}: parent probabilities of another size than the image")
-        pseudo = probs_i.argmax(-1).astype(np.uint8)
-        pseudo[(probs_i.max(-1) < cfg.confidence) | (s.labels != IGNORE_INDEX)] = IGNORE_INDEX
-        out.append(pseudo)
-    return out
-
-
-class StrokeCrops:
-    """Crops of the labelled images, each around a random labelled pixel (so every crop
-    teaches something), images drawn in proportion to their labelled pixels; a random
-    flip/rotation of image, labels and teacher labels alike. Once self-training gives
-    teacher labels everywhere, every other crop centres on any pixel with a teacher label."""
-
-    def __init__(self, samples: Sequence[Sample], teacher: Sequence[np.ndarray], patch: int):
-        self.samples, self.teacher, self.patch = list(samples), list(teacher), patch
-        self.pools = [_pool([np.flatnonzero(s.labels.ravel() != IGNORE_INDEX) for s in samples])]
-
-    def set_teacher(self, teacher: Sequence[np.ndarray]) -> None:
-        """The student's own confident labels (self-training): the crops reach the parts of
-        the images no stroke touched."""
-        self.teacher = list(teacher)
-        where = [np.flatnonzero(t.ravel() != IGNORE_INDEX) for t in self.teacher]
-        if sum(map(len, where)):
-            self.pools = self.pools[:1] + [_pool(where)]
-
-    def batch(self, n: int, rng: np.random.Generator):
-        p = self.patch
-        xs, ys, ts = [], [], []
-        for j in range(n):
-            where, weights = self.pools[j % len(self.pools)]
-            i = int(rng.choice(len(self.samples), p=weights))
-            s, t = self.samples[i], self.teacher[i]
-            h, w = s.labels.shape
-            cy, cx = divmod(int(where[i][rng.integers(len(where[i]))]), w)
-            y = int(np.clip(cy - rng.integers(p), 0, max(0, h - p)))
-            x = int(np.clip(cx - rng.integers(p), 0, max(0, w - p)))
-            k = int(rng.integers(8))
-            crop = (slice(y, y + p), slice(x, x + p))
-            xs.append(_pad(dihedral(s.image[crop], k), p, 0))
-            ys.append(_pad(dihedral(s.labels[crop], k), p, IGNORE_INDEX))
-            ts.append(_pad(dihedral(t[crop], k), p, IGNORE_INDEX))
-        x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float()
-        return x, torch.from_numpy(np.stack(ys)).long(), torch.from_numpy(np.stack(ts)).long()
-
-
-def _pool(where: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
-    """Centre pixels per image, and each image's chance: in proportion to its pixels."""
-    counts = np.array([len(w) for w in where], dtype=np.float64)
-    return where, counts / counts.sum()
-
-
-def _pad(a: np.ndarray, p: int, value) -> np.ndarray:
-    """An image smaller than the crop, padded to it (padding is ignored by the losses)."""
-    if a.shape[0] == p and a.shape[1] == p:
-        return a
-    widths = [(0, p - a.shape[0]), (0, p - a.shape[1])] + [(0, 0)] * (a.ndim - 2)
-    return np.pad(a, widths, constant_values=value)
+from .strokes import StrokeCrops, balanced_weights, load_labelled, load_replay, pad, teacher_labels
 
 
 def freeze(model, what: str) -> None:
@@ -190,21 +88,13 @@ def adapt_batchnorm(model, samples, share, patch, rng, device, batches=8, batch_
             image = samples[i].image
             h, w = image.shape[:2]
             y, x = rng.integers(max(1, h - patch + 1)), rng.integers(max(1, w - patch + 1))
-            crops.append(_pad(image[y : y + patch, x : x + patch], patch, 0))
+            crops.append(pad(image[y : y + patch, x : x + patch], patch, 0))
         model(torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().to(device))
     for m, (mean, var, momentum) in zip(norms, parent):
         m.running_mean.mul_(share).add_(mean, alpha=1 - share)
         m.running_var.mul_(share).add_(var, alpha=1 - share)
         m.momentum = momentum
     model.eval()
-
-
-def balanced_weights(samples: Sequence[Sample], num_classes: int) -> torch.Tensor:
-    """Per-class weights making each labelled class count the same in the stroke loss."""
-    counts = class_pixel_counts(samples, num_classes).astype(np.float64)
-    present = counts > 0
-    w = np.where(present, counts.sum() / np.maximum(counts, 1) / present.sum(), 0.0)
-    return torch.tensor(w, dtype=torch.float32)
 
 
 def pick_recipe(name: str, model, meta: dict, samples: Sequence[Sample]) -> tuple[str, str]:
@@ -229,25 +119,6 @@ def pick_recipe(name: str, model, meta: dict, samples: Sequence[Sample]) -> tupl
         f"recipe correction: the images look like the model's training imagery (feature "
         f"distance {d:.2f}, within {limit:.2f}; --recipe new-place to learn them anew)"
     )
-
-
-def load_replay(
-    root: str | Path, classes: ClassTable, cfg: FinetuneConfig, rng, data_classes=None
-) -> Batches:
-    """Crops of a random choice of ``cfg.replay_images`` images of the original data. Its
-    masks are read with ``data_classes`` (the parent's table) and their labels renamed to
-    ``classes`` by class name; a class the user's table lacks is unlabelled there."""
-    data_classes = data_classes or classes
-    pairs = find_pairs(root)
-    chosen = sorted(rng.choice(len(pairs), size=min(cfg.replay_images, len(pairs)), replace=False))
-    samples = [load_sample(pairs[i], data_classes, cfg.patch_size) for i in chosen]
-    if data_classes is not classes:
-        lut = np.full(256, IGNORE_INDEX, np.uint8)
-        for new, old in enumerate(match_names(classes, data_classes)):
-            if old is not None:
-                lut[old] = new
-        samples = [dataclasses.replace(s, labels=lut[s.labels]) for s in samples]
-    return Batches(samples, cfg.patch_size, cfg.replay_batch, augment=True)
 
 
 def finetune(
