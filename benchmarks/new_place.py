@@ -273,7 +273,7 @@ def figure(path: Path, scenes, before, after, classes) -> None:
     import matplotlib.pyplot as plt
 
     palette = np.vstack([classes.palette, [[0, 0, 0]] * (256 - len(classes))]).astype(np.uint8)
-    fig, axes = plt.subplots(len(scenes), 4, figsize=(16, 4.2 * len(scenes)), squeeze=False)
+    fig, axes = plt.subplots(len(scenes), 4, figsize=(16, 2.4 * len(scenes)), squeeze=False)
     for row, (name, _, rgb, truth), b, a in zip(axes, scenes, before, after):
         h = truth.shape[0] // 2
         for ax, im, title in zip(

@@ -386,8 +386,10 @@ RECIPES: dict[str, dict] = {
     # errors), the pretrained encoder kept (its features carry over; half the backward pass)
     # and, halfway, self-training on the student's own confident pixels everywhere
     "new-place": dict(steps=200, lr=1e-3, freeze="encoder", distill=0.0, self_train=1.0),
-    # issue 12's protection against forgetting: a tiny rate, the parent's confident pixels
-    "correction": dict(steps=144, lr=1e-5, freeze="none", distill=1.0, self_train=0.0),
+    # issue 12's protection against forgetting (a tiny rate, the parent's confident pixels
+    # kept), with the encoder kept too: at home the whole network lost 0.007 accuracy on the
+    # other held-out images, this 0.000
+    "correction": dict(steps=144, lr=1e-5, freeze="encoder", distill=1.0, self_train=0.0),
 }
 
 
