@@ -116,7 +116,6 @@ def write_polygons(path: Path, scene_squares, images, names) -> None:
     import rasterio
     import shapely
     from pyproj import Transformer
-    from shapely.ops import transform
 
     geoms, classes = [], []
     for squares_i, image in zip(scene_squares, images):
@@ -124,10 +123,9 @@ def write_polygons(path: Path, scene_squares, images, names) -> None:
             affine, crs = src.transform, src.crs
         to = Transformer.from_crs(crs, "EPSG:3857", always_xy=True).transform
         for c, y, x, side in squares_i:
-            ring = [
-                affine * (x + dx, y + dy) for dx, dy in ((0, 0), (side, 0), (side, side), (0, side))
-            ]
-            geoms.append(transform(to, shapely.Polygon(ring)))
+            corners = ((0, 0), (side, 0), (side, side), (0, side))
+            xs, ys = zip(*(affine * (x + dx, y + dy) for dx, dy in corners))
+            geoms.append(shapely.Polygon(zip(*to(xs, ys))))
             classes.append(names[c])
     pyogrio.raw.write(
         str(path),
@@ -294,6 +292,36 @@ def figure(path: Path, scenes, before, after, classes) -> None:
     plt.close(fig)
 
 
+def chart(rows: list[dict], path: Path) -> None:
+    """Bottom-half accuracy before and after, per scene, for each new-place row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if "scenes" in r]
+    if not rows:
+        return
+    names = [s["scene"] for s in rows[0]["scenes"]]
+    fig, ax = plt.subplots(figsize=(2.2 + 1.6 * len(rows), 3.6))
+    width = 0.8 / (len(names) * 2)
+    for j, name in enumerate(names):
+        for k, when in enumerate(("before", "after")):
+            xs = np.arange(len(rows)) + (2 * j + k - len(names) + 0.5) * width
+            ys = [r["scenes"][j][when]["pixel_accuracy"] for r in rows]
+            ax.bar(xs, ys, width, label=f"{name} {when}", alpha=0.45 if when == "before" else 1,
+                   color=f"C{j}")  # fmt: skip
+    ax.axhline(0.8, color="k", lw=0.8, ls="--")
+    ax.set_xticks(np.arange(len(rows)))
+    ax.set_xticklabels([f"{r['case']}\n{r['fraction'] * 100:.1f}% s{r['seed']}" for r in rows])
+    ax.set_ylabel("bottom-half pixel accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def line(label: str, s: dict) -> str:
     ious = " ".join(f"{v:.2f}" for v in s["per_class_iou"][:5])
     acc, miou = s["pixel_accuracy"], s["mean_iou_land_cover"]
@@ -371,6 +399,7 @@ def main() -> None:
             f.write(json.dumps(row) + "\n")
     for row in rows:
         report(row)
+    chart(rows, args.out / "new_place.png")
 
 
 if __name__ == "__main__":
