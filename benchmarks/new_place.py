@@ -210,7 +210,8 @@ def case_new_place(args, parent_path, parent, scenes, fraction, seed, polygons=F
 
 def case_home(args, parent_path, parent, fraction, seed):
     """The bundled model's two held-out Tile 7 images painted; its 12 other held-out images
-    (the gain) and one training image per tile (what is forgotten) scored."""
+    (the gain), one training image per tile (what is forgotten) and the painted images'
+    unpainted pixels scored."""
     from aerialseg.models.checkpoint import read_metadata
 
     held_out = read_metadata(parent_path)["val_images"]
@@ -223,6 +224,7 @@ def case_home(args, parent_path, parent, fraction, seed):
     ]
     load = {i: load_sample(pairs[i], parent.classes) for i in painted + others + trained}
     rng = np.random.default_rng(seed)
+    unpainted = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "images").mkdir()
@@ -231,27 +233,21 @@ def case_home(args, parent_path, parent, fraction, seed):
             s = load[i]
             name = i.replace("/", "_").replace(" ", "")
             save_image(folder / "images" / f"{name}.png", s.image)
+            everywhere = np.ones(s.labels.shape, bool)
             lab = strokes(
-                s.labels,
-                parent.segment(s.image),
-                np.ones(s.labels.shape, bool),
-                fraction,
-                args.on_errors,
-                rng,
+                s.labels, parent.segment(s.image), everywhere, fraction, args.on_errors, rng
             )
+            unpainted[i] = lab == IGNORE_INDEX
             save_image(folder / "labels" / f"{name}.png", lab)
         after_seg, record = teach(parent_path, folder, folder / "labels", args, seed)
     parts = {}
-    for part, ids in (("others", others), ("trained", trained)):
+    for part, ids in (("others", others), ("trained", trained), ("painted", painted)):
         truths = [load[i].labels for i in ids]
-        everywhere = [np.ones(t.shape, bool) for t in truths]
+        where = [unpainted.get(i, np.ones(t.shape, bool)) for i, t in zip(ids, truths)]
+        images = [load[i].image for i in ids]
         parts[part] = {
-            "before": score(
-                parent.classes, truths, predict(parent, [load[i].image for i in ids]), everywhere
-            ),
-            "after": score(
-                parent.classes, truths, predict(after_seg, [load[i].image for i in ids]), everywhere
-            ),
+            "before": score(parent.classes, truths, predict(parent, images), where),
+            "after": score(parent.classes, truths, predict(after_seg, images), where),
         }
     return {
         "case": "home",
