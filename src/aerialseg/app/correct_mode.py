@@ -6,7 +6,7 @@ turn it on; ``e`` eraser; ``[`` / ``]`` or the mouse wheel brush size; Ctrl+Z un
 Ctrl+Shift+Z redo. Left drag paints, right drag erases, on either view; Shift+click adds a
 polygon corner, Enter fills the polygon (Esc drops it). The brush size is in screen pixels, so
 it feels the same at any zoom; the painting itself is at the image's full resolution. In
-Correct mode the corrections are drawn filled in their class colours over both views; outside
+Correct mode the corrections are drawn filled in their display colours over both views; outside
 it only their outlines, so the map under them (the model's answer) can be compared.
 """
 

@@ -4,7 +4,7 @@
 file beside the output (rewriting an uncompressed tile in place costs nothing, and nothing
 of the map is ever held in memory), then GDAL copies that into the final, deflate-compressed
 tiled GeoTIFF (BigTIFF when it needs it) with overviews, or a Cloud-Optimised GeoTIFF. A label
-map gets the class colours as its colour table, nodata 255, the class names as band metadata
+map gets the display colours as its colour table, nodata 255, the class names as band metadata
 and, beside it, ``.aux.xml`` category names (GDAL, ArcGIS) and a ``.qml`` style (QGIS loads
 it with the layer, so the legend shows the class names).
 """
