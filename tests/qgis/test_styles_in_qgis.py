@@ -82,3 +82,20 @@ def test_qgis_draws_the_polygons_and_labels_by_class_in_the_display_colours(qgis
     assert seen["sublayers"] == ["polygons"]  # dropped, it opens without asking which layer
     assert seen["raster"] == "paletted"
     assert {n: (c, a) for n, c, a in seen["palette"]} == shown
+
+
+def test_the_plugin_reads_the_statistics_colours_with_their_alpha(qgis_python):
+    """Qt reads ``#RRGGBBAA`` as #AARRGGBB: the plugin's categories must split the alpha off."""
+    plugin_parent = Path(__file__).resolve().parents[2] / "src" / "aerialseg"
+    code = (
+        "from qgis.core import QgsApplication\n"
+        "app = QgsApplication([], False)\n"
+        "from qgis_plugin.common import qcolor\n"
+        "for t in ('#1F78B4', 'transparent', '#AA885580'):\n"
+        "    c = qcolor(t)\n"
+        "    print(c.name(), c.alpha())\n"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(plugin_parent)}
+    r = subprocess.run([qgis_python, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split() == ["#1f78b4", "255", "#000000", "0", "#aa8855", "128"]
