@@ -25,13 +25,14 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
 
 
 def legend_handles(classes: ClassTable, shares: Sequence[float] | None = None):
+    """Legend patches in the display colours (a transparent class: an empty box)."""
     return [
         Patch(
             facecolor=np.array(c) / 255,
             edgecolor="black",
             label=n if shares is None else f"{n} {shares[i]:.1%}",
         )
-        for i, (n, c) in enumerate(zip(classes.names, classes.colors))
+        for i, (n, c) in enumerate(zip(classes.names, classes.display))
     ]
 
 
@@ -75,7 +76,7 @@ def examples(
         acc = float(np.mean(pred[labelled] == s.labels[labelled])) if labelled.any() else 0.0
         for ax, img, title in zip(
             row,
-            (s.image, classes.colorize(s.labels), classes.colorize(pred)),
+            (s.image, classes.paint(s.labels), classes.paint(pred)),
             (s.id, "Ground truth", f"Prediction (accuracy {acc:.3f})"),
         ):
             ax.imshow(img)

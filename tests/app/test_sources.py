@@ -73,7 +73,7 @@ def test_save_keeps_the_georeference_and_plain_saves_stay_pngs(tmp_path, tiny_mo
         assert ds.transform == geo.transform and (ds.width, ds.height) == (150, 100)
         assert ds.bounds == rasterio.open(path).bounds  # lands where the raster does
         assert ds.nodata == 255 and np.array_equal(ds.read(1), labels)
-        assert ds.colormap(1)[0][:3] == tuple(seg.classes.colors[0])
+        assert ds.colormap(1)[0][:3] == tuple(seg.classes.display[0][:3])  # as shown
     assert paths["labels_qml"].is_file() and paths["labels_aux"].is_file()
     assert paths["labels"].suffix == ".png" and paths["figure"].is_file()  # PNGs as before
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths.values())

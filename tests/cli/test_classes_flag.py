@@ -7,7 +7,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from aerialseg.classes import DUBAI, IGNORE_INDEX
+from aerialseg.classes import DUBAI, IGNORE_INDEX, ClassTable
 from aerialseg.cli import main
 from aerialseg.models.checkpoint import read_metadata
 
@@ -165,7 +165,7 @@ def test_finetune_teaches_a_new_legend_that_segment_then_uses(tmp_path, parent, 
             "--patch-size", "32", "--batch-size", "2", "--precision", "fp32",
             "--device", "cpu", "-q"]  # fmt: skip
     assert main([str(a) for a in argv]) == 0
-    assert read_metadata(new)["classes"] == NEW
+    assert ClassTable.from_dict(read_metadata(new)["classes"]) == ClassTable.from_dict(NEW)
     assert _segment(image, new, tmp_path / "seg") == 0  # its own table: the legend's
     stats = json.loads((tmp_path / "seg" / "scene_stats.json").read_text())
     assert [c["class"] for c in stats["classes"]] == [c["name"] for c in NEW["classes"]]

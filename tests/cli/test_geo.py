@@ -82,9 +82,9 @@ def test_segment_writes_georeferenced_outputs_and_reports_bad_rasters(tmp_path, 
     stats = json.loads((out / "ortho_stats.json").read_text())
     assert stats["crs"] == "EPSG:32640"
     area = {c["class"]: c["area_m2"] for c in stats["classes"]}
-    polygons = pyogrio.read_info(out / "ortho_polygons.gpkg")
+    polygons = pyogrio.read_info(out / "ortho_polygons.gpkg", layer="polygons")
     assert polygons["features"] == stats["polygons"]["polygons"] > 0
-    _, _, _, fields = pyogrio.raw.read(out / "ortho_polygons.gpkg")
+    _, _, _, fields = pyogrio.raw.read(out / "ortho_polygons.gpkg", layer="polygons")
     for name, a in area.items():
         assert fields[2][fields[0] == name].sum() == pytest.approx(a, abs=0.01)
     assert int((labels != 255).sum()) == sum(c["pixels"] for c in stats["classes"])

@@ -30,10 +30,10 @@ def test_nodata_masks_an_unflagged_border_out_of_every_output(tmp_path, tiny_mod
     stats = json.loads((out / "ortho_stats.json").read_text())
     assert stats["nodata_pixels"] == corner.sum()
     assert sum(c["pixels"] for c in stats["classes"]) == labels.size - corner.sum()
-    info = pyogrio.read_info(out / "ortho_polygons.gpkg")
+    info = pyogrio.read_info(out / "ortho_polygons.gpkg", layer="polygons")
     import shapely
 
-    _, _, wkb, _ = pyogrio.raw.read(out / "ortho_polygons.gpkg")
+    _, _, wkb, _ = pyogrio.raw.read(out / "ortho_polygons.gpkg", layer="polygons")
     area = shapely.area(shapely.from_wkb(wkb)).sum()
     assert area == pytest.approx((labels.size - corner.sum()) * 0.25), info
     # without the flag the corner is mapped like any other pixel

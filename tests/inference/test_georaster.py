@@ -109,7 +109,7 @@ def test_label_geotiff_has_the_inputs_grid_classes_nodata_and_areas(seg, tmp_pat
         assert lab.dtypes[0] == "uint8" and lab.nodata == 255
         assert lab.profile["compress"] == "deflate" and lab.profile["tiled"]
         assert lab.overviews(1) == []  # too small to need any (see test_overviews)
-        assert lab.colormap(1)[0][:3] == seg.classes.colors[0]
+        assert lab.colormap(1)[0][:3] == seg.classes.display[0][:3]  # shown, not read
         assert lab.tags(1)["CLASS_0"] == seg.classes.names[0]
         labels = lab.read(1)
     assert (labels[:, :20] == 255).all() and (labels[:, 20:] < 6).all()
@@ -159,7 +159,7 @@ def test_overviews_and_cloud_optimised_geotiff(seg, tmp_path, cog):
     with rasterio.open(paths["labels"]) as lab:
         assert lab.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG" or not cog
         assert lab.overviews(1) == ([2] if cog else [2, 4])
-        assert lab.colormap(1)[1][:3] == seg.classes.colors[1] and lab.nodata == 255
+        assert lab.colormap(1)[1][:3] == seg.classes.display[1][:3] and lab.nodata == 255
 
 
 def test_a_failure_leaves_nothing_behind(seg, tmp_path, monkeypatch):
@@ -197,3 +197,22 @@ def test_short_wide_rasters_are_still_cut_into_chunks():
         assert groups[0][0] == 0 and groups[-1][1] == len(cols)
         widest = max(cols[i1 - 1] + win_w - cols[i0] for i0, i1 in groups)
         assert widest <= 8 * win_w, (h, w, widest)
+
+
+def test_label_geotiff_colour_table_and_qml_show_the_display_palette(tmp_path):
+    from aerialseg.classes import DUBAI
+    from aerialseg.inference.geofiles import write_label_geotiff
+
+    labels = np.array([[0, 1, 2], [3, 4, 5], [255, 4, 4]], dtype=np.uint8)
+    like = rasterio.open(write_raster(tmp_path / "in.tif", np.zeros((3, 3, 3), np.uint8)))
+    paths = write_label_geotiff(tmp_path, "x", labels, DUBAI, like)
+    with rasterio.open(paths["labels_tif"]) as lab:
+        table = lab.colormap(1)
+        assert np.array_equal(lab.read(1), labels)
+    for i in range(5):  # water blue, vegetation green ...: not the masks' colours
+        assert table[i] == (*DUBAI.display[i][:3], 255), DUBAI.names[i]
+    assert table[5] == (255, 255, 255, 255)  # Unlabeled: a TIFF palette has no alpha
+    assert table[255][3] == 0  # no data: transparent
+    qml = paths["labels_qml"].read_text()
+    assert '<paletteEntry value="4" color="#1f78b4" alpha="255" label="Water"/>' in qml
+    assert 'value="5" color="#000000" alpha="0" label="Unlabeled"' in qml  # transparent

@@ -32,7 +32,27 @@ def test_overlay_opacity():
     rgb = np.full((1, 2, 3), 100, np.uint8)
     labels = np.array([[1, 1]], np.uint8)
     assert (overlay(rgb, labels, DUBAI, 0.0) == rgb).all()
-    assert (overlay(rgb, labels, DUBAI, 1.0) == DUBAI.colors[1]).all()
+    assert (overlay(rgb, labels, DUBAI, 1.0) == DUBAI.display[1][:3]).all()  # as shown
+    unlabeled = np.array([[5, 255]], np.uint8)  # transparent class, no data: the photo
+    assert (overlay(rgb, unlabeled, DUBAI, 1.0) == rgb).all()
+
+
+def test_the_mask_reads_back_as_the_labels_and_the_figure_shows_the_display_palette(tmp_path):
+    from aerialseg.io.images import read_mask
+
+    rgb, labels = make_scene(60, 80, seed=3)
+    labels[:30, :40] = 4  # a big Water patch
+    paths = output_paths(tmp_path, "x")
+    info = write_outputs(paths, rgb, labels, DUBAI, "x.jpg")
+    back, unknown = DUBAI.encode(read_mask(paths["mask"]))
+    assert np.array_equal(back, labels) and unknown == 0  # mask colours: a round trip
+    figure = np.array(Image.open(paths["figure"]).convert("RGB")).reshape(-1, 3)
+    colours = {tuple(c) for c in np.unique(figure, axis=0)}
+    assert DUBAI.display[4][:3] in colours  # water blue
+    assert DUBAI.colors[4] not in colours  # not the masks' orange
+    water = next(r for r in info["classes"] if r["class"] == "Water")
+    assert water["color"] == "#1F78B4"
+    assert info["classes"][-1]["color"] == "transparent"
 
 
 def test_every_output_is_written_and_readable(tmp_path):

@@ -30,7 +30,7 @@ def label_raster(tmp_path, crs="EPSG:32640", transform=None, seed=4):
 def test_polygons_cut_by_chunks_are_merged_and_areas_match_pixel_counts(tmp_path):
     path, labels = label_raster(tmp_path)
     info = polygonize_to_file(path, tmp_path / "p.gpkg", DUBAI, "gpkg", 0, 1.0, rows=16)
-    meta, _, geometry, fields = pyogrio.raw.read(tmp_path / "p.gpkg")
+    meta, _, geometry, fields = pyogrio.raw.read(tmp_path / "p.gpkg", layer="polygons")
     assert meta["crs"] == "EPSG:32640" and meta["geometry_type"] == "Polygon"
     names, index, area = fields[0], fields[1], fields[2]
     geoms = shapely.from_wkb(geometry)
@@ -51,7 +51,7 @@ def test_polygons_cut_by_chunks_are_merged_and_areas_match_pixel_counts(tmp_path
     n = shapely.get_num_coordinates(geoms).sum()
     assert n < 0.6 * stairs
     polygonize_to_file(path, tmp_path / "one.gpkg", DUBAI, "gpkg", 0, 1.0)  # one chunk
-    one = shapely.from_wkb(pyogrio.raw.read(tmp_path / "one.gpkg")[2])
+    one = shapely.from_wkb(pyogrio.raw.read(tmp_path / "one.gpkg", layer="polygons")[2])
     assert n <= 1.05 * shapely.get_num_coordinates(one).sum()  # cut lines leave ~no trace
 
 
@@ -62,10 +62,10 @@ def test_minimum_mapping_unit_removes_small_patches(tmp_path):
     labels_noisy[100:101, 60:63] = 0
     path = write_raster(tmp_path / "noisy.tif", labels_noisy[None], crs="EPSG:32640", nodata=255)
     polygonize_to_file(path, tmp_path / "p.gpkg", DUBAI, "gpkg", 12, 1.0, rows=32)
-    _, _, geometry, fields = pyogrio.raw.read(tmp_path / "p.gpkg")
+    _, _, geometry, fields = pyogrio.raw.read(tmp_path / "p.gpkg", layer="polygons")
     assert fields[2].min() >= 0.8 * 12 * 0.25  # m^2: nothing under ~12 pixels left
     polygonize_to_file(path, tmp_path / "q.gpkg", DUBAI, "gpkg", 0, 1.0, rows=32)
-    _, _, _, fields0 = pyogrio.raw.read(tmp_path / "q.gpkg")
+    _, _, _, fields0 = pyogrio.raw.read(tmp_path / "q.gpkg", layer="polygons")
     assert fields0[2].min() < 2  # without an MMU the specks are there
 
 
@@ -97,3 +97,28 @@ def test_utm_geojson_is_reprojected_to_wgs84(tmp_path):
     doc = json.loads((tmp_path / "p.geojson").read_text())
     lon, lat = doc["features"][0]["geometry"]["coordinates"][0][0]
     assert 56.9 < lon < 57.1 and 25.2 < lat < 25.3  # UTM 40N (500 km E, 2790 km N)
+
+
+def test_the_geopackage_carries_its_qgis_style_by_class(tmp_path):
+    import sqlite3
+
+    from aerialseg.gis.vector_labels import VectorOptions, check_layer
+
+    path, _ = label_raster(tmp_path)
+    gpkg = tmp_path / "p.gpkg"
+    polygonize_to_file(path, gpkg, DUBAI, "gpkg")
+    polygonize_to_file(path, gpkg, DUBAI, "gpkg")  # again over it: still one style
+    with sqlite3.connect(gpkg) as db:
+        rows = db.execute(
+            "SELECT f_table_name, f_geometry_column, styleQML, useAsDefault FROM layer_styles"
+        ).fetchall()
+        geom = db.execute("SELECT column_name FROM gpkg_geometry_columns").fetchone()[0]
+    assert len(rows) == 1
+    table, column, qml, default = rows[0]
+    assert (table, column, default) == ("polygons", geom, 1)
+    assert '<renderer-v2 type="categorizedSymbol" attr="class"' in qml
+    assert 'value="Water"' in qml and 'value="31,120,180,255"' in qml  # display blue
+    assert 'value="0,0,0,0"' in qml  # Unlabeled: transparent
+    assert [str(n) for n in pyogrio.list_layers(gpkg)[:, 0]] == ["polygons", "layer_styles"]
+    # read back as labels without --layer: the style table is no layer of shapes
+    assert check_layer(gpkg, VectorOptions("class"))[0] == "polygons"

@@ -84,7 +84,7 @@ def test_segment_keeps_the_grid_and_writes_styled_labels_polygons_and_table(home
     qml = out.with_suffix(".qml").read_text()
     aux = Path(f"{out}.aux.xml").read_text()
     assert all(n in qml and n in aux for n in names)
-    _, _, wkb, fields = pyogrio.raw.read(tmp_path / "polygons.gpkg")
+    _, _, wkb, fields = pyogrio.raw.read(tmp_path / "polygons.gpkg", layer="polygons")
     area = shapely.area(shapely.from_wkb(wkb)).sum()
     mapped = (labels != 255).sum() * pixel
     assert area == pytest.approx(mapped, rel=0.01)

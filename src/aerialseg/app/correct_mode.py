@@ -6,7 +6,7 @@ turn it on; ``e`` eraser; ``[`` / ``]`` or the mouse wheel brush size; Ctrl+Z un
 Ctrl+Shift+Z redo. Left drag paints, right drag erases, on either view; Shift+click adds a
 polygon corner, Enter fills the polygon (Esc drops it). The brush size is in screen pixels, so
 it feels the same at any zoom; the painting itself is at the image's full resolution. In
-Correct mode the corrections are drawn filled in their class colours over both views; outside
+Correct mode the corrections are drawn filled in their display colours over both views; outside
 it only their outlines, so the map under them (the model's answer) can be compared.
 """
 
@@ -270,11 +270,7 @@ class CorrectMode:
         if not self._ready():
             return
         r = self.brush_px()
-        colour = (
-            "white"
-            if self.erasing.get()
-            else "#{:02X}{:02X}{:02X}".format(*self.classes.colors[self.cls])
-        )
+        colour = "white" if self.erasing.get() else self.classes.swatch(self.cls)
         for c in self.views.canvases:
             c.delete("brush")
             c.create_oval(
@@ -302,7 +298,7 @@ class CorrectMode:
         small = np.array(Image.fromarray(e.painting.labels).resize(size, Image.Resampling.NEAREST))
         mask = small != IGNORE_INDEX
         edge = outline(mask)
-        colours = self.classes.colorize(np.where(mask, small, 0))
+        colours = self.classes.paint(np.where(mask, small, 0))
         photo, blend = photo.copy(), blend.copy()
         if self.active.get():
             blend[mask] = colours[mask]

@@ -93,7 +93,9 @@ class Views:
             child.destroy()
         self.swatches = []
         for i, row in enumerate(class_stats(r.labels, r.classes)):
-            swatch = tk.Label(self.legend, background=row["color"], width=2, relief="solid", bd=2)
+            swatch = tk.Label(
+                self.legend, background=r.classes.swatch(i), width=2, relief="solid", bd=2
+            )
             swatch.pack(side="left", padx=(8, 2))
             share = "not learnt" if row["class"] in r.unlearnt else f"{row['percent']:.1f}%"
             text = ttk.Label(self.legend, text=f"{i + 1} {row['class']} {share}")

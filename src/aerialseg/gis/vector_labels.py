@@ -81,13 +81,15 @@ class Shapes:
 
 
 def _layer_name(path: Path, layer: str | None) -> str:
-    """The layer to read: ``layer``, or the file's only one."""
+    """The layer to read: ``layer``, or the file's only one with geometries (tables without,
+    such as the ``layer_styles`` QGIS and aerialseg keep in a GeoPackage, are no labels)."""
     import pyogrio
 
     if not path.exists():
         raise AerialSegError(f"{path}: no such vector file")
     try:
-        names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
+        listed = pyogrio.list_layers(path)
+        names = [str(n) for n in listed[:, 0]]
     except Exception as e:  # noqa: BLE001 - GDAL's errors have many types
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise AerialSegError(f"{path}: cannot open as a vector file ({reason})") from None
@@ -95,11 +97,12 @@ def _layer_name(path: Path, layer: str | None) -> str:
         raise AerialSegError(f"{path}: has no layer")
     if layer is not None and layer not in names:
         raise AerialSegError(f"{path}: no layer {layer!r}; its layers: {', '.join(names)}")
-    if layer is None and len(names) > 1:
+    spatial = [str(n) for n, geometry in listed if geometry is not None] or names
+    if layer is None and len(spatial) > 1:
         raise AerialSegError(
-            f"{path}: has {len(names)} layers, pick one with --layer: " + ", ".join(names)
+            f"{path}: has {len(spatial)} layers, pick one with --layer: " + ", ".join(spatial)
         )
-    return layer or names[0]
+    return layer or spatial[0]
 
 
 def _class_indices(values: np.ndarray, classes: ClassTable, where: str) -> np.ndarray:

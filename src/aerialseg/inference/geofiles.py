@@ -22,7 +22,7 @@ from .outputs import staged, write_stats
 SUFFIXES = {
     "labels": "_labels.tif",
     "labels_aux": "_labels.tif.aux.xml",  # category names (GDAL, ArcGIS)
-    "labels_qml": "_labels.qml",  # QGIS style: class colours and names in the legend
+    "labels_qml": "_labels.qml",  # QGIS style: display colours and names in the legend
     "stats_json": "_stats.json",
     "stats_csv": "_stats.csv",
 }

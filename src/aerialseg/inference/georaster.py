@@ -19,7 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..classes import IGNORE_INDEX, ClassTable
+from ..classes import IGNORE_INDEX, ClassTable, display_hex
 from ..errors import AerialSegError
 from .segmenter import predict_bands
 from .tiling import Tiling, reflect_index, spline_ramp
@@ -221,10 +221,10 @@ def class_areas(counter: ClassCounter, classes: ClassTable, row_area: np.ndarray
     data = int(totals[: counter.n].sum())
     area = counter.counts[:, : counter.n].T @ row_area if row_area is not None else None
     rows = []
-    for i, (name, color) in enumerate(zip(classes.names, classes.colors)):
+    for i, (name, shown) in enumerate(zip(classes.names, classes.display)):
         row = {
             "class": name,
-            "color": "#{:02X}{:02X}{:02X}".format(*color),
+            "color": display_hex(shown),
             "pixels": int(totals[i]),
             "percent": round(100 * totals[i] / data, 4) if data else 0.0,
         }

@@ -4,7 +4,7 @@
 file beside the output (rewriting an uncompressed tile in place costs nothing, and nothing
 of the map is ever held in memory), then GDAL copies that into the final, deflate-compressed
 tiled GeoTIFF (BigTIFF when it needs it) with overviews, or a Cloud-Optimised GeoTIFF. A label
-map gets the class colours as its colour table, nodata 255, the class names as band metadata
+map gets the display colours as its colour table, nodata 255, the class names as band metadata
 and, beside it, ``.aux.xml`` category names (GDAL, ArcGIS) and a ``.qml`` style (QGIS loads
 it with the layer, so the legend shows the class names).
 """
@@ -69,9 +69,7 @@ class GeoTiffWriter:
         def start():
             self.dst = rio.open(self.raw, "w", **profile)
             if classes is not None:
-                lut = {i: (*c, 255) for i, c in enumerate(classes.colors)}
-                lut[NODATA_LABEL] = (0, 0, 0, 0)
-                self.dst.write_colormap(1, lut)
+                self.dst.write_colormap(1, colour_table(classes))
                 self.dst.update_tags(1, **class_tags(classes))
             for i, text in enumerate(descriptions or [], start=1):
                 self.dst.set_band_description(i, text)
@@ -163,6 +161,16 @@ def overview_factors(width: int, height: int, smallest: int = 256) -> list[int]:
     return factors
 
 
+def colour_table(classes: ClassTable) -> dict[int, tuple[int, int, int, int]]:
+    """The GeoTIFF's colour table: the display colours, as maps show them (not the mask
+    colours). A TIFF palette keeps no alpha, so a transparent class is stored over white (a
+    neutral colour in any viewer); QGIS draws it transparent from the .qml beside it."""
+    flat = classes.paint(np.arange(len(classes), dtype=np.uint8))
+    lut = {i: (*map(int, rgb), a[3]) for i, (rgb, a) in enumerate(zip(flat, classes.display))}
+    lut[NODATA_LABEL] = (0, 0, 0, 0)
+    return lut
+
+
 def class_tags(classes: ClassTable) -> dict[str, str]:
     """Band metadata naming each class value (what GDAL-based tools show as metadata)."""
     tags = {f"CLASS_{i}": name for i, name in enumerate(classes.names)}
@@ -186,12 +194,13 @@ def aux_xml(classes: ClassTable) -> str:
 
 
 def qgis_style(classes: ClassTable) -> str:
-    """A QGIS layer style (.qml): the label map drawn in the class colours, with the class
-    names in the legend; QGIS applies ``NAME.qml`` to ``NAME.tif`` when it opens it."""
+    """A QGIS layer style (.qml): the label map drawn in the display colours (a transparent
+    class with alpha 0), with the class names in the legend; QGIS applies ``NAME.qml`` to
+    ``NAME.tif`` when it opens it."""
     entries = "".join(
-        f'        <paletteEntry value="{i}" color="{to_hex(c).lower()}" alpha="255" '
+        f'        <paletteEntry value="{i}" color="{to_hex(c[:3]).lower()}" alpha="{c[3]}" '
         f"label={quoteattr(n)}/>\n"
-        for i, (n, c) in enumerate(zip(classes.names, classes.colors))
+        for i, (n, c) in enumerate(zip(classes.names, classes.display))
     )
     return (
         "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"

@@ -1,4 +1,8 @@
-"""Files written for a segmented image: label PNG, colour mask, overlay, figure, statistics."""
+"""Files written for a segmented image: label PNG, colour mask, overlay, figure, statistics.
+
+The mask PNG is in the *mask* colours (it reads back as the same labels, like the dataset's
+masks); the overlay, figure and the statistics' colours are the *display* colours.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..classes import ClassTable
+from ..classes import ClassTable, display_hex
 from ..errors import AerialSegError
 from ..io.files import atomic_path, write_text
 from ..io.images import save_image
@@ -23,7 +27,7 @@ from .familiarity import familiarity_stats, image_familiarity
 
 SUFFIXES = {
     "labels": "_labels.png",  # class index per pixel (mode L)
-    "mask": "_mask.png",  # class colours
+    "mask": "_mask.png",  # mask colours: reads back as these labels
     "overlay": "_overlay.jpg",  # colours blended over the photo
     "figure": "_figure.png",  # photo | prediction with a legend
     "stats_json": "_stats.json",
@@ -66,15 +70,15 @@ def display_name(path: str | Path) -> str:
 
 
 def class_stats(labels: np.ndarray, classes: ClassTable, gsd: float | None = None) -> list[dict]:
-    """Pixels and share of the image per class; square metres when the ground sampling
-    distance (metres per pixel) is known."""
+    """Pixels and share of the image per class (with its display colour, as the maps show
+    it); square metres when the ground sampling distance (metres per pixel) is known."""
     counts = np.bincount(labels.ravel(), minlength=len(classes))[: len(classes)]
     total = labels.size
     rows = []
-    for name, color, n in zip(classes.names, classes.colors, counts):
+    for name, shown, n in zip(classes.names, classes.display, counts):
         row = {
             "class": name,
-            "color": "#{:02X}{:02X}{:02X}".format(*color),
+            "color": display_hex(shown),
             "pixels": int(n),
             "percent": round(100 * n / total, 4),
         }
@@ -85,12 +89,14 @@ def class_stats(labels: np.ndarray, classes: ClassTable, gsd: float | None = Non
 
 
 def overlay(rgb: np.ndarray, labels: np.ndarray, classes: ClassTable, opacity: float) -> np.ndarray:
+    """The display colours over the photo at ``opacity`` (times each class's own alpha:
+    a transparent class leaves the photo as it is)."""
     if not 0 <= opacity <= 1:
         raise AerialSegError(f"opacity must be between 0 and 1, not {opacity}")
     out = np.empty_like(rgb)
     for y in range(0, len(rgb), 512):  # in bands: a float copy of a huge image is 12 B/pixel
         band = rgb[y : y + 512].astype(np.float32) * (1 - opacity)
-        band += opacity * classes.colorize(labels[y : y + 512])
+        band += opacity * classes.paint(labels[y : y + 512], rgb[y : y + 512])
         out[y : y + 512] = band.round()
     return out
 
@@ -111,7 +117,7 @@ def side_by_side(
     small, lab = rgb[::step, ::step], labels[::step, ::step]
     fig = Figure(figsize=(14, 7 * small.shape[0] / small.shape[1] + 1))
     axes = fig.subplots(1, 2)
-    for ax, img, t in zip(axes, (small, classes.colorize(lab)), (title, "Prediction")):
+    for ax, img, t in zip(axes, (small, classes.paint(lab)), (title, "Prediction")):
         ax.imshow(img, interpolation="nearest")
         ax.set_title(t)
         ax.axis("off")

@@ -7,7 +7,8 @@ neighbours stay shared: no gaps, no overlaps; the chunk's own cut lines are kept
 Polygons cut by a chunk line are merged with their other part; a polygon is written as soon as
 it cannot grow any more, so the open set stays small. Only then are the pixel coordinates
 mapped to the raster's CRS, and areas computed: planar for a projected CRS, geodesic (pyproj)
-for a geographic one.
+for a geographic one. A GeoPackage also carries its style (``vector_style``): QGIS draws the
+polygons by class in the display colours as soon as the file is opened.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ CHUNK_PIXELS = 8_000_000  # a chunk of rows holds about this many pixels (memory
 ROWS = 2048  # at most this many rows per chunk
 HALO_MAX = 1024  # rows of context around a chunk for the sieve
 FLUSH = 20_000  # features written at a time
+LAYER = "polygons"  # the GeoPackage layer's name
 
 
 def polygonize_to_file(
@@ -195,7 +197,7 @@ class _Output:
                 shapely.to_wkb(g),
                 field_data=[names, v.astype(np.int32), np.round(area, 3), np.round(area / 1e4, 6)],
                 fields=["class", "class_index", "area_m2", "area_ha"],
-                layer="polygons",
+                layer=LAYER,
                 driver="GPKG",
                 geometry_type="Polygon",
                 crs=self.crs.to_wkt() if self.crs else None,
@@ -207,8 +209,12 @@ class _Output:
         if self.fmt == "geojson":
             self.f.write("\n]}\n")
             self.f.close()
-        elif self.count == 0:  # an empty layer, so the file still opens
-            self.add(np.empty(0, object), np.empty(0, np.int64))
+        else:
+            if self.count == 0:  # an empty layer, so the file still opens
+                self.add(np.empty(0, object), np.empty(0, np.int64))
+            from .vector_style import store_gpkg_style
+
+            store_gpkg_style(self.dest, LAYER, self.classes)  # QGIS draws it by class
 
     def abort(self) -> None:
         if self.fmt == "geojson" and not self.f.closed:

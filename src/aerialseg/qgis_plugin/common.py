@@ -149,7 +149,8 @@ class StyleFromQml(QgsProcessingLayerPostProcessorInterface):
 
 
 class ClassCategories(QgsProcessingLayerPostProcessorInterface):
-    """Draws polygons by their ``class`` field, in the class colours."""
+    """Draws polygons by their ``class`` field, in the display colours (the GeoPackage holds
+    the same style, but Processing loads its outputs without a layer's stored style)."""
 
     def __init__(self, table: list):
         super().__init__()
@@ -164,9 +165,19 @@ def class_renderer(layer, table: list):
     cats = []
     for name, color in table:
         symbol = QgsSymbol.defaultSymbol(layer.geometryType())
-        symbol.setColor(QColor(color))
+        symbol.setColor(qcolor(color))
         cats.append(QgsRendererCategory(name, symbol, name))
     return QgsCategorizedSymbolRenderer("class", cats)
+
+
+def qcolor(text: str) -> QColor:
+    """A statistics colour (``#RRGGBB``, CSS's ``#RRGGBBAA``, ``transparent``) as a QColor:
+    Qt reads an 8-digit hex as #AARRGGBB, so the alpha is split off here."""
+    if text.startswith("#") and len(text) == 9:
+        color = QColor(text[:7])
+        color.setAlpha(int(text[7:], 16))
+        return color
+    return QColor(text)
 
 
 def style_on_load(context, output: str, processor) -> None:
