@@ -392,6 +392,7 @@ def main() -> None:
             figure(args.out / f"polygons-{seed}.png", scenes, *maps, parent.classes)
     with open(args.out / "results.jsonl", "a") as f:
         for row in rows:
+            row["settings"] = args.settings  # besides the defaults
             f.write(json.dumps(row) + "\n")
     for row in rows:
         report(row)
