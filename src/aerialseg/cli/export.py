@@ -20,6 +20,10 @@ def cmd_export(args) -> int:
         raise AerialSegError(f"{out}: exists (--overwrite replaces it)")
     if not out.parent.is_dir():
         raise AerialSegError(f"{out.parent}: no such folder")
+    if args.target and args.format != "onnx":
+        raise AerialSegError(f"--target {args.target} is an ONNX model: use --format onnx")
+    if args.target == "deepness":
+        return export_deepness(args, out)
     import torch
 
     from ..inference.segmenter import DEFAULT_MODEL
@@ -71,6 +75,49 @@ def cmd_export(args) -> int:
     return 0
 
 
+def export_deepness(args, out: Path) -> int:
+    """``--target deepness``: the ONNX model the Deepness QGIS plugin loads (models.deepness),
+    checked like every export: its probabilities on 0-1 input against the PyTorch model's
+    softmax on 0-255 input, on a smooth random tile."""
+    import numpy as np
+    import torch
+
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise AerialSegError(
+            "ONNX export needs the onnx extra: pip install 'aerialseg[onnx]'"
+        ) from None
+    from ..inference.segmenter import DEFAULT_MODEL
+    from ..models import deepness, export
+    from ..models.checkpoint import load_checkpoint
+
+    path = Path(args.model) if args.model else DEFAULT_MODEL
+    model, classes, meta = load_checkpoint(path)
+    meta.setdefault("name", path.stem)
+    data = deepness.deepness_onnx_bytes(model, classes, meta, args.tile_size)
+    t = args.tile_size
+    coarse = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 255
+    x = torch.nn.functional.interpolate(coarse, (t, t), mode="bilinear")
+    with torch.inference_mode():
+        expected = torch.softmax(export.inference_copy(model)(x), 1).numpy()
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    got = session.run(None, {export.INPUT: (x / 255).numpy()})[0]
+    diff = float(np.abs(got - expected).max())
+    agree = float((got.argmax(1) == expected.argmax(1)).mean())
+    if agree < 0.999:
+        raise AerialSegError(f"{out}: the exported model disagrees with the original; not written")
+    export.write_bytes(out, data)
+    what = f"opset {deepness.OPSET}, IR {deepness.IR_VERSION}, {t}x{t} tiles"
+    res, mb = deepness.resolution_cm(meta), out.stat().st_size / 1e6
+    print(
+        f"exported {meta['name']} -> {out} (ONNX for Deepness: {what}, {res:g} cm/px, {mb:.1f} MB)"
+    )
+    print(f"check on a {t}x{t} tile: max |probability difference| vs PyTorch {diff:.2e}, "
+          f"labels equal {agree:.2%}")  # fmt: skip
+    return 0
+
+
 def add_export(sub, help: str) -> None:
     e = common.subcommand(
         sub,
@@ -91,6 +138,21 @@ def add_export(sub, help: str) -> None:
         type=common.number(int, 17, 23),
         default=18,
         help="ONNX opset (default: %(default)s, run fully by onnxruntime's CPU provider)",
+    )
+    e.add_argument(
+        "--target",
+        choices=("deepness",),
+        help="deepness: an ONNX model for the Deepness QGIS plugin (fixed square tile of "
+        "--tile-size, 0-1 RGB in, softmax probabilities out, its metadata: class names, "
+        "resolution in cm/px, tile overlap); opset 17, IR 8",
+    )
+    e.add_argument(
+        "--tile-size",
+        type=common.number(int, 64, 2048),
+        default=512,
+        metavar="PX",
+        help="--target deepness: the model's fixed input side, a multiple of 32 "
+        "(default: %(default)s)",
     )
     e.add_argument("--overwrite", action="store_true", help="replace an existing file")
 

@@ -45,6 +45,11 @@ class OnnxModel:
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise AerialSegError(f"{name}: not a loadable ONNX model ({first})") from None
         props = self.session.get_modelmeta().custom_metadata_map
+        if props.get("target") == "deepness":
+            raise AerialSegError(
+                f"{what}: a model for the Deepness QGIS plugin (0-1 input, fixed tile); "
+                "export one without --target for aerialseg"
+            )
         if "aerialseg" not in props:
             raise AerialSegError(f"{what}: an ONNX model, but not one aerialseg exported")
         self.meta = json.loads(props["aerialseg"])

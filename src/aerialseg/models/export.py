@@ -74,8 +74,9 @@ def _quiet():
                 lg.setLevel(level)
 
 
-def onnx_bytes(model: BaseModel, classes: ClassTable, meta: dict, opset: int = OPSET) -> bytes:
-    """The serialised ONNX model (dynamic batch, height and width)."""
+def onnx_proto(net: torch.nn.Module, example: torch.Tensor, dynamic: dict, opset: int, output: str):
+    """``net`` traced on ``example`` into an ONNX ModelProto (``dynamic``: the input's free
+    axes, for torch.export's ``dynamic_shapes``); shared by every ONNX flavour we write."""
     try:
         import onnx  # noqa: F401 - torch.onnx needs it (and onnxscript)
         import onnxscript  # noqa: F401
@@ -83,31 +84,46 @@ def onnx_bytes(model: BaseModel, classes: ClassTable, meta: dict, opset: int = O
         raise AerialSegError(
             "ONNX export needs the onnx extra: pip install 'aerialseg[onnx]'"
         ) from None
-    net = inference_copy(model)
-    dim = torch.export.Dim.DYNAMIC
-    x = torch.rand(EXAMPLE_SHAPE) * 255
     with _quiet():
         program = torch.onnx.export(
             net,
-            (x,),
+            (example,),
             dynamo=True,
             opset_version=opset,
             input_names=[INPUT],
-            output_names=[OUTPUT],
-            dynamic_shapes={"x": {0: dim, 2: dim, 3: dim}},
+            output_names=[output],
+            dynamic_shapes={"x": dynamic},
             verbose=False,
         )
-    proto = program.model_proto
-    for key, value in export_metadata(model, classes, meta).items():
+    return program.model_proto
+
+
+def add_metadata(proto, props: dict[str, str], doc: str) -> None:
+    for key, value in props.items():
         prop = proto.metadata_props.add()
         prop.key, prop.value = key, value
     proto.producer_name = "aerialseg"
-    proto.doc_string = f"aerialseg segmentation model; {IO_NOTE}"
+    proto.doc_string = doc
+
+
+def onnx_bytes(model: BaseModel, classes: ClassTable, meta: dict, opset: int = OPSET) -> bytes:
+    """The serialised ONNX model (dynamic batch, height and width)."""
+    dim = torch.export.Dim.DYNAMIC
+    x = torch.rand(EXAMPLE_SHAPE) * 255
+    proto = onnx_proto(inference_copy(model), x, {0: dim, 2: dim, 3: dim}, opset, OUTPUT)
+    add_metadata(
+        proto, export_metadata(model, classes, meta), f"aerialseg segmentation model; {IO_NOTE}"
+    )
     return proto.SerializeToString()
 
 
 def save_onnx(path, model: BaseModel, classes: ClassTable, meta: dict, opset: int = OPSET):
-    data = onnx_bytes(model, classes, meta, opset)
+    return write_bytes(path, onnx_bytes(model, classes, meta, opset))
+
+
+def write_bytes(path, data: bytes) -> Path:
+    """``data`` written whole under ``path`` or not at all (an interrupted export leaves no
+    truncated model)."""
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data)
     return Path(path)
