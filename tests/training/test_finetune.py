@@ -329,3 +329,31 @@ def test_self_training_crops_reach_what_no_stroke_touched(tmp_path):
     strokes, taught = (y != IGNORE_INDEX).flatten(1).any(1), (t != IGNORE_INDEX).flatten(1).any(1)
     assert strokes[0::2].all() and taught[1::2].all()  # every other crop: the teacher's pixels
     assert not taught[0::2].any()  # 32-px crops around the corner never reach (150, 150)
+
+
+def test_auto_recipe_tells_a_new_place_from_home(tmp_path):
+    from aerialseg.inference import familiarity as fam
+    from aerialseg.models.checkpoint import load_checkpoint, update_metadata
+    from aerialseg.training.finetune import pick_recipe
+    from aerialseg.training.strokes import load_labelled as load
+
+    from ..inference.test_familiarity import foreign, scenes
+
+    parent = tiny_checkpoint(tmp_path / "parent.safetensors", seed=0)
+    model, _, meta = load_checkpoint(parent)
+    assert pick_recipe("auto", model, meta, [])[0] == "correction"  # no reference to tell by
+    update_metadata(parent, **{fam.KEY: fam.feature_reference(model, scenes(10))})
+    model, _, meta = load_checkpoint(parent)
+    for name, images in (("home", scenes(2, seed=50)), ("away", foreign(2))):
+        root = tmp_path / name
+        (root / "images").mkdir(parents=True)
+        (root / "labels").mkdir()
+        for i, rgb in enumerate(images):
+            Image.fromarray(rgb).save(root / "images" / f"{i}.png")
+            Image.fromarray(np.full(rgb.shape[:2], 1, np.uint8)).save(root / "labels" / f"{i}.png")
+        recipe, why = pick_recipe(
+            "auto", model, meta, load(root / "images", root / "labels", DUBAI)
+        )
+        assert recipe == {"home": "correction", "away": "new-place"}[name]
+        assert why.startswith(f"recipe {recipe}: the images look") and "feature distance" in why
+    assert pick_recipe("new-place", model, meta, []) == ("new-place", "recipe new-place (as asked)")
