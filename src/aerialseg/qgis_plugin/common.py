@@ -16,6 +16,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
+    QgsRaster,
     QgsRendererCategory,
     QgsSymbol,
 )
@@ -24,6 +25,9 @@ from qgis.PyQt.QtGui import QColor
 from . import runner
 
 _KEEP = []  # post-processors must outlive the algorithm that set them (QGIS holds no ref)
+# aerialseg's messages name its flags; a QGIS user sees these parameters
+PARAMETER_OF = {"--bands": "BANDS", "--nodata": "NODATA", "--input-gsd": "INPUT_GSD",
+                "--model": "MODEL"}  # fmt: skip
 
 
 class Algorithm(QgsProcessingAlgorithm):
@@ -71,6 +75,13 @@ class Algorithm(QgsProcessingAlgorithm):
             )
         )
 
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        """A vector file given as INPUT: QGIS alone would say it was "not found"."""
+        value = parameters.get("INPUT")
+        if isinstance(value, str) and is_vector_file(value):
+            return False, f"INPUT: {value} is a vector layer; give a raster (the aerial photo)"
+        return super().checkParameterValues(parameters, context)
+
     def segment_flags(self, parameters, context) -> list:
         """The ``segment`` flags of the shared parameters."""
         flags = []
@@ -89,17 +100,47 @@ class Algorithm(QgsProcessingAlgorithm):
         return flags
 
 
-def raster_file(alg, parameters, context) -> str:
+def is_vector_file(path: str) -> bool:
+    """Whether ``path`` is a file GDAL opens as vectors only."""
+    from .gdal_steps import opens
+
+    path = path.split("|")[0]
+    return Path(path).is_file() and opens(path, "vector") and not opens(path, "raster")
+
+
+def raster_file(alg, parameters, context, feedback) -> str:
     """The file behind the INPUT layer (aerialseg reads files, not QGIS's providers)."""
     layer = alg.parameterAsRasterLayer(parameters, "INPUT", context)
     if layer is None:
         raise QgsProcessingException("INPUT: not a raster layer")
+    check_bands(layer, alg.parameterAsString(parameters, "BANDS", context).strip())
+    if layer.crs().isGeographic():
+        feedback.pushWarning(
+            f"INPUT is in a geographic CRS ({layer.crs().authid()}): mapped on its own grid, "
+            "not reprojected; areas are geodesic m². Pixels are not square on the ground away "
+            "from the equator: for the best map, reproject it to a metric CRS first"
+        )
     if layer.providerType() != "gdal":
         raise QgsProcessingException(
             f"INPUT {layer.name()}: a {layer.providerType()} layer; aerialseg reads raster "
             "files (save it as a GeoTIFF first)"
         )
     return layer.source().split("|")[0]
+
+
+def check_bands(layer, bands: str) -> None:
+    """aerialseg reads bands 1,2,3 of a raster whose colour interpretation names no red,
+    green and blue: right for RGB, RGBA and RGB+NIR, a guess beyond 4 bands, so ask."""
+    n = layer.bandCount()
+    if bands or n <= 4:
+        return
+    seen = {layer.dataProvider().colorInterpretation(b) for b in range(1, n + 1)}
+    if {QgsRaster.RedBand, QgsRaster.GreenBand, QgsRaster.BlueBand} <= seen:
+        return
+    raise QgsProcessingException(
+        f"INPUT {layer.name()}: has {n} bands; say which are red, green and blue in BANDS "
+        "(e.g. 3,2,1)"
+    )
 
 
 def work_dir(next_to: str) -> Path:
@@ -117,7 +158,14 @@ def run(args: list, feedback, outputs=()):
     try:
         return runner.run(args, feedback, outputs)
     except (runner.Canceled, runner.EnvironmentMissing, runner.RunFailed) as e:
-        raise QgsProcessingException(str(e)) from None
+        raise QgsProcessingException(parameter_names(str(e))) from None
+
+
+def parameter_names(message: str) -> str:
+    """aerialseg's message with its flags named as this plugin's parameters."""
+    for flag, name in PARAMETER_OF.items():
+        message = message.replace(flag, name)
+    return message
 
 
 def remove_dir(path: Path) -> None:

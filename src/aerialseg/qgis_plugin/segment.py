@@ -10,16 +10,16 @@ from qgis.core import (
     QgsField,
     QgsFields,
     QgsProcessing,
-    QgsProcessingException,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterVectorDestination,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
 
-from . import common
+from . import common, gdal_steps
 
 TABLE_FIELDS = (
     ("class", QVariant.String),
@@ -42,13 +42,21 @@ class Segment(common.Algorithm):
             "Maps Building, Land, Road, Vegetation and Water on an aerial photo with a U-Net, "
             "on the CPU, in bounded memory. The labels GeoTIFF keeps the input's CRS and grid "
             "and carries class names and colours. No-data value: pixels whose bands all equal "
-            "it (black or white borders) are left out of every output. Runs the aerialseg "
+            "it (black or white borders) are left out of every output, as are the pixels "
+            "outside the mask polygons, if given (a pixel is inside when its centre is). Runs "
+            "the aerialseg "
             "environment recorded by `aerialseg qgis install` (or AERIALSEG_PYTHON)."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.add_raster_inputs()
         self.addParameter(QgsProcessingParameterExtent("EXTENT", "Only this extent", optional=True))
+        self.addParameter(
+            QgsProcessingParameterFeatureSource(
+                "MASK", "Only inside these polygons", [QgsProcessing.TypeVectorPolygon],
+                optional=True,
+            )
+        )  # fmt: skip
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Land cover"))
         self.addParameter(
             QgsProcessingParameterVectorDestination(
@@ -75,13 +83,14 @@ class Segment(common.Algorithm):
         )
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        source = common.raster_file(self, parameters, context)
+        source = common.raster_file(self, parameters, context, feedback)
         out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         vector = self.parameterAsOutputLayer(parameters, "OUTPUT_VECTOR", context)
         confidence = self.parameterAsOutputLayer(parameters, "OUTPUT_CONFIDENCE", context)
         work = common.work_dir(out)
         try:
             image = self._clipped(source, parameters, context, work) or source
+            image = self._masked(image, parameters, context, work, feedback)
             args = ["segment", image, "--out", work / "out", "--overwrite"]
             args += self.segment_flags(parameters, context)
             args += ["--vector"] * bool(vector) + ["--confidence"] * bool(confidence)
@@ -106,13 +115,17 @@ class Segment(common.Algorithm):
         box = self.parameterAsExtent(parameters, "EXTENT", context, layer.crs())
         if box.isNull() or box.isEmpty():
             return None
-        from osgeo import gdal
+        return gdal_steps.extent_vrt(source, box, str(work / "extent.vrt"))
 
-        vrt = work / "extent.vrt"
-        win = [box.xMinimum(), box.yMaximum(), box.xMaximum(), box.yMinimum()]
-        if gdal.Translate(str(vrt), source, format="VRT", projWin=win) is None:
-            raise QgsProcessingException("EXTENT: does not overlap the INPUT layer")
-        return vrt
+    def _masked(self, image, parameters, context, work: Path, feedback):
+        """``image`` with no data outside the MASK polygons (a VRT with an alpha band), or
+        ``image`` itself without a MASK."""
+        if parameters.get("MASK") is None:
+            return image
+        polygons = self.parameterAsCompatibleSourceLayerPath(
+            parameters, "MASK", context, ["gpkg", "shp", "geojson"], "gpkg", feedback
+        )
+        return gdal_steps.masked_vrt(image, polygons, str(work / "masked.vrt"))
 
     def _place(self, done: Path, out: str, vector: str, confidence: str) -> dict:
         """Move aerialseg's files to the outputs QGIS asked for (same folder: a rename)."""

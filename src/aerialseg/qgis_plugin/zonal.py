@@ -38,7 +38,7 @@ class ZonalStats(common.Algorithm):
         )
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        source = common.raster_file(self, parameters, context)
+        source = common.raster_file(self, parameters, context, feedback)
         zones = self.parameterAsCompatibleSourceLayerPath(
             parameters, "ZONES", context, ["gpkg", "shp", "geojson"], "gpkg", feedback
         )
