@@ -356,6 +356,13 @@ class FinetuneConfig(Config):
         "keep its label (0: off; default: the recipe's)",
         low=0,
     )
+    distill_trust: float | None = opt(
+        None,
+        "--distill keeps only the classes the model is right about on at least this share of "
+        "the stroked pixels where it predicts them (0: every class; default: the recipe's)",
+        low=0,
+        high=1,
+    )
     confidence: float = opt(
         0.9, "what 'confident' means for --distill and --self-train", low=0, high=1
     )
@@ -392,13 +399,25 @@ RECIPES: dict[str, dict] = {
     # and the classes not balanced (new-place strokes cover every class: balancing them cost
     # 0.02 of the accuracy); measured in docs/experiments.md, "Teaching a new place"
     "new-place": dict(
-        steps=200, lr=2e-3, freeze="encoder", distill=0.0, self_train=1.0, balance=False
+        steps=200,
+        lr=2e-3,
+        freeze="encoder",
+        distill=1.0,
+        distill_trust=0.5,
+        self_train=1.0,
+        balance=False,
     ),
     # issue 12's protection against forgetting (a tiny rate, the parent's confident pixels
     # kept), with the encoder kept too: at home the whole network lost 0.007 accuracy on the
     # other held-out images, this 0.000
     "correction": dict(
-        steps=144, lr=1e-5, freeze="encoder", distill=1.0, self_train=0.0, balance=True
+        steps=144,
+        lr=1e-5,
+        freeze="encoder",
+        distill=1.0,
+        distill_trust=0.0,
+        self_train=0.0,
+        balance=True,
     ),
 }
 

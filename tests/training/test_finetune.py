@@ -105,12 +105,12 @@ def test_distillation_targets_are_the_parents_confident_unlabelled_pixels(tmp_pa
     model, classes, _ = load_checkpoint(tiny_checkpoint(tmp_path / "p.safetensors"))
     samples = load_labelled(root / "images", root / "labels", classes)
     cfg = FinetuneConfig(confidence=0.0, precision="fp32")
-    (pseudo,) = teacher_labels(model, samples, classes, cfg, "cpu")
+    (pseudo,), _ = teacher_labels(model, samples, classes, cfg, "cpu")
     assert (pseudo[8:40, 8:40] == IGNORE_INDEX).all()  # the user's pixels are the user's
     outside = np.ones((64, 64), bool)
     outside[8:40, 8:40] = False
     assert (pseudo[outside] < len(classes)).all()
-    (none,) = teacher_labels(model, samples, classes, FinetuneConfig(confidence=1.0), "cpu")
+    (none,), _ = teacher_labels(model, samples, classes, FinetuneConfig(confidence=1.0), "cpu")
     assert (none == IGNORE_INDEX).all()
 
 
@@ -124,7 +124,7 @@ def test_given_parent_probabilities_are_used_instead_of_predicting_again(tmp_pat
     probs = np.zeros((64, 64, len(classes)), np.float32)
     probs[..., 5] = 0.95  # confident Unlabeled-class everywhere: what the parent said
     probs[:4, :4] = [0.5, 0.1, 0.1, 0.1, 0.1, 0.1]  # unsure: no target
-    (pseudo,) = teacher_labels(model, samples, classes, FinetuneConfig(), "cpu", [probs])
+    (pseudo,), _ = teacher_labels(model, samples, classes, FinetuneConfig(), "cpu", [probs])
     assert (pseudo[:4, :4] == IGNORE_INDEX).all() and (pseudo[8:40, 8:40] == IGNORE_INDEX).all()
     assert (pseudo[50:, 50:] == 5).all()
 
@@ -357,3 +357,26 @@ def test_auto_recipe_tells_a_new_place_from_home(tmp_path):
         assert recipe == {"home": "correction", "away": "new-place"}[name]
         assert why.startswith(f"recipe {recipe}: the images look") and "feature distance" in why
     assert pick_recipe("new-place", model, meta, []) == ("new-place", "recipe new-place (as asked)")
+
+
+def test_distillation_drops_only_the_classes_the_strokes_contradict():
+    from aerialseg.data.segmentation import Sample
+    from aerialseg.training.strokes import MIN_EVIDENCE, uncontradicted
+
+    labels = np.full((100, 100), IGNORE_INDEX, np.uint8)
+    labels[:20] = 3  # 2000 stroked pixels of Vegetation ...
+    pred = np.full((100, 100), 1, np.uint8)  # ... where the model says Land: contradicted
+    pred[:2] = 3  # and Vegetation on 200 of them: right
+    pred[50:] = 4  # Water, never stroked: no evidence, kept
+    pred[20:21, : MIN_EVIDENCE - 1] = 0  # Building, but no stroke there either
+    sample = Sample("a", "", np.zeros((100, 100, 3), np.uint8), labels)
+    (kept,) = uncontradicted([sample], [pred], 6, trust=0.5)
+    assert kept.tolist() == [True, False, True, True, True, True]
+    assert uncontradicted([sample], [pred], 6, trust=0.0)[0].all()
+    # judged image by image: another scene's strokes do not speak for this one's Water ...
+    other = Sample("b", "", sample.image, np.where(pred == 4, 2, IGNORE_INDEX).astype(np.uint8))
+    kept_a, kept_b = uncontradicted([sample, other], [pred, pred], 6, trust=0.5)
+    assert kept_a[4] and not kept_b[4]
+    # ... but an image without strokes of its own is judged by all of them
+    blank = Sample("c", "", sample.image, np.full((100, 100), IGNORE_INDEX, np.uint8))
+    assert not uncontradicted([other, blank], [pred, pred], 6, trust=0.5)[1][4]

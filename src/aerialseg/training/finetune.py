@@ -187,11 +187,17 @@ def finetune(
     replay = load_replay(data_replay, classes, cfg, rng, parent_classes) if data_replay else None
     bar.set_description("parent's predictions")
     say(0.0, "parent's predictions")
-    teacher = (
-        teacher_labels(model, samples, classes, cfg, device, parent_probs)
-        if cfg.distill > 0
-        else [np.full_like(s.labels, IGNORE_INDEX) for s in samples]
-    )
+    kept = None
+    if cfg.distill > 0:
+        teacher, kept = teacher_labels(
+            model, samples, classes, cfg, device, parent_probs, cfg.distill_trust
+        )
+        for sample, k in zip(samples, kept):
+            if not k.all():
+                names = ", ".join(n for n, keep in zip(classes.names, k) if not keep)
+                log(f"{sample.id}: the strokes contradict the model's {names} there")
+    else:
+        teacher = [np.full_like(s.labels, IGNORE_INDEX) for s in samples]
     bar.set_description("fine-tuning")
     crops = StrokeCrops(samples, teacher, cfg.patch_size)
     weights = balanced_weights(samples, len(classes)) if cfg.balance else None
@@ -212,7 +218,7 @@ def finetune(
         if steps == self_train_at:
             bar.set_description("self-training labels")
             say(steps / cfg.steps, "self-training labels")
-            teacher = teacher_labels(student, samples, classes, cfg, device)
+            teacher, _ = teacher_labels(student, samples, classes, cfg, device)
             crops.set_teacher(teacher)
             weight = cfg.self_train
             bar.set_description("fine-tuning")
@@ -264,6 +270,11 @@ def finetune(
         "data_replay": str(Path(data_replay).resolve()) if data_replay else None,
         "config": cfg.to_dict(),
         "recipe": why,
+        "distilled_classes": None
+        if kept is None
+        else {
+            s.id: [n for n, keep in zip(classes.names, k) if keep] for s, k in zip(samples, kept)
+        },
         "steps": steps,
         "cut_short": cut,
         "seconds": round(seconds, 1),
