@@ -266,13 +266,17 @@ def figure(path: Path, scenes, before, after, classes) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    palette = np.vstack([classes.palette, [[0, 0, 0]] * (256 - len(classes))]).astype(np.uint8)
+    def paint(labels):  # the display colours; unlabelled truth (255) black
+        return np.where(
+            (labels == IGNORE_INDEX)[..., None], 0, classes.paint(labels % len(classes))
+        )
+
     fig, axes = plt.subplots(len(scenes), 4, figsize=(16, 2.4 * len(scenes)), squeeze=False)
     for row, (name, _, rgb, truth), b, a in zip(axes, scenes, before, after):
         h = truth.shape[0] // 2
         for ax, im, title in zip(
             row,
-            (rgb[h:], palette[truth[h:]], palette[b[h:]], palette[a[h:]]),
+            (rgb[h:], paint(truth[h:]), paint(b[h:]), paint(a[h:])),
             (
                 f"{name}: bottom half (never painted)",
                 "truth (black: unlabelled)",
