@@ -60,7 +60,9 @@ def test_the_child_gets_an_argument_list_and_odd_paths_pass_untouched(tmp_path, 
 
 
 def test_cancel_stops_the_child_and_leaves_nothing(tmp_path, tiny_model, plugin_dir):
-    photo, _ = scene(1024, 1024)
+    # 2048²: the tiny model's run lasts ~10 s, so the cancel (at the first progress line, ~1 s
+    # in) lands mid-run even on a busy CPU (at 1024² a loaded machine finished it first)
+    photo, _ = scene(2048, 2048)
     big = write_raster(tmp_path / "big.tif", photo)
     out = tmp_path / "out"
     promised = tmp_path / "promised.tif"

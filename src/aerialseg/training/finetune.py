@@ -182,7 +182,13 @@ def finetune(
     start = time.perf_counter()
     from tqdm import tqdm
 
-    bar = tqdm(total=cfg.steps, unit="step", desc="reading", disable=None if progress else True)
+    bar = tqdm(
+        total=cfg.steps,
+        unit="step",
+        desc="reading",
+        disable=None if progress else True,
+        leave=False,
+    )
     say(0.0, "reading")
     replay = load_replay(data_replay, classes, cfg, rng, parent_classes) if data_replay else None
     bar.set_description("parent's predictions")
