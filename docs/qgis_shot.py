@@ -5,9 +5,10 @@ Rerun (needs QGIS >= 3.22, xvfb-run and imagemagick; no network, no licensed ima
     python docs/qgis_shot.py          # from the repository root, in aerialseg's environment
 
 It paints a synthetic 768 x 512 "aerial photo" (tests/helpers.py: make_scene, EPSG:32633,
-0.5 m pixels), installs the plugin into a temporary HOME, runs ``aerialseg:segment`` on it with
-qgis_process (labels + polygons), then starts QGIS under Xvfb with this same file as its
-``--code`` startup script: that part (``in_qgis``) adds the layers, opens the dialog, grabs the
+0.5 m pixels), installs the plugin into a temporary HOME, fine-tunes the bundled model on the
+scene's own labels (``aerialseg:finetune``, 1 minute) and runs ``aerialseg:segment`` with it
+through qgis_process (labels + polygons), then starts QGIS under Xvfb with this same file as
+its ``--code`` startup script: that part (``in_qgis``) adds the layers, opens the dialog, grabs the
 screen and quits. The image is quantised to 256 colours to stay small.
 """
 
@@ -33,33 +34,79 @@ def main():
 
     work = Path(tempfile.mkdtemp(prefix="qgis_shot_"))
     photo, truth = make_scene(512, 768, seed=119)  # a seed with all five classes, no "unlabeled"
-    profile = dict(driver="GTiff", width=768, height=512, count=3, dtype="uint8",
-                   crs="EPSG:32633", transform=from_origin(500000, 5000256, 0.5, 0.5))
+    profile = dict(
+        driver="GTiff",
+        width=768,
+        height=512,
+        count=3,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=from_origin(500000, 5000256, 0.5, 0.5),
+    )
     with rasterio.open(work / "ortho.tif", "w", photometric="RGB", **profile) as dst:
         dst.write(np.moveaxis(photo, 2, 0))
     # The bundled model, taught on Dubai, calls most of these flat blocks Land: so the scene's
     # own labels, as polygons, fine-tune it first (aerialseg:finetune, 1 minute on a CPU).
     names = ["Building", "Land", "Road", "Vegetation", "Water"]
-    features = [{"type": "Feature", "properties": {"class": names[int(v)]}, "geometry": g}
-                for g, v in rasterio.features.shapes(truth, transform=profile["transform"])
-                if v < len(names)]
-    (work / "truth.geojson").write_text(json.dumps({"type": "FeatureCollection", "features":
-        features, "crs": {"type": "name", "properties": {"name": "EPSG:32633"}}}))
+    features = [
+        {"type": "Feature", "properties": {"class": names[int(v)]}, "geometry": g}
+        for g, v in rasterio.features.shapes(truth, transform=profile["transform"])
+        if v < len(names)
+    ]
+    (work / "truth.geojson").write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": features,
+                "crs": {"type": "name", "properties": {"name": "EPSG:32633"}},
+            }
+        )
+    )
 
-    env = {**os.environ, "HOME": str(work / "home"), "PYTHONPATH": str(ROOT / "src"),
-           "QT_QPA_PLATFORM": "offscreen", "AERIALSEG_SHOT_DIR": str(work)}
+    env = {
+        **os.environ,
+        "HOME": str(work / "home"),
+        "PYTHONPATH": str(ROOT / "src"),
+        "QT_QPA_PLATFORM": "offscreen",
+        "AERIALSEG_SHOT_DIR": str(work),
+    }
     run = lambda *cmd, **kw: subprocess.run(cmd, env=env, check=True, **kw)  # noqa: E731
     run(sys.executable, "-m", "aerialseg", "qgis", "install")
-    run("/usr/bin/qgis_process.bin", "run", "aerialseg:finetune", "--",
-        f"INPUT={work / 'ortho.tif'}", f"LABELS={work / 'truth.geojson'}", "CLASS_FIELD=class",
-        "MINUTES=1", f"OUTPUT={work / 'synthetic.safetensors'}")
-    run("/usr/bin/qgis_process.bin", "run", "aerialseg:segment", "--",
-        f"INPUT={work / 'ortho.tif'}", f"MODEL={work / 'synthetic.safetensors'}", f"OUTPUT={work / 'landcover.tif'}",
-        f"OUTPUT_VECTOR={work / 'landcover_polygons.gpkg'}")
+    run(
+        "/usr/bin/qgis_process.bin",
+        "run",
+        "aerialseg:finetune",
+        "--",
+        f"INPUT={work / 'ortho.tif'}",
+        f"LABELS={work / 'truth.geojson'}",
+        "CLASS_FIELD=class",
+        "MINUTES=1",
+        f"OUTPUT={work / 'synthetic.safetensors'}",
+    )
+    run(
+        "/usr/bin/qgis_process.bin",
+        "run",
+        "aerialseg:segment",
+        "--",
+        f"INPUT={work / 'ortho.tif'}",
+        f"MODEL={work / 'synthetic.safetensors'}",
+        f"OUTPUT={work / 'landcover.tif'}",
+        f"OUTPUT_VECTOR={work / 'landcover_polygons.gpkg'}",
+    )
 
     del env["QT_QPA_PLATFORM"]  # a real (virtual) X screen this time
-    run("xvfb-run", "-a", "-s", f"-screen 0 {SIZE[0]}x{SIZE[1]}x24",
-        "qgis", "--nologo", "--noversioncheck", "--code", str(ROOT / "docs" / "qgis_shot.py"), timeout=300)
+    run(
+        "xvfb-run",
+        "-a",
+        "-s",
+        f"-screen 0 {SIZE[0]}x{SIZE[1]}x24",
+        "qgis",
+        "--nologo",
+        "--noversioncheck",
+        "--code",
+        str(ROOT / "docs" / "qgis_shot.py"),
+        timeout=300,
+    )
     out = ROOT / "docs" / "qgis_segment.png"
     run("convert", str(work / "screen.png"), "-colors", "256", "-strip", str(out))
     print(f"{out}: {out.stat().st_size // 1024} KB (work files in {work})")
@@ -77,8 +124,9 @@ def in_qgis():
     photo = QgsRasterLayer(str(work / "ortho.tif"), "ortho (synthetic)")
     labels = QgsRasterLayer(str(work / "landcover.tif"), "Land cover")
     labels.loadNamedStyle(str(work / "landcover.qml"))  # the paletted classes segment wrote
-    polygons = QgsVectorLayer(f"{work / 'landcover_polygons.gpkg'}|layername=polygons",
-                              "Land-cover polygons")  # its style is in the GeoPackage
+    polygons = QgsVectorLayer(
+        f"{work / 'landcover_polygons.gpkg'}|layername=polygons", "Land-cover polygons"
+    )  # its style is in the GeoPackage
     for layer in (photo, labels, polygons):
         QgsProject.instance().addMapLayer(layer)
     tree = QgsProject.instance().layerTreeRoot()
@@ -101,8 +149,9 @@ def in_qgis():
         per_px = max(data.width() / (free_w + 200), data.height() / (h - 40))  # 200 px under it
         x0 = data.xMinimum() - 10 * per_px
         yc = data.center().y()
-        canvas.setExtent(QgsRectangle(x0, yc - h * per_px / 2, x0 + canvas.width() * per_px,
-                                      yc + h * per_px / 2))
+        canvas.setExtent(
+            QgsRectangle(x0, yc - h * per_px / 2, x0 + canvas.width() * per_px, yc + h * per_px / 2)
+        )
         canvas.refresh()
         dialog = processing.createAlgorithmDialog("aerialseg:segment", {"INPUT": photo.id()})
         dialog.setGeometry(*dialog_box)
