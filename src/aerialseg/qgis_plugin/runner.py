@@ -93,6 +93,7 @@ def run(args: list, feedback, outputs=(), plugin_dir: Path = HERE, poll: float =
             text=True,
             errors="replace",
             env=child_env(pythonpath),
+            preexec_fn=_default_sigint if os.name == "posix" else None,
         )
     except OSError as e:
         raise EnvironmentMissing(f"aerialseg: cannot start {python} ({e}); {FIX}") from None
@@ -144,6 +145,13 @@ def _report(line: str, feedback, lines: list[str]) -> None:
         return
     lines.append(line)
     feedback.pushInfo(line)
+
+
+def _default_sigint() -> None:
+    """In the child, before it starts: Ctrl+C's default. A process that ignores SIGINT (a GUI
+    may, and so may a test runner) hands that on to its children, and a child started so
+    would ignore the cancel and finish writing its outputs."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def stop(proc, wait: float = 15.0) -> None:
