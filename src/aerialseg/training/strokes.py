@@ -60,7 +60,7 @@ def teacher_labels(
     device: str,
     probs=None,
     trust: float = 0.0,
-) -> tuple[list[np.ndarray], np.ndarray]:
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The teacher's label where it is confident (probability >= ``cfg.confidence``) and the
     user left the pixel unlabelled; 255 elsewhere. Predicted as ``segment`` does, unless
     ``probs`` (one (H, W, C) array per sample) already holds the probabilities.
@@ -154,7 +154,7 @@ class StrokeCrops:
         return x, torch.from_numpy(np.stack(ys)).long(), torch.from_numpy(np.stack(ts)).long()
 
 
-def _pool(where: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+def _pool(where: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Centre pixels per image, and each image's chance: in proportion to its pixels."""
     counts = np.array([len(w) for w in where], dtype=np.float64)
     return where, counts / counts.sum()
