@@ -154,7 +154,7 @@ class StrokeCrops:
         return x, torch.from_numpy(np.stack(ys)).long(), torch.from_numpy(np.stack(ts)).long()
 
 
-def _pool(where: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _pool(where: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
     """Centre pixels per image, and each image's chance: in proportion to its pixels."""
     counts = np.array([len(w) for w in where], dtype=np.float64)
     return where, counts / counts.sum()
