@@ -222,9 +222,9 @@ def score(ref: dict, feats: np.ndarray) -> tuple[float, float] | None:
 # -- what segment calls ------------------------------------------------------------------------
 
 
-def _usable(seg) -> dict | None:
-    ref = (seg.meta or {}).get(KEY)
-    if not ref or ref.get("version") != VERSION or not hasattr(seg.model, "encode"):
+def _usable(meta: dict | None, model) -> dict | None:
+    ref = (meta or {}).get(KEY)
+    if not ref or ref.get("version") != VERSION or not hasattr(model, "encode"):
         return None  # no reference, a newer one, or a runtime without an encoder (ONNX)
     return ref
 
@@ -235,7 +235,7 @@ def image_familiarity(
     """(distance, threshold) of an in-memory image as ``seg`` sees it (resampled by its first
     scale), or None when the checkpoint carries no reference. ``valid``: where it holds
     data (windows mostly without are left out)."""
-    ref = _usable(seg)
+    ref = _usable(seg.meta, seg.model)
     if ref is None:
         return None
     scale = seg.scales[0]
@@ -254,15 +254,15 @@ def image_familiarity(
 def images_familiarity(model, meta: dict, images: Iterable[np.ndarray]):
     """(distance, threshold) of several images together as ``model`` sees them (what the
     fine-tune reads to tell a new place from a correction), or None without a reference."""
-    ref = meta.get(KEY)
-    if not ref or ref.get("version") != VERSION or not hasattr(model, "encode"):
+    ref = _usable(meta, model)
+    if ref is None:
         return None
     return score(ref, np.concatenate([window_features(model, image_windows(i)) for i in images]))
 
 
 def raster_familiarity(seg, src) -> tuple[float, float] | None:
     """As :func:`image_familiarity` for a raster source (its windows read one by one)."""
-    ref = _usable(seg)
+    ref = _usable(seg.meta, seg.model)
     if ref is None:
         return None
     return score(ref, window_features(seg.model, raster_windows(src)))
