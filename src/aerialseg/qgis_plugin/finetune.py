@@ -29,7 +29,7 @@ class Finetune(common.Algorithm):
         return (
             "Teaches the model your place from shapes you drew: polygons (or lines, given a "
             "width) whose class field holds a class name (Building, Land, Road, Vegetation, "
-            "Water) or index. Only the pixels under the shapes are learnt. A few minutes on a "
+            "Water) or index. Only the pixels under the shapes are learnt. About a minute on a "
             "CPU; the new model file is a MODEL for 'Segment land cover'."
         )
 
@@ -64,10 +64,11 @@ class Finetune(common.Algorithm):
                 optional=True,
             )
         )
+        # a guard, as `aerialseg finetune --minutes` (default 10): the run is counted in steps
         self.addParameter(
             QgsProcessingParameterNumber(
-                "MINUTES", "At most this many minutes", QgsProcessingParameterNumber.Double, 2.0,
-                minValue=0.1,
+                "MINUTES", "Stop after this many minutes even with steps left",
+                QgsProcessingParameterNumber.Double, 10.0, minValue=0.1,
             )
         )  # fmt: skip
         self.addParameter(
@@ -87,12 +88,8 @@ class Finetune(common.Algorithm):
             field = self.parameterAsString(parameters, "CLASS_FIELD", context)
             tmp = work / "model.safetensors"
             args = ["finetune", "--images", images, "--labels", labels, "--class-field", field]
-            args += [
-                "--out",
-                tmp,
-                "--minutes",
-                repr(self.parameterAsDouble(parameters, "MINUTES", context)),
-            ]  # noqa: E501
+            minutes = self.parameterAsDouble(parameters, "MINUTES", context)
+            args += ["--out", tmp, "--minutes", repr(minutes)]
             model = self.parameterAsFile(parameters, "MODEL", context)
             if model:
                 args += ["--model", model]
