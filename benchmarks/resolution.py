@@ -21,8 +21,8 @@ import numpy as np
 import rasterio
 import torch
 
+from aerialseg.gis.rasters import RasterSource
 from aerialseg.inference.segmenter import load_model
-from aerialseg.io.rasters import RasterSource
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
 CLASSES = 5  # Building, Land, Road, Vegetation, Water: the classes the masks hold

@@ -36,6 +36,7 @@ from PIL import Image
 
 from aerialseg.classes import DUBAI
 from aerialseg.data.segmentation import load_dataset
+from aerialseg.gis.rasters import RasterSource
 from aerialseg.inference.familiarity import (
     KEY,
     feature_reference,
@@ -43,7 +44,6 @@ from aerialseg.inference.familiarity import (
     raster_familiarity,
 )
 from aerialseg.inference.segmenter import DEFAULT_MODEL, load_model
-from aerialseg.io.rasters import RasterSource
 from aerialseg.models.checkpoint import load_checkpoint, update_metadata
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"

@@ -5,10 +5,11 @@ Quick tour::
     import aerialseg
     cfg = aerialseg.TrainConfig(data="path/to/dubai", minutes=10)
     aerialseg.train(cfg, "runs/first")
-    seg = aerialseg.load_model("runs/first/best.safetensors")   # None = the bundled model
+    seg = aerialseg.load_segmenter("runs/first/best.safetensors")   # None: the bundled model
     labels = seg.segment(rgb)                  # (H, W) class indices for a uint8 RGB array
     samples = aerialseg.load_dataset("path/to/dubai", seg.classes)
     print(aerialseg.evaluate(seg, samples)["mean_iou"])
+    aerialseg.segment_file(seg, "ortho.tif", "out", aerialseg.SegmentOptions(vector=True))
 
 Importing the package changes nothing in the process (no matplotlib backend, no Pillow limit,
 no umask) and imports nothing heavy: each name below is imported when first used, so the
@@ -40,7 +41,11 @@ _API = {
     "read_metadata": "models.checkpoint",
     "save_checkpoint": "models.checkpoint",
     "Segmenter": "inference.segmenter",
-    "load_model": "inference.segmenter",
+    "load_segmenter": "inference.segmenter",
+    "load_model": "inference.segmenter",  # the earlier name of load_segmenter
+    "SegmentOptions": "jobs.segment",
+    "SegmentResult": "jobs.segment",
+    "segment_file": "jobs.segment",
     "Tiling": "inference.tiling",
     "evaluate": "inference.evaluate",
     "train": "training.segmentation",

@@ -16,8 +16,8 @@ import pytest
 from aerialseg.app.sources import is_raster, read_picture
 from aerialseg.app.worker import Worker
 from aerialseg.classes import DUBAI
-from aerialseg.inference.outputs import save_result
 from aerialseg.inference.segmenter import load_model
+from aerialseg.jobs.save import save_result
 
 from .cases import BAD_IMAGES, MODEL_KINDS, ODD_IMAGES, bad_models
 from .conftest import leftovers, refused

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..gis.rasters import is_georeferenced, rasterio_or_none
 from ..io.images import read_image
-from ..io.rasters import is_georeferenced, rasterio_or_none
 
 # 16 megapixels: seconds to segment on a laptop CPU, and more than a screen shows
 PREVIEW_PIXELS = 4096 * 4096
@@ -67,7 +67,7 @@ def read_picture(
         return read_image(path), None, None
     from rasterio.errors import NotGeoreferencedWarning
 
-    from ..io.rasters import RasterSource
+    from ..gis.rasters import RasterSource
 
     with warnings.catch_warnings():  # a TIFF without georeference is fine here: a picture
         warnings.simplefilter("ignore", NotGeoreferencedWarning)

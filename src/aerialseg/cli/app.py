@@ -34,9 +34,10 @@ def cmd_gui(args) -> int:
 
 def cmd_capture(args) -> int:
     from ..app.capture import capture_region, parse_region
-    from ..inference.outputs import save_result, stats_line, timestamped_stem
     from ..inference.segmenter import load_model
     from ..io.files import check_writable_folder
+    from ..io.outputs import stats_line, timestamped_stem
+    from ..jobs.save import save_result
 
     region = parse_region(args.region)
     check_writable_folder(Path(args.out))

@@ -82,8 +82,8 @@ def cmd_predict(args) -> int:
 
     from ..data.imageset import fit_square
     from ..inference.classifier import load_classifier, patch_map, predict_proba, top_k
-    from ..inference.outputs import check_free, display_name, output_paths, write_outputs
     from ..io.images import collect_images, read_image
+    from ..io.outputs import check_free, display_name, output_paths, write_outputs
 
     if args.patches and not args.out:
         raise AerialSegError("--patches writes maps: give --out DIR")

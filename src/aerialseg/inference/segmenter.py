@@ -306,7 +306,7 @@ DEFAULT_MODEL = Path(__file__).parents[1] / "weights" / "default.safetensors"
 RUNTIMES = ("torch", "onnx")
 
 
-def load_model(
+def load_segmenter(
     path: str | Path | None = None,
     precision: str = "auto",
     tiling: Tiling | None = None,
@@ -344,7 +344,8 @@ def load_model(
 
         if device not in ("auto", "cpu"):
             raise AerialSegError("--runtime onnx runs on the CPU; leave out --device")
-        return load_onnx(path, tiling, scales)
+        model, classes, meta = load_onnx(path)
+        return Segmenter(model, classes, meta, tiling=tiling, scales=scales)
     if is_onnx:
         raise AerialSegError(f"{path}: an ONNX model runs with --runtime onnx")
     model, own, meta = load_checkpoint(path)
@@ -355,3 +356,6 @@ def load_model(
         model = retarget(model, own, classes)
     meta.setdefault("name", Path(path).stem)
     return Segmenter(model, classes, meta, precision, tiling, device, scales)
+
+
+load_model = load_segmenter  # the earlier name: it keeps working

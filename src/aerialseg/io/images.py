@@ -157,20 +157,26 @@ def natural_key(s: str):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
 
 
-def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[str]]:
+def collect_images(
+    inputs: list[str], skipped: list[str] | None = None
+) -> tuple[list[tuple[Path, str]], list[str]]:
     """(image path, output name) for every file given or found under a folder given, and a
     line for every input that cannot be one (missing, a broken link or a link loop).
 
     Under a folder, masks/ folders are skipped and the relative path becomes the output name,
     so 'Tile 1/images/a.jpg' and 'Tile 2/images/a.jpg' don't clash; a file given by itself is
     named by its stem. A file given twice is done once. Inputs that would still share a name
-    get distinct ones by :func:`distinct_names`."""
+    get distinct ones by :func:`distinct_names`. ``skipped`` gets a line per folder holding
+    files that are not images (a PDF...; a GIS raster's side files are not counted)."""
     found: list[tuple[Path, str]] = []
     failures: list[str] = []
     for arg in inputs:
         p = Path(arg)
         if p.is_dir():
+            others = []
             for f in sorted(p.rglob("*"), key=lambda f: natural_key(str(f))):
+                if _not_an_image(f, p):
+                    others.append(f.relative_to(p).as_posix())
                 if (
                     f.suffix.lower() not in IMAGE_SUFFIXES
                     or "masks" in f.relative_to(p).parent.parts
@@ -182,6 +188,8 @@ def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[str]
                     found.append((f, str(f.relative_to(p).with_suffix(""))))
                 else:
                     failures.append(f"{f}: {_not_a_file(f)}")
+            if others and skipped is not None:
+                skipped.append(_skipped_line(p, others))
         elif p.is_file():
             found.append((p, p.stem))
         else:
@@ -193,6 +201,29 @@ def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[str]
             seen.add(key)
             unique.append((f, name))
     return distinct_names(unique), failures
+
+
+# beside a GIS raster or a dataset: never reported as skipped
+SIDE_FILES = (".aux.xml", ".ovr", ".prj", ".qml", ".msk", ".wld", ".tfw", ".jgw", ".pgw", ".json")
+
+
+def _skipped_line(folder: Path, names: list[str]) -> str:
+    more = f" and {len(names) - 3} more" if names[3:] else ""
+    n = len(names)
+    return f"{folder}: skipped {n} file{'s' * (n != 1)}, not images: {', '.join(names[:3])}{more}"
+
+
+def _not_an_image(f: Path, top: Path) -> bool:
+    """A file under folder ``top`` that is skipped for not being an image (masks/ folders,
+    hidden files and side files aside)."""
+    name = f.name.lower()
+    return (
+        f.suffix.lower() not in IMAGE_SUFFIXES
+        and not name.startswith(".")
+        and not name.endswith(SIDE_FILES)
+        and "masks" not in f.relative_to(top).parent.parts
+        and f.is_file()
+    )
 
 
 def _not_a_file(p: Path) -> str:

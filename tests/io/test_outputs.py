@@ -1,5 +1,4 @@
 import json
-import time
 
 import numpy as np
 import pytest
@@ -7,13 +6,10 @@ from PIL import Image
 
 from aerialseg.classes import DUBAI
 from aerialseg.errors import AerialSegError
-from aerialseg.inference.outputs import (
+from aerialseg.io.outputs import (
     class_stats,
     output_paths,
     overlay,
-    save_result,
-    stats_line,
-    timestamped_stem,
     write_outputs,
 )
 
@@ -75,37 +71,6 @@ def test_every_output_is_written_and_readable(tmp_path):
 
 @pytest.mark.parametrize("opacity", [-0.1, 1.5])
 def test_bad_opacity(opacity):
-    from aerialseg.errors import AerialSegError
 
     with pytest.raises(AerialSegError, match="opacity"):
         overlay(np.zeros((1, 1, 3), np.uint8), np.zeros((1, 1), np.uint8), DUBAI, opacity)
-
-
-def test_save_result_writes_a_complete_set_and_never_overwrites(tmp_path):
-    rgb, labels = make_scene(40, 60, seed=1)
-    stem = timestamped_stem("my capture!", when=0)
-    assert stem == "my-capture--" + time.strftime("%Y%m%d-%H%M%S", time.localtime(0))
-    first = save_result(tmp_path, stem, rgb, labels, DUBAI, "tiny", {"tta": False})
-    second = save_result(tmp_path, stem, rgb, labels, DUBAI, "tiny")
-    assert first["input"].name == f"{stem}_input.png"
-    assert second["input"].name == f"{stem}-2_input.png"
-    for k in ("input", "mask", "overlay", "labels", "stats_json"):
-        assert first[k].stat().st_size > 0, k
-    assert np.array_equal(np.array(Image.open(first["input"])), rgb)
-    assert np.array_equal(np.array(Image.open(first["labels"])), labels)
-    assert np.array_equal(np.array(Image.open(first["mask"])), DUBAI.colorize(labels))
-    info = json.loads(first["stats_json"].read_text())
-    assert info["model"] == "tiny" and info["width"] == 60 and info["height"] == 40
-    assert sum(r["pixels"] for r in info["classes"]) == 40 * 60
-    assert stats_line(first["stats_json"]).count("%") == len(np.unique(labels))
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        p.name for p in [*first.values(), *second.values()]
-    )  # no staging folder left behind
-
-
-def test_save_result_into_an_unwritable_place_is_one_clear_error(tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    rgb, labels = make_scene(20, 20, seed=2)
-    with pytest.raises(AerialSegError, match="cannot write to"):
-        save_result(blocker / "out", "x", rgb, labels, DUBAI, "tiny")

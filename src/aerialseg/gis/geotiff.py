@@ -23,7 +23,7 @@ import numpy as np
 
 from ..classes import IGNORE_INDEX, ClassTable, to_hex
 from ..errors import AerialSegError
-from ..io.rasters import need_rasterio
+from .rasters import need_rasterio
 
 TILE = 512
 NODATA_LABEL = IGNORE_INDEX  # 255: no data in the input, no class in the map

@@ -11,8 +11,6 @@ import csv
 import io
 import json
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,10 +18,8 @@ import numpy as np
 
 from ..classes import ClassTable, display_hex
 from ..errors import AerialSegError
-from ..io.files import atomic_path, write_text
-from ..io.images import save_image
-from .confidence import unusual
-from .familiarity import familiarity_stats, image_familiarity
+from .files import atomic_path, write_text
+from .images import save_image
 
 SUFFIXES = {
     "labels": "_labels.png",  # class index per pixel (mode L)
@@ -146,7 +142,7 @@ def write_outputs(
     once all are written are they renamed into place (the statistics JSON last, so its
     presence means the set is complete). Returns the statistics."""
     with staged({k: paths[k] for k in SUFFIXES}) as tmp:
-        return _write_all(tmp, rgb, labels, classes, title, opacity, gsd, extra)
+        return write_staged(tmp, rgb, labels, classes, title, opacity, gsd, extra)
 
 
 @contextlib.contextmanager
@@ -158,7 +154,8 @@ def staged(paths: dict[str, Path]):
         yield {k: stack.enter_context(atomic_path(paths[k])) for k in order}
 
 
-def _write_all(tmp, rgb, labels, classes, title, opacity, gsd, extra) -> dict:
+def write_staged(tmp, rgb, labels, classes, title, opacity=0.5, gsd=None, extra=None) -> dict:
+    """:func:`write_outputs` into paths already staged (the caller renames them)."""
     stats = class_stats(labels, classes, gsd)
     save_image(tmp["labels"], labels)
     save_image(tmp["mask"], classes.colorize(labels))
@@ -186,106 +183,9 @@ def write_stats(paths: dict[str, Path], info: dict) -> None:
     write_text(paths["stats_csv"], buf.getvalue())
 
 
-def segment_to_files(
-    seg,
-    rgb: np.ndarray,
-    paths: dict[str, Path],
-    title: str,
-    tta: bool = False,
-    opacity: float = 0.5,
-    gsd: float | None = None,
-    on_window=None,
-) -> dict:
-    """Segment ``rgb`` band by band and write all outputs. Probabilities, when asked for,
-    stream into a float16 .npy memory map, so even huge maps never sit in memory whole."""
-    h, w = rgb.shape[:2]
-    labels = np.empty((h, w), dtype=np.uint8)
-    with staged(paths) as tmp:  # the probabilities too: all files of the image, or none
-        probs = None
-        if "probs" in tmp:
-            probs = np.lib.format.open_memmap(
-                tmp["probs"], mode="w+", dtype=np.float16, shape=(h, w, seg.model.num_classes)
-            )
-            _reserve(tmp["probs"])
-        top = 0.0  # sum of the top class probabilities: the model's confidence
-        for y, band in seg.bands(rgb, tta, on_window):
-            labels[y : y + len(band)] = band.argmax(-1)
-            top += float(band.max(-1).sum(dtype=np.float64))
-            if probs is not None:
-                probs[y : y + len(band)] = band
-        if probs is not None:
-            probs.flush()
-            del probs
-        confidence = top / (h * w)
-        near = image_familiarity(seg, rgb)
-        extra = {
-            "model": seg.name,
-            "tta": tta,
-            "mean_confidence": round(confidence, 4),
-            **familiarity_stats(near),
-            "warning": unusual(rgb, confidence, seg.meta, near),
-        }
-        return _write_all(tmp, rgb, labels, seg.classes, title, opacity, gsd, extra)
-
-
-def _reserve(path: Path) -> None:
-    """Claim the disk space of a (sparse) memory-mapped file now: a full disk then fails here
-    with ENOSPC, instead of killing the process with SIGBUS when a page is written."""
-    if hasattr(os, "posix_fallocate"):
-        with open(path, "r+b") as f:
-            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
-
-
 def timestamped_stem(prefix: str, when: float | None = None) -> str:
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in prefix) or "capture"
     return f"{safe}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(when))}"
-
-
-def save_result(
-    folder: str | Path,
-    stem: str,
-    rgb: np.ndarray,
-    labels: np.ndarray,
-    classes,
-    model_name: str,
-    extra: dict | None = None,
-    geo=None,
-) -> dict[str, Path]:
-    """Write the input, colour mask, overlay, label PNG, figure and statistics of one result;
-    with ``geo`` (where the picture lies: ``crs``, ``transform``, ``width``, ``height``) also
-    the labels as a GeoTIFF in that CRS, with its legend files, as ``segment`` writes them.
-
-    Everything is written into a hidden folder beside the outputs and moved into place only
-    once complete, so a failure (disk full, folder removed) leaves no partial set behind. A
-    stem already used in ``folder`` gets a -2, -3 ... suffix instead of overwriting.
-    """
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".aerialseg-save-"))
-    except OSError as e:
-        raise AerialSegError(f"cannot write to {folder}: {e.strerror or e}") from None
-    try:
-        name, n = stem, 1
-        while any(folder.glob(f"{name}_*")):
-            n += 1
-            name = f"{stem}-{n}"
-        staged = {"input": tmp / f"{name}_input.png", **output_paths(tmp, name)}
-        save_image(staged["input"], rgb)
-        info = {"model": model_name, **(extra or {})}
-        write_outputs(staged, rgb, labels, classes, name, extra=info)
-        if geo is not None:
-            from .geofiles import write_label_geotiff
-
-            staged.update(write_label_geotiff(tmp, name, labels, classes, geo))
-        final = {k: folder / p.name for k, p in staged.items()}
-        for k, p in staged.items():
-            os.replace(p, final[k])
-        return final
-    except OSError as e:
-        raise AerialSegError(f"cannot save into {folder}: {e.strerror or e}") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def stats_line(info_path: Path) -> str:

@@ -10,7 +10,7 @@ pyogrio = pytest.importorskip("pyogrio")
 from rasterio.features import shapes  # noqa: E402
 
 from aerialseg.classes import DUBAI  # noqa: E402
-from aerialseg.inference.vectors import polygonize_to_file  # noqa: E402
+from aerialseg.gis.vectors import polygonize_to_file  # noqa: E402
 
 from ..geo_helpers import GEOGRAPHIC, geographic_transform, write_raster  # noqa: E402
 from ..helpers import make_scene  # noqa: E402

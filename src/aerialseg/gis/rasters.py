@@ -3,7 +3,7 @@
 A raster is never read whole. :class:`RasterSource` picks three bands (``--bands``, or the
 ones whose colour interpretation says red/green/blue, or the first three), finds how to bring
 16-bit or float values to 0-255 (per-band percentiles from an overview, or from a sample of
-windows spread over the raster: ``--scale p2,p98``; ``--scale none`` takes the values as they
+windows spread over the raster: ``--stretch p2,p98``; ``--stretch none`` takes the values as they
 are) and which pixels hold data (nodata value, alpha band or internal mask: GDAL's mask of each
 band, a pixel is data where any chosen band is). ``read`` then gives any window as
 (RGB uint8, valid bool). rasterio is imported only here, when a raster is opened, so plain
@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import AerialSegError
+from .stretch import Scale
 
 GEO_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img", ".jpg", ".jpeg", ".png")
 WORLD_FILES = (".wld", ".tfw", ".jgw", ".pgw", ".jpgw", ".pngw", ".tifw")
@@ -59,77 +60,51 @@ def is_georeferenced(path: str | Path) -> bool:
     """Whether ``path`` is a raster with a coordinate system or a geotransform (a GeoTIFF, a
     VRT, a JPEG/PNG with a world file...). False without rasterio, or for a plain picture:
     those go the in-memory way."""
+    try:
+        dataset = open_raster(path)
+    except AerialSegError:
+        return True  # unreadable, and only GDAL reads it: the raster reader says why
+    if dataset is None:
+        return False
+    dataset.close()
+    return True
+
+
+def open_dataset(path: Path):
+    """``path`` opened by rasterio, or one line saying why it cannot be."""
+    rio = need_rasterio()
+    try:
+        return rio.open(path)
+    except Exception as e:  # noqa: BLE001 - GDAL's reasons come as several types
+        raise AerialSegError(f"{path}: cannot read raster ({gdal_reason(e)})") from None
+
+
+def open_raster(path: str | Path, asked: bool = False):
+    """``path`` opened by rasterio when it goes the GIS way, else None (the in-memory way):
+    a raster with a CRS or geotransform, or any raster format when ``asked`` (--bands,
+    --stretch or --nodata given). Opened once: the caller hands it to :class:`RasterSource`
+    (``dataset=``) and closes it. The same choice as :func:`is_georeferenced`."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in GEO_SUFFIXES:
-        return False
-    if suffix in (".jpg", ".jpeg", ".png") and not _has_sidecar(path):
-        return False  # a plain photo: never worth opening with GDAL
-    rio = rasterio_or_none()
-    if rio is None:
-        return False
+    if suffix not in GEO_SUFFIXES or rasterio_or_none() is None:
+        return None
+    if suffix in (".jpg", ".jpeg", ".png") and not asked and not _has_sidecar(path):
+        return None  # a plain photo: never worth opening with GDAL
     try:
-        with rio.open(path) as src:
-            return src.crs is not None or not src.transform.is_identity or suffix == ".vrt"
-    except Exception:  # noqa: BLE001 - unreadable here: the reader it goes to says why
-        return suffix in (".vrt", ".jp2", ".img")
+        dataset = open_dataset(path)
+    except AerialSegError:
+        if asked or suffix in (".vrt", ".jp2", ".img"):
+            raise  # only GDAL reads these: its reason is the one to give
+        return None  # the in-memory reader says why
+    if asked or dataset.crs is not None or not dataset.transform.is_identity or suffix == ".vrt":
+        return dataset
+    dataset.close()
+    return None
 
 
 def _has_sidecar(path: Path) -> bool:
     names = [path.with_suffix(s) for s in WORLD_FILES] + [Path(str(path) + ".aux.xml")]
     return any(p.exists() for p in names)
-
-
-def parse_bands(text: str | None) -> tuple[int, ...] | None:
-    """``--bands 3,2,1`` -> (3, 2, 1): 1-based band numbers for red, green and blue."""
-    if text is None:
-        return None
-    try:
-        bands = tuple(int(t) for t in text.split(","))
-    except ValueError:
-        raise AerialSegError(f"--bands {text}: expected three band numbers, e.g. 3,2,1") from None
-    if len(bands) == 1:
-        bands *= 3  # one grey band, shown as grey
-    if len(bands) != 3 or min(bands) < 1:
-        raise AerialSegError(f"--bands {text}: expected three band numbers >= 1, e.g. 3,2,1")
-    return bands
-
-
-@dataclass(frozen=True)
-class Scale:
-    """How values become 0-255: ``percentiles`` (low, high) computed per band, ``values``
-    (low, high) given, or neither: values taken as they are (clipped to 0-255)."""
-
-    percentiles: tuple[float, float] | None = None
-    values: tuple[float, float] | None = None
-
-    @classmethod
-    def parse(cls, text: str | None) -> Scale | None:
-        """``p2,p98`` | ``LOW,HIGH`` | ``none``; None (not given): percentiles 2/98 for data
-        that is not 8-bit, as it is for 8-bit data."""
-        if text is None:
-            return None
-        t = text.strip().lower()
-        if t == "none":
-            return cls()
-        parts = t.split(",")
-        try:
-            if len(parts) != 2:
-                raise ValueError
-            if all(p.startswith("p") for p in parts):
-                lo, hi = (float(p[1:]) for p in parts)
-                if not 0 <= lo < hi <= 100:
-                    raise ValueError
-                return cls(percentiles=(lo, hi))
-            lo, hi = (float(p) for p in parts)
-            if not hi > lo:
-                raise ValueError
-            return cls(values=(lo, hi))
-        except ValueError:
-            raise AerialSegError(
-                f"--scale {text}: expected pLOW,pHIGH percentiles (e.g. p2,p98), LOW,HIGH "
-                "values or none"
-            ) from None
 
 
 class RasterSource:
@@ -140,17 +115,20 @@ class RasterSource:
         path: str | Path,
         bands: tuple[int, ...] | None = None,
         scale: Scale | None = None,
-        resample: float = 1.0,
+        resample: float | Callable[[RasterSource], float] = 1.0,
         nodata: float | None = None,
+        dataset=None,
     ):
-        rio = need_rasterio()
+        """``resample``: a factor, or a function of this source as opened (its CRS and
+        grid) giving one, so a raster whose resolution decides it is opened once.
+        ``dataset``: the file already opened by rasterio (see :func:`open_raster`)."""
         self.path = Path(path)
         self.nodata = nodata  # --nodata: a value marking no data where the file flags none
+        self.src = dataset if dataset is not None else open_dataset(self.path)
         try:
-            self.src = rio.open(self.path)
-        except Exception as e:  # noqa: BLE001 - GDAL's reasons come as several types
-            raise AerialSegError(f"{self.path}: cannot read raster ({gdal_reason(e)})") from None
-        try:
+            if callable(resample):
+                resample = resample(self)
+            self.resample = resample
             if resample != 1.0:
                 self.src = self._resampled(resample)
             self.bands = self._choose_bands(bands)

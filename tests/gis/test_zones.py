@@ -11,8 +11,8 @@ from pyproj import Transformer  # noqa: E402
 
 from aerialseg.classes import DUBAI  # noqa: E402
 from aerialseg.errors import AerialSegError  # noqa: E402
-from aerialseg.inference.zones import zone_statistics  # noqa: E402
-from aerialseg.io.rasters import RasterSource  # noqa: E402
+from aerialseg.gis.rasters import RasterSource  # noqa: E402
+from aerialseg.gis.zones import zone_statistics  # noqa: E402
 
 from ..geo_helpers import write_raster  # noqa: E402
 
@@ -74,7 +74,7 @@ def test_zone_areas_match_a_hand_computed_case(tmp_path):
 
 
 def test_zones_off_the_raster_are_refused(tmp_path):
-    from aerialseg.inference.zones import check_zones
+    from aerialseg.gis.zones import check_zones
 
     raster = write_raster(tmp_path / "l.tif", np.zeros((3, 20, 20), np.uint8))
     zones = write_zones(tmp_path / "far.gpkg", [pixel_box(900, 900, 950, 950)], ["far"])

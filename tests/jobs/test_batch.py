@@ -7,7 +7,7 @@ import json
 import os
 import time
 
-from aerialseg.inference.batch import Manifest, run_jobs
+from aerialseg.jobs.batch import Manifest, run_jobs
 
 
 def task(job: dict) -> dict:
@@ -46,7 +46,7 @@ def test_manifest_is_complete_only_for_unchanged_inputs_with_outputs(tmp_path):
     src.write_bytes(b"x")
     (tmp_path / "out").mkdir()
     m = Manifest(tmp_path / "out", {"tta": False})
-    from aerialseg.inference.batch import fingerprint
+    from aerialseg.jobs.batch import fingerprint
 
     m.update("a", status="done", outputs=["a_labels.png"], **fingerprint(src))
     assert not Manifest(tmp_path / "out", {"tta": False}).complete("a", src)  # no output yet

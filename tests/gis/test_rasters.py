@@ -6,7 +6,8 @@ pytest.importorskip("rasterio")
 from rasterio.enums import ColorInterp  # noqa: E402
 
 from aerialseg.errors import AerialSegError  # noqa: E402
-from aerialseg.io.rasters import RasterSource, Scale, is_georeferenced, parse_bands  # noqa: E402
+from aerialseg.gis.rasters import RasterSource, is_georeferenced  # noqa: E402
+from aerialseg.gis.stretch import Scale, parse_bands  # noqa: E402
 
 from ..geo_helpers import GEOGRAPHIC, geographic_transform, scene, write_raster  # noqa: E402
 
@@ -121,7 +122,7 @@ def test_bad_rasters_and_band_choices_are_one_clear_line(tmp_path):
 def test_a_decimated_read_in_tiles_is_the_read_in_one_piece(tmp_path, monkeypatch):
     """read_decimated reads a big raster tile by tile (each block decoded once): the tiles,
     fractional source windows at a factor that is no integer, give the one-piece picture."""
-    import aerialseg.io.rasters as rasters
+    import aerialseg.gis.rasters as rasters
 
     photo, _ = scene(300, 420, seed=4)
     mask = np.ones((300, 420), bool)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AerialSegError
-from .images import index_labels
+from ..io.images import index_labels
 from .rasters import gdal_reason, rasterio_or_none
 
 
