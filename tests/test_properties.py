@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from aerialseg.classes import IGNORE_INDEX, ClassTable
-from aerialseg.config import ClassifyConfig, TrainConfig, field_choices, resolve_config
+from aerialseg.config import ClassifyConfig, TrainConfig, resolve_config
+from aerialseg.config_fields import field_choices
 from aerialseg.inference.segmenter import Segmenter, predict_bands
 from aerialseg.inference.tiling import Tiling, spline_ramp, spline_window
 from aerialseg.models import create_model

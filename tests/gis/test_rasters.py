@@ -111,12 +111,6 @@ def test_bad_rasters_and_band_choices_are_one_clear_line(tmp_path):
     broken.write_bytes(b"II*\x00" + b"\x00" * 50)
     with pytest.raises(AerialSegError, match="broken.tif: cannot read raster"):
         RasterSource(broken)
-    for bad in ("3,2", "a,b,c", "0,1,2"):
-        with pytest.raises(AerialSegError, match="--bands"):
-            parse_bands(bad)
-    for bad in ("p98,p2", "x", "5,5", "p2,p101"):
-        with pytest.raises(AerialSegError, match="--scale"):
-            Scale.parse(bad)
 
 
 def test_a_decimated_read_in_tiles_is_the_read_in_one_piece(tmp_path, monkeypatch):

@@ -54,7 +54,7 @@ def test_zone_areas_match_a_hand_computed_case(tmp_path):
         ["across the boundary", "corner with no data", "far away"],
     )
     with RasterSource(raster, bands=(1, 1, 1)) as src:
-        from aerialseg.inference.georaster import pixel_areas
+        from aerialseg.gis.areas import pixel_areas
 
         row_area, _ = pixel_areas(src)
     info = zone_statistics(raster, zones, DUBAI, row_area, tmp_path / "z.csv", tmp_path / "z.gpkg")

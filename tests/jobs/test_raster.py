@@ -27,7 +27,7 @@ def test_label_geotiff_has_the_inputs_grid_classes_nodata_and_areas(seg, tmp_pat
     data[:, :, :20] = 0  # nodata border
     kw = {"crs": GEOGRAPHIC, "transform": geographic_transform()} if crs == "geographic" else {}
     path = write_raster(tmp_path / "in.tif", data, nodata=0, **kw)
-    opts = SegmentOptions(confidence=True, probabilities=True)
+    opts = SegmentOptions(confidence=True, save_probabilities=True)
     result = segment_file(seg, path, tmp_path / "out", opts)
     info, paths = result.stats, result.outputs
     assert info["crs"] == rasterio.open(path).crs.to_string()
