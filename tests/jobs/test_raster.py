@@ -100,3 +100,14 @@ def test_a_failure_leaves_nothing_behind(seg, tmp_path, monkeypatch):
     with pytest.raises(AerialSegError, match="simulated"):
         segment_file(seg, path, out, SegmentOptions(confidence=True))
     assert list(out.iterdir()) == []
+
+
+def test_polygons_and_their_statistics_are_written_when_asked(seg, tmp_path):
+    photo, _ = scene(64, 96, seed=3)
+    path = write_raster(tmp_path / "in.tif", photo)
+    opts = SegmentOptions(vector=True, vector_format="geojson", mmu="0", simplify=0)
+    result = segment_file(seg, path, tmp_path / "out", opts)
+    polygons = result.outputs["polygons"]
+    assert polygons.name == "in_polygons.geojson" and polygons.stat().st_size > 0
+    features = json.loads(polygons.read_text())["features"]
+    assert len(features) == result.stats["polygons"]["polygons"] > 0

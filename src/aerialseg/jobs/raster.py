@@ -36,12 +36,12 @@ def segment_raster_to_files(seg, src, paths: dict, options, on_window=None) -> d
     from ..inference.familiarity import familiarity_stats, raster_familiarity
     from ..inference.georaster import stream_raster  # torch: only once a raster is segmented
 
-    tta, vector = options.tta, options.vector_format if options.vector else None
+    tta, fmt = options.tta, options.vector_format if options.vector else None
     zones_file = Path(options.zones) if options.zones else None
 
     classes = seg.classes
     row_area, area_method = pixel_areas(src, options.gsd)  # an unknown CRS: before any work
-    mmu_px = mmu_pixels(parse_mmu(options.mmu), row_area) if vector else 0.0
+    mmu_px = mmu_pixels(parse_mmu(options.mmu), row_area) if fmt else 0.0
     if zones_file:
         from ..gis.zones import check_zones
 
@@ -103,11 +103,11 @@ def segment_raster_to_files(seg, src, paths: dict, options, on_window=None) -> d
         write_text(tmp["labels_aux"], aux_xml(classes))
         write_text(tmp["labels_qml"], qgis_style(classes))
         vector = None
-        if vector:
+        if fmt:
             from ..gis.vectors import polygonize_to_file
 
             vector = polygonize_to_file(
-                tmp["labels"], tmp["polygons"], classes, vector, mmu_px, options.simplify
+                tmp["labels"], tmp["polygons"], classes, fmt, mmu_px, options.simplify
             )
         if zones_file:
             from ..gis.zones import zone_statistics
