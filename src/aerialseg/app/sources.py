@@ -2,7 +2,7 @@
 
 Plain pictures (JPEG, PNG, BMP, WebP) are read by io.images, as ``segment`` reads them. Rasters
 that GDAL reads (GeoTIFF, COG, VRT, 16-bit or multi-band TIFF, JPEG/PNG with a world file) go
-through io.rasters with ``segment``'s band choice (colour interpretation, else the first three)
+through gis.rasters with ``segment``'s band choice (colour interpretation, else the first three)
 and percentile scaling, and are read decimated to at most ``PREVIEW_PIXELS``: the app segments
 what it shows in memory, and a huge raster must never be read whole. When the raster has a
 georeference, the picture keeps it (the transform scaled by the decimation), so *Save…* can
