@@ -330,3 +330,19 @@ def test_every_option_left_out_and_every_file_skipped_is_one_note(tiny_model, tm
         "plain picture",
     ], r.stderr
     assert (tmp_path / "out" / "a_labels.png").is_file()
+
+
+@pytest.mark.parametrize("command", ["segment", "segment-batch"])
+def test_every_segment_option_is_a_flag_of_both_commands(command, tmp_path):
+    """segment_options reads SegmentOptions' fields by name from the parsed flags: each
+    one must be a flag, with the dataclass's default."""
+    import dataclasses
+
+    from aerialseg.cli import build_parser
+    from aerialseg.cli.segmentation import segment_options
+    from aerialseg.jobs.segment import SegmentOptions
+
+    args = build_parser([command]).parse_args([command, "x.png", "--out", str(tmp_path)])
+    missing = [f.name for f in dataclasses.fields(SegmentOptions) if not hasattr(args, f.name)]
+    assert not missing
+    assert segment_options(args) == SegmentOptions()

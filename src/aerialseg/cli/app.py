@@ -34,7 +34,7 @@ def cmd_gui(args) -> int:
 
 def cmd_capture(args) -> int:
     from ..app.capture import capture_region, parse_region
-    from ..inference.segmenter import load_model
+    from ..inference.segmenter import load_segmenter
     from ..io.files import check_writable_folder
     from ..io.outputs import stats_line, timestamped_stem
     from ..jobs.save import save_result
@@ -42,7 +42,7 @@ def cmd_capture(args) -> int:
     region = parse_region(args.region)
     check_writable_folder(Path(args.out))
     # first: a bad model or device should fail before anything is grabbed
-    seg = load_model(args.model, device=args.device)
+    seg = load_segmenter(args.model, device=args.device)
     rgb = capture_region(region)
     t = time.perf_counter()
     labels = seg.segment(rgb, tta=args.tta)
