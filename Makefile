@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export AERIALSEG_DATA ?= $(abspath ../shared/datasets/dubai-aerial)
 
-.PHONY: install test test-all lint demo bench
+.PHONY: install test test-all lint demo bench docs
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,15 @@ test: install
 test-all: install  # includes the slow tests (real-data training)
 	$(PY) -m pytest -q -m ""
 
+docs: $(VENV)/.docs-installed  # the site, into site/ (open site/index.html); warnings fail
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[docs]'
+	touch $@
+
 lint: install
-	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks docs/hooks
+	$(PY) -m ruff format --check src tests benchmarks docs/hooks
 
 demo: install  # segment the dataset's images with the bundled model, then score it
 	@if [ ! -d "$$AERIALSEG_DATA/Tile 1/images" ]; then \

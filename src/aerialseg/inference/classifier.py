@@ -13,6 +13,7 @@ from ..errors import AerialSegError
 from ..metrics import classification_metrics
 from ..models.checkpoint import load_checkpoint
 
+
 def to_batch(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
 
