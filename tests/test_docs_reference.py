@@ -83,6 +83,8 @@ def test_old_spellings_are_marked_not_listed_as_options(reference):
 def test_help_text_is_not_read_as_markup(reference):
     action = argparse.ArgumentParser().add_argument("--x", help="a <b> *c* [d](e) | f_g")
     assert reference._help(action) == r"a &lt;b&gt; \*c\* \[d\](e) \| f\_g"
+    assert reference._text("run `a_*<b>` c_d") == r"run `a_*<b>` c\_d"  # code spans kept
+    assert reference._text("an ` odd_one") == r"an \` odd\_one"
     positional = argparse.ArgumentParser().add_argument("images", nargs="+")
     assert reference._help(positional) == "one or more"
 

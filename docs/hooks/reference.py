@@ -43,10 +43,19 @@ def _parser() -> argparse.ArgumentParser:
     return build_parser()
 
 
+def _escape(s: str, also: str = "") -> str:
+    return re.sub(f"([\\\\*_\\[\\]|#{also}])", r"\\\1", html.escape(s, quote=False))
+
+
 def _text(s: str) -> str:
-    """Help text as Markdown text: collapsed whitespace, nothing read as markup."""
-    s = html.escape(" ".join(s.split()), quote=False)
-    return re.sub(r"([\\`*_\[\]|#])", r"\\\1", s)
+    """Help text as Markdown text: collapsed whitespace, nothing read as markup except pairs of
+    backticks, which stay code spans (`segment --runtime onnx`)."""
+    s = " ".join(s.split())
+    if s.count("`") % 2:  # an unpaired backtick: no code spans at all
+        return _escape(s, "`")
+    parts = s.split("`")
+    parts[::2] = [_escape(part) for part in parts[::2]]
+    return "`".join(parts)
 
 
 def _usage(parser: argparse.ArgumentParser) -> str:
