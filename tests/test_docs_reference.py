@@ -113,3 +113,14 @@ def test_links_to_repository_files_outside_docs(reference, tmp_path):
     assert out == "[run](https://f/o/blob/main/Makefile#L3)"
     out = reference.repository_links("[the script](../benchmarks)", "train.md", docs, None)
     assert out == "the script (`benchmarks`)"
+
+
+def test_sphinx_roles_of_the_docstrings_become_code(reference):
+    html = (
+        "a :class:<code>Segmenter</code>, :func:<code>~aerialseg.classes.check_known</code>"
+        " and :mod:<code>.confidence</code>; :class: alone stays"
+    )
+    assert reference.sphinx_roles(html) == (
+        "a <code>Segmenter</code>, <code>check_known</code> and <code>confidence</code>;"
+        " :class: alone stays"
+    )

@@ -191,6 +191,27 @@ def repository_links(markdown: str, page_uri: str, docs_dir: Path, repo_url: str
     return LINK.sub(replace, markdown)
 
 
+ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc):<code>(~|\.)?([\w.]+)</code>")
+
+
+def sphinx_roles(html_text: str) -> str:
+    """The docstrings' Sphinx cross-reference roles (``:class:`Segmenter```), which
+    mkdocstrings renders as ``:class:<code>Segmenter</code>``, as plain code: the name, or
+    its last part for ``~a.b.c`` and ``.relative`` targets, as Sphinx shows them."""
+
+    def replace(m: re.Match) -> str:
+        name = m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2)
+        return f"<code>{name}</code>"
+
+    return ROLE.sub(replace, html_text)
+
+
+def on_page_content(html_text, page, config, files):
+    if page.file.src_uri == "reference/python.md":
+        return sphinx_roles(html_text)
+    return html_text
+
+
 def on_page_markdown(markdown, page, config, files):
     path = page.file.src_uri
     markdown = repository_links(markdown, path, Path(config["docs_dir"]), config.get("repo_url"))
