@@ -12,7 +12,7 @@ optimistic; ``last.safetensors`` was not chosen at all.
                                    [--figure OUT.png]
 
 Figure: the classic-method table (KMeans / SVM / random forest against the U-Nets), quoted in
-docs/results.md (what the U-Net adds) and docs/classify.md.
+docs/results.md (what the U-Net adds) and docs/tutorials/classify.md.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ app logs it per job): while each capture was segmented, and while the model load
     python benchmarks/gui_latency.py [--model PATH] [--rounds 5] [--screenshot docs/gui.png]
 
 Figure: the desktop app's capture-to-result time and event-loop stalls, quoted in
-docs/results.md (desktop app) and docs/gui.md.
+docs/results.md (desktop app) and docs/tutorials/app.md.
 """
 
 from __future__ import annotations
