@@ -94,7 +94,7 @@ def _read(image, bands, stretch) -> tuple[np.ndarray, np.ndarray | None]:
         return to_rgb(image, bands, stretch), None
     path = Path(image)
     if not path.is_file():
-        raise AerialSegError(f"{path}: no such file")
+        raise AerialSegError(f"{path}: {'not a file' if path.exists() else 'no such file'}")
     if not _is_raster(path):
         return to_rgb(open_image(path), bands, stretch), None
     from rasterio.errors import NotGeoreferencedWarning
