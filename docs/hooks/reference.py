@@ -75,10 +75,13 @@ def _help(action: argparse.Action) -> str:
         text = argparse.HelpFormatter(prog="aerialseg")._expand_help(action)
     text = _text(text)
     extra = []
-    if action.choices is not None and not isinstance(action, argparse._SubParsersAction):
+    # the choices, unless the invocation shows them ({a,b}) or the help names them all
+    if action.choices is not None and action.metavar is not None:
         shown = " ".join(text.split()).lower()
         if not all(str(c).lower() in shown for c in action.choices):
             extra.append("one of " + ", ".join(f"`{c}`" for c in action.choices))
+    if action.required and action.option_strings:
+        extra.append("required")
     default = action.default
     if (
         action.option_strings
@@ -94,6 +97,7 @@ def _help(action: argparse.Action) -> str:
         return text
     if not action.option_strings:  # a positional argument without help: how many it takes
         counts = {"+": "one or more", "*": "any number", "?": "optional"}
+        counts[argparse.REMAINDER] = "the rest of the command line"
         return counts.get(action.nargs, "required")
     return "(no description)"
 
