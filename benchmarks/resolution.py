@@ -10,6 +10,9 @@ prediction or truth has it), per scene and pooled. Factor f is an implied model 
 
     python benchmarks/resolution.py [--model M] [--other OTHER_PLACES]
         [--scales 0.25 0.35 0.5 0.7 1.0] [--gsd 0.5]
+
+Figure: the accuracy-against-scale table on two OpenEarthMap scenes, quoted in
+docs/tutorials/new_place.md (Resolution) and docs/results.md.
 """
 
 from __future__ import annotations

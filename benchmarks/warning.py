@@ -20,6 +20,9 @@ how the bundled model's reference was made.
 
 Data default to $AERIALSEG_DATA and ../shared/datasets/{dubai-aerial,other-places} beside
 the repository; what is absent is skipped.
+
+Figure: the unfamiliar-imagery warning table (distances, flagged counts, cost), quoted in
+docs/results.md and docs/tutorials/new_place.md.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Quick tour::
 
     import aerialseg
+    labels = aerialseg.segment("ortho.tif")    # a path, a PIL image or a numpy array
+    labels, probs = aerialseg.segment(image, probabilities=True)   # (H, W), (H, W, C)
     cfg = aerialseg.TrainConfig(data="path/to/dubai", minutes=10)
     aerialseg.train(cfg, "runs/first")
     seg = aerialseg.load_segmenter("runs/first/best.safetensors")   # None: the bundled model
@@ -48,6 +50,7 @@ _API = {
     "segment_file": "jobs.segment",
     "Tiling": "inference.tiling",
     "evaluate": "inference.evaluate",
+    "segment": "api",
     "train": "training.segmentation",
 }
 

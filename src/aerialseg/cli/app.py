@@ -122,8 +122,10 @@ def add_capture(sub, help: str) -> None:
         "the main one have negative X: write --region=-1920,0,800,600) and writes input, mask, "
         "overlay, labels and statistics into --out.",
     )
-    c.add_argument("--region", required=True, metavar="X,Y,W,H")
-    c.add_argument("--out", required=True, metavar="DIR")
+    c.add_argument(
+        "--region", required=True, metavar="X,Y,W,H", help="the screen rectangle to grab"
+    )
+    c.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
     common.add_model(c)
     c.add_argument("--tta", action="store_true", help="average the 8 flips/rotations")
     common.add_device(c)

@@ -293,7 +293,15 @@ def scaled_size(h: int, w: int, scale: float) -> tuple[int, int]:
 
 
 def check_rgb(rgb: np.ndarray) -> np.ndarray:
-    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
+    # np.shape() reads any picture's shape (a PIL image's is (H, W, 3) too): name what else
+    # it was, or the message refuses an (H, W, 3) shape for not being (H, W, 3)
+    if not isinstance(rgb, np.ndarray):
+        kind = f"{type(rgb).__module__}.{type(rgb).__name__}"
+        raise AerialSegError(
+            f"expected a numpy (H, W, 3) uint8 RGB array, got a {kind}; "
+            "aerialseg.segment() takes PIL images, paths and other arrays"
+        )
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise AerialSegError(f"expected an (H, W, 3) RGB array, got shape {np.shape(rgb)}")
     if rgb.dtype != np.uint8:
         raise AerialSegError(f"expected a uint8 RGB array, got {rgb.dtype}")
