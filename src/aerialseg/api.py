@@ -99,7 +99,8 @@ def _read(image, bands, stretch) -> tuple[np.ndarray, np.ndarray | None]:
         return to_rgb(open_image(path), bands, stretch), None
     from rasterio.errors import NotGeoreferencedWarning
 
-    from .io.rasters import RasterSource, Scale
+    from .gis.rasters import RasterSource
+    from .gis.stretch import Scale
 
     if bands is not None:
         bands = tuple(bands) * 3 if len(tuple(bands)) == 1 else tuple(bands)
@@ -112,7 +113,7 @@ def _read(image, bands, stretch) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _is_raster(path: Path) -> bool:
-    from .io.rasters import is_georeferenced, rasterio_or_none
+    from .gis.rasters import is_georeferenced, rasterio_or_none
 
     if path.suffix.lower() in RASTER_SUFFIXES:
         return rasterio_or_none() is not None

@@ -119,7 +119,7 @@ def to_rgb(image, bands=None, stretch=None) -> np.ndarray:
     default the first three, or the one grey band. Values that are not 8-bit are scaled to
     0-255 per band from their percentiles 2 and 98, by the GIS raster reader itself (so as
     ``aerialseg segment`` scales a raster; it needs the geo extra); ``stretch`` (a
-    :class:`~aerialseg.io.rasters.Scale` or its text, "p2,p98" | "LOW,HIGH" | "none") chooses
+    :class:`~aerialseg.gis.stretch.Scale` or its text, "p2,p98" | "LOW,HIGH" | "none") chooses
     another scaling, for 8-bit values too.
     """
     if isinstance(image, Image.Image):
@@ -166,9 +166,10 @@ _GDAL_TYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float6
 
 def _stretched(data: np.ndarray, stretch) -> np.ndarray:
     """(3, H, W) values of any type -> (H, W, 3) uint8 through an in-memory GeoTIFF read by
-    :class:`~aerialseg.io.rasters.RasterSource`: the percentiles, clipping and rounding are
+    :class:`~aerialseg.gis.rasters.RasterSource`: the percentiles, clipping and rounding are
     exactly those of a raster given to the CLI, in one place."""
-    from .rasters import RasterSource, Scale, rasterio_or_none
+    from ..gis.rasters import RasterSource, rasterio_or_none
+    from ..gis.stretch import Scale
 
     rio = rasterio_or_none()
     if rio is None:
