@@ -44,7 +44,6 @@ _API = {
     "save_checkpoint": "models.checkpoint",
     "Segmenter": "inference.segmenter",
     "load_segmenter": "inference.segmenter",
-    "load_model": "inference.segmenter",  # the earlier name of load_segmenter
     "SegmentOptions": "jobs.segment",
     "SegmentResult": "jobs.segment",
     "segment_file": "jobs.segment",
@@ -53,11 +52,14 @@ _API = {
     "segment": "api",
     "train": "training.segmentation",
 }
+# earlier names that keep working, left out of __all__ and the docs
+_OLD_NAMES = {"load_model": "inference.segmenter"}
 
 
 def __getattr__(name: str):
-    if name in _API:
-        value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    module = _API.get(name) or _OLD_NAMES.get(name)
+    if module:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
         globals()[name] = value  # later lookups are plain attribute reads
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

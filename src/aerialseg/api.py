@@ -83,9 +83,9 @@ def _segmenter(model):
 
 @lru_cache(maxsize=4)
 def _load(path: str | None, version):
-    from .inference.segmenter import load_model
+    from .inference.segmenter import load_segmenter
 
-    return load_model(path)
+    return load_segmenter(path)
 
 
 def _read(image, bands, stretch) -> tuple[np.ndarray, np.ndarray | None]:

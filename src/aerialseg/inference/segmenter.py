@@ -177,7 +177,7 @@ def _undo_dihedral_t(x: torch.Tensor, k: int) -> torch.Tensor:
 class Segmenter:
     """A trained model ready to segment RGB images of any size.
 
-    >>> seg = load_model()                    # the bundled default model
+    >>> seg = load_segmenter()                # the bundled default model
     >>> labels = seg.segment(rgb)             # (H, W) class indices
     >>> probs = seg.predict_proba(rgb)        # (H, W, C) probabilities
 
