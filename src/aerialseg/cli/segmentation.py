@@ -183,6 +183,7 @@ def segment_one(seg, path: Path, name: str, out: Path, args, geo_opts, quiet=Tru
     from tqdm import tqdm
 
     from ..inference.outputs import check_free, display_name, output_paths, segment_to_files
+    from ..inference.plainstream import segment_picture_streamed, streams
     from ..io.images import read_image
 
     raster = geo.wants_raster_path(path, args)
@@ -201,18 +202,26 @@ def segment_one(seg, path: Path, name: str, out: Path, args, geo_opts, quiet=Tru
         paths = output_paths(out, name, args.save_probabilities)
         if not check_free(paths, args.overwrite, source=str(path)):
             return False, paths  # done by an earlier run: a rerun after a kill carries on
-        rgb = read_image(path, max_pixels=args.max_pixels, hint="--max-pixels")
-        if factor != 1:  # the model sees it resampled; the map comes back at full size
-            h, w = (round(n * factor) for n in rgb.shape[:2])
-            geo.check_resampled_size(path, h, w, factor, args.max_pixels)
-            seg = seg.resampled(factor)
-        total = seg.count_windows(*rgb.shape[:2])
         desc = display_name(path.name)
         gsd = args.gsd or input_gsd  # for areas
-        with tqdm(total=total, unit="win", leave=False, desc=desc, disable=quiet) as bar:
-            info = segment_to_files(
-                seg, rgb, paths, str(path), args.tta, args.opacity, gsd, bar.update
-            )
+        size = streams(seg, path) if factor == 1 else None
+        if size is not None:  # big: read in windows, written in strips, bounded memory
+            with tqdm(total=seg.count_windows(*size), unit="win", leave=False, desc=desc,
+                      disable=quiet) as bar:  # fmt: skip
+                info = segment_picture_streamed(
+                    seg, path, paths, args.tta, args.opacity, gsd, bar.update
+                )
+        else:
+            rgb = read_image(path, max_pixels=args.max_pixels, hint="--max-pixels")
+            if factor != 1:  # the model sees it resampled; the map comes back at full size
+                h, w = (round(n * factor) for n in rgb.shape[:2])
+                geo.check_resampled_size(path, h, w, factor, args.max_pixels)
+                seg = seg.resampled(factor)
+            total = seg.count_windows(*rgb.shape[:2])
+            with tqdm(total=total, unit="win", leave=False, desc=desc, disable=quiet) as bar:
+                info = segment_to_files(
+                    seg, rgb, paths, str(path), args.tta, args.opacity, gsd, bar.update
+                )
     if info is None:
         return False, paths  # done by an earlier run
     if warn and info["warning"]:

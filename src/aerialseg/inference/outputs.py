@@ -73,7 +73,11 @@ def class_stats(labels: np.ndarray, classes: ClassTable, gsd: float | None = Non
     """Pixels and share of the image per class (with its display colour, as the maps show
     it); square metres when the ground sampling distance (metres per pixel) is known."""
     counts = np.bincount(labels.ravel(), minlength=len(classes))[: len(classes)]
-    total = labels.size
+    return class_counts_stats(counts, labels.size, classes, gsd)
+
+
+def class_counts_stats(counts, total: int, classes: ClassTable, gsd: float | None = None):
+    """:func:`class_stats` from the pixels of each class (``counts``) out of ``total``."""
     rows = []
     for name, shown, n in zip(classes.names, classes.display, counts):
         row = {
