@@ -86,12 +86,13 @@ def segment_picture_streamed(
     opacity: float = 0.5,
     gsd: float | None = None,
     on_window=None,
+    chunk: int | None = None,
 ) -> dict:
     """Segment the picture at ``path`` (one :func:`streams` accepted) and write the files
     of :func:`~.outputs.segment_to_files` to ``paths``, all or none, in bounded memory.
-    Returns the statistics written to the JSON."""
+    Returns the statistics written to the JSON. ``chunk``: the column chunks' width (tests)."""
     from .familiarity import familiarity_stats, raster_familiarity
-    from .georaster import stream_raster
+    from .georaster import CHUNK, stream_raster
 
     if not 0 <= opacity <= 1:
         raise AerialSegError(f"opacity must be between 0 and 1, not {opacity}")
@@ -103,7 +104,7 @@ def segment_picture_streamed(
         if "probs" in tmp:
             sink.probs_to(tmp["probs"])
         try:
-            stream_raster(seg, src, [sink], tta, on_window)
+            stream_raster(seg, src, [sink], tta, on_window, chunk or CHUNK)
         finally:
             sink.close()
         small, sample = _write_maps(seg.classes, copy, sink, tmp, opacity, scratch)
