@@ -43,11 +43,11 @@ def tile() -> tuple[np.ndarray, str]:
     return pattern, "synthetic pattern"
 
 
-def strips(t: np.ndarray, size: int):
-    """(first row, rows) of the size x size picture: ``t`` mirrored out, strip by strip."""
-    cols = mirrored(np.arange(size), t.shape[1])
-    for y in range(0, size, STRIP):
-        yield y, t[mirrored(np.arange(y, min(size, y + STRIP)), t.shape[0])][:, cols]
+def strips(t: np.ndarray, w: int, h: int):
+    """(first row, rows) of the w x h picture: ``t`` mirrored out, strip by strip."""
+    cols = mirrored(np.arange(w), t.shape[1])
+    for y in range(0, h, STRIP):
+        yield y, t[mirrored(np.arange(y, min(h, y + STRIP)), t.shape[0])][:, cols]
 
 
 def mirrored(idx: np.ndarray, n: int) -> np.ndarray:
@@ -56,20 +56,26 @@ def mirrored(idx: np.ndarray, n: int) -> np.ndarray:
     return np.where(idx >= n, 2 * n - 1 - idx, idx)
 
 
-def make_picture(size: int, fmt: str, folder: Path, t: np.ndarray) -> Path:
+def shape(text: str) -> tuple[int, int]:
+    """``--size``: N (N x N) or WxH."""
+    w, _, h = text.partition("x")
+    return int(w), int(h or w)
+
+
+def make_picture(size: tuple[int, int], fmt: str, folder: Path, t: np.ndarray) -> Path:
     import rasterio
     from rasterio.shutil import copy
     from rasterio.windows import Window
 
     if fmt == "png":
-        path = folder / f"big{size}.png"
-        png = PngRows(path, size, size, 3)
-        for _, rows in strips(t, size):
+        path = folder / "big.png"
+        png = PngRows(path, *size, 3)
+        for _, rows in strips(t, *size):
             png.write(rows)
         png.close()
         return path
-    path = folder / f"big{size}.tif"
-    profile = {"driver": "GTiff", "width": size, "height": size, "count": 3, "dtype": "uint8",
+    path = folder / "big.tif"
+    profile = {"driver": "GTiff", "width": size[0], "height": size[1], "count": 3, "dtype": "uint8",
                "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate",
                "BIGTIFF": "IF_SAFER", "photometric": "RGB"}  # fmt: skip
     if fmt == "geotiff":  # 0.3 m pixels in UTM 40N (Dubai): the GIS raster path
@@ -77,10 +83,10 @@ def make_picture(size: int, fmt: str, folder: Path, t: np.ndarray) -> Path:
 
         profile.update(crs="EPSG:32640", transform=Affine(0.3, 0, 300000, 0, -0.3, 2800000))
     with rasterio.open(path, "w", **profile) as dst:
-        for y, rows in strips(t, size):
-            dst.write(np.moveaxis(rows, -1, 0), window=Window(0, y, size, len(rows)))
+        for y, rows in strips(t, *size):
+            dst.write(np.moveaxis(rows, -1, 0), window=Window(0, y, size[0], len(rows)))
     if fmt == "jpg":
-        jpg = folder / f"big{size}.jpg"
+        jpg = folder / "big.jpg"
         copy(path, jpg, driver="JPEG", QUALITY=90)
         path.unlink()
         return jpg
@@ -88,7 +94,8 @@ def make_picture(size: int, fmt: str, folder: Path, t: np.ndarray) -> Path:
 
 
 def run(picture: Path, out: Path, model: str | None, tta: bool, in_memory: bool):
-    """(peak RSS GiB, seconds) of one `segment` child."""
+    """(peak RSS GiB, wall seconds, CPU seconds) of one `segment` child. CPU seconds (user +
+    system, all threads) are the steadier cost on a machine others share."""
     cmd = [sys.executable, "-m", "aerialseg", "segment", str(picture), "--out", str(out), "-q"]
     cmd += ["--model", model] if model else []
     cmd += ["--tta"] if tta else []
@@ -102,7 +109,7 @@ def run(picture: Path, out: Path, model: str | None, tta: bool, in_memory: bool)
     child.stderr.close()
     if os.waitstatus_to_exitcode(status):
         sys.exit(f"segment failed: {err.strip()}")
-    return usage.ru_maxrss / 1024**2, secs  # KiB -> GiB
+    return usage.ru_maxrss / 1024**2, secs, usage.ru_utime + usage.ru_stime  # KiB -> GiB
 
 
 def same_labels(a: Path, b: Path) -> str:
@@ -125,7 +132,7 @@ def main() -> None:
 
     warnings.simplefilter("ignore", NotGeoreferencedWarning)  # the plain pictures made here
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", type=int, nargs="+", default=[10_000])
+    ap.add_argument("--size", type=shape, nargs="+", default=[(10_000, 10_000)], help="N or WxH")
     ap.add_argument("--format", nargs="+", default=["png"], choices=("png", "jpg", "geotiff"))
     ap.add_argument("--model")
     ap.add_argument("--tiny", action="store_true", help="an untrained 4-filter U-Net")
@@ -136,7 +143,9 @@ def main() -> None:
     t, what = tile()
     print(f"pictures: {what}; {os.cpu_count()} CPUs; model {args.model or 'bundled'}"
           + (" (tiny)" if args.tiny else "") + (" with TTA" if args.tta else ""))  # fmt: skip
-    print(f"{'size':>6} {'format':8} {'path':9} {'peak GiB':>8} {'s/MP':>7} {'s':>6}")
+    print(
+        f"{'size':>11} {'format':8} {'path':9} {'peak GiB':>8} {'s/MP':>7} {'CPU s/MP':>8} {'s':>6}"
+    )
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
         folder = Path(tmp)
         model = args.model
@@ -149,16 +158,21 @@ def main() -> None:
             for fmt in args.format:
                 picture = make_picture(size, fmt, folder, t)
                 ways = ["streamed"]
-                if args.baseline and fmt != "geotiff" and size <= args.baseline_max:
+                if args.baseline and fmt != "geotiff" and max(size) <= args.baseline_max:
                     ways = ["in-memory", "streamed", "in-memory", "streamed"]  # interleaved
                 labels = {}
                 for way in ways:
                     out = folder / f"out-{way}"
                     shutil.rmtree(out, ignore_errors=True)  # a rerun would keep the outputs
-                    peak, secs = run(picture, out, model, args.tta, way == "in-memory")
-                    mp = size * size / 1e6
+                    peak, secs, cpu = run(picture, out, model, args.tta, way == "in-memory")
+                    mp = size[0] * size[1] / 1e6
                     name = "raster" if fmt == "geotiff" else way
-                    print(f"{size:>6} {fmt:8} {name:9} {peak:8.2f} {secs / mp:7.3f} {secs:6.0f}")
+                    wxh = "x".join(map(str, size))
+                    print(
+                        f"{wxh:>11} {fmt:8} {name:9} {peak:8.2f} {secs / mp:7.3f} "
+                        f"{cpu / mp:8.3f} {secs:6.0f}",
+                        flush=True,
+                    )
                     suffix = "_labels.tif" if fmt == "geotiff" else "_labels.png"
                     labels[way] = out / f"{picture.stem}{suffix}"
                 if len(labels) == 2:

@@ -48,6 +48,7 @@ from .outputs import overlay as paint_overlay
 # variable AERIALSEG_STREAM_PIXELS sets another (0: all; the benchmark's baseline: a huge one).
 STREAM_PIXELS = 16_000_000
 TILE = 256  # scratch GeoTIFF tiles; the read-back strips are one row of tiles
+OVERLAY_PIXELS = 1_000_000  # painted at a time: a 256-row strip of a 40 000-wide one is 10 M
 BLANK_SAMPLE = 250_000  # pixels the blank-picture check looks at (confidence.unusual)
 
 
@@ -201,6 +202,7 @@ def _write_maps(classes, copy: Path, sink: _Sink, tmp, opacity: float, scratch: 
 
     h, w = sink.h, sink.w
     step, blank = sink.step, max(1, int(math.sqrt(h * w / BLANK_SAMPLE)))
+    band = max(1, OVERLAY_PIXELS // w)  # rows of the overlay painted at a time
     small = np.zeros((*sink.small.shape, 3), np.uint8)
     sample = np.zeros((-(-h // blank), -(-w // blank), 3), np.uint8)
     over = scratch.enter_context(_scratch(tmp["overlay"], "overlay"))
@@ -218,7 +220,11 @@ def _write_maps(classes, copy: Path, sink: _Sink, tmp, opacity: float, scratch: 
                 labels = _gdal(sink.labels_path, lab_src.read, 1, window=win)
                 pngs[0].write(labels)
                 pngs[1].write(classes.colorize(labels))
-                shown = paint_overlay(rgb, labels, classes, opacity)
+                shown = np.empty_like(rgb)
+                for r in range(0, len(rgb), band):  # its float copies: ~50 B a pixel
+                    shown[r : r + band] = paint_overlay(
+                        rgb[r : r + band], labels[r : r + band], classes, opacity
+                    )
                 _gdal(over, out.write, np.moveaxis(shown, -1, 0), window=win)
                 for keep, s in ((small, step), (sample, blank)):
                     r0 = -(-y // s)
