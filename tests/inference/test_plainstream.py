@@ -79,7 +79,10 @@ def test_which_pictures_stream(seg, tmp_path):
     exif = turned.getexif()
     exif[0x0112] = 6  # rotated: Pillow turns it, GDAL would not
     turned.save(tmp_path / "turned.jpg", exif=exif)
-    for name in ("grey.png", "rgba.png", "turned.jpg"):
+    Image.fromarray(photo).save(tmp_path / "progressive.jpg", progressive=True)
+    Image.fromarray(photo).save(tmp_path / "plain.jpg")
+    assert streams(seg, tmp_path / "plain.jpg", min_pixels=0) == (40, 50)
+    for name in ("grey.png", "rgba.png", "turned.jpg", "progressive.jpg"):
         assert streams(seg, tmp_path / name, min_pixels=0) is None, name
 
 

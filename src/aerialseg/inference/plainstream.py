@@ -70,6 +70,8 @@ def streams(seg, path: Path, min_pixels: int | None = None) -> tuple[int, int] |
         return None
     if mode != "RGB" or turned or "transparency" in info or size[0] * size[1] < min_pixels:
         return None
+    if info.get("interlace") or info.get("progressive"):
+        return None  # GDAL decodes these whole, or over and over
     try:
         with _quiet_open(path) as src:
             same = (src.height, src.width) == size and src.count == 3
