@@ -10,7 +10,8 @@ same run, where the picture is at most --baseline-max pixels a side, and the lab
 are compared. A georeferenced GeoTIFF (geotiff) goes the GIS raster way.
 
     python benchmarks/segment_memory.py [--size 10000 20000] [--format png geotiff]
-        [--model PATH | --tiny] [--baseline] [--baseline-max 10000] [--tta]
+        [--model PATH | --tiny] [--baseline] [--baseline-max 10000]
+        [--repeats 2] [--tta]
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def run(picture: Path, out: Path, model: str | None, tta: bool, in_memory: bool)
     cmd = [sys.executable, "-m", "aerialseg", "segment", str(picture), "--out", str(out), "-q"]
     cmd += ["--model", model] if model else []
     cmd += ["--tta"] if tta else []
-    cmd += ["--max-pixels", str(10**12)] if in_memory else []
+    cmd += ["--max-pixels", str(10**12)]  # over 150 M pixels: asked for, as a user does
     env = {**os.environ, "AERIALSEG_STREAM_PIXELS": str(10**15 if in_memory else 0)}
     t0 = time.perf_counter()
     child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -139,6 +140,7 @@ def main() -> None:
     ap.add_argument("--tta", action="store_true")
     ap.add_argument("--baseline", action="store_true", help="also the in-memory way")
     ap.add_argument("--baseline-max", type=int, default=10_000)
+    ap.add_argument("--repeats", type=int, default=2, help="baseline pairs (default 2)")
     args = ap.parse_args()
     t, what = tile()
     print(f"pictures: {what}; {os.cpu_count()} CPUs; model {args.model or 'bundled'}"
@@ -159,7 +161,7 @@ def main() -> None:
                 picture = make_picture(size, fmt, folder, t)
                 ways = ["streamed"]
                 if args.baseline and fmt != "geotiff" and max(size) <= args.baseline_max:
-                    ways = ["in-memory", "streamed", "in-memory", "streamed"]  # interleaved
+                    ways = ["in-memory", "streamed"] * args.repeats  # interleaved
                 labels = {}
                 for way in ways:
                     out = folder / f"out-{way}"

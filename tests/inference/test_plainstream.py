@@ -71,6 +71,7 @@ def test_which_pictures_stream(seg, tmp_path):
     path = picture(tmp_path / "pic.png", 40, 50)
     assert streams(seg, path, min_pixels=0) == (40, 50)
     assert streams(seg, path) is None  # small: read whole
+    assert streams(seg, path, max_pixels=1999, min_pixels=0) is None  # refused as before
     assert streams(seg.resampled(0.5), path, min_pixels=0) is None  # scales: read whole
     photo = np.asarray(Image.open(path))
     Image.fromarray(photo[..., 0]).save(tmp_path / "grey.png")

@@ -204,7 +204,7 @@ def segment_one(seg, path: Path, name: str, out: Path, args, geo_opts, quiet=Tru
             return False, paths  # done by an earlier run: a rerun after a kill carries on
         desc = display_name(path.name)
         gsd = args.gsd or input_gsd  # for areas
-        size = streams(seg, path) if factor == 1 else None
+        size = streams(seg, path, args.max_pixels) if factor == 1 else None
         if size is not None:  # big: read in windows, written in strips, bounded memory
             with tqdm(total=seg.count_windows(*size), unit="win", leave=False, desc=desc,
                       disable=quiet) as bar:  # fmt: skip

@@ -52,10 +52,15 @@ OVERLAY_PIXELS = 1_000_000  # painted at a time: a 256-row strip of a 40 000-wid
 BLANK_SAMPLE = 250_000  # pixels the blank-picture check looks at (confidence.unusual)
 
 
-def streams(seg, path: Path, min_pixels: int | None = None) -> tuple[int, int] | None:
+def streams(
+    seg, path: Path, max_pixels: int | None = None, min_pixels: int | None = None
+) -> tuple[int, int] | None:
     """(height, width) when ``path`` is to be segmented here: GDAL (the geo extra) is there,
     ``seg`` runs at scale 1, and the picture is plain 8-bit RGB of at least ``min_pixels``
-    that GDAL reads as Pillow does. None: read it whole."""
+    that GDAL reads as Pillow does. None: read it whole. Over ``max_pixels`` (--max-pixels)
+    also None: the in-memory reader refuses it from its header, as before - the guard against
+    a small file claiming a huge picture holds here too (it would fill the disk, and take
+    hours)."""
     from PIL import Image
 
     if seg.scales != (1.0,) or rasterio_or_none() is None:
@@ -69,6 +74,8 @@ def streams(seg, path: Path, min_pixels: int | None = None) -> tuple[int, int] |
     except Exception:  # noqa: BLE001 - unreadable: the in-memory reader says why
         return None
     if mode != "RGB" or turned or "transparency" in info or size[0] * size[1] < min_pixels:
+        return None
+    if max_pixels is not None and size[0] * size[1] > max_pixels:
         return None
     if info.get("interlace") or info.get("progressive"):
         return None  # GDAL decodes these whole, or over and over
