@@ -67,7 +67,7 @@ def test_where_column_chunks_meet_the_labels_agree(seg, tmp_path):
     assert sum(c["pixels"] for c in stats["classes"]) == 60 * 420  # every pixel once
 
 
-def test_which_pictures_stream(seg, tmp_path):
+def test_which_pictures_stream(seg, tmp_path, monkeypatch):
     path = picture(tmp_path / "pic.png", 40, 50)
     assert streams(seg, path, min_pixels=0) == (40, 50)
     assert streams(seg, path) is None  # small: read whole
@@ -85,6 +85,8 @@ def test_which_pictures_stream(seg, tmp_path):
     assert streams(seg, tmp_path / "plain.jpg", min_pixels=0) == (40, 50)
     for name in ("grey.png", "rgba.png", "turned.jpg", "progressive.jpg"):
         assert streams(seg, tmp_path / name, min_pixels=0) is None, name
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow's own guard: not ours
+    assert streams(seg, path, min_pixels=0) == (40, 50)
 
 
 def test_a_failure_leaves_no_file_behind(seg, tmp_path, monkeypatch):

@@ -63,12 +63,14 @@ def streams(
     hours)."""
     from PIL import Image
 
-    if seg.scales != (1.0,) or rasterio_or_none() is None:
+    from ..io.images import _pillow_limit
+
+    if seg.scales != (1.0,):
         return None
     if min_pixels is None:
         min_pixels = int(os.environ.get("AERIALSEG_STREAM_PIXELS", STREAM_PIXELS))
     try:
-        with Image.open(path) as im:
+        with _pillow_limit(None), Image.open(path) as im:  # the header: Pillow's bomb check off
             size, mode, info = (im.height, im.width), im.mode, im.info
             turned = im.getexif().get(0x0112, 1) not in (0, 1)  # EXIF orientation
     except Exception:  # noqa: BLE001 - unreadable: the in-memory reader says why
@@ -79,6 +81,8 @@ def streams(
         return None
     if info.get("interlace") or info.get("progressive"):
         return None  # GDAL decodes these whole, or over and over
+    if rasterio_or_none() is None:
+        return None
     try:
         with _quiet_open(path) as src:
             same = (src.height, src.width) == size and src.count == 3
