@@ -112,16 +112,17 @@ def segment_picture_streamed(
         raise AerialSegError(f"opacity must be between 0 and 1, not {opacity}")
     with staged(paths) as tmp, ExitStack() as scratch:
         copy = scratch.enter_context(_scratch(tmp["labels"], "picture"))
-        h, w = _copy_picture(path, copy)
+        h, w = _copy_picture(path, copy, paths["labels"])  # errors name final files
         src = scratch.enter_context(_source(copy, path))
-        sink = _Sink(seg, h, w, scratch.enter_context(_scratch(tmp["labels"], "labels")))
+        labels = scratch.enter_context(_scratch(tmp["labels"], "labels"))
+        sink = _Sink(seg, h, w, labels, paths["labels"])
         if "probs" in tmp:
             sink.probs_to(tmp["probs"])
         try:
             stream_raster(seg, src, [sink], tta, on_window, chunk or CHUNK)
         finally:
             sink.close()
-        small, sample = _write_maps(seg.classes, copy, sink, tmp, opacity, scratch)
+        small, sample = _write_maps(seg.classes, copy, sink, tmp, paths, opacity, scratch)
         confidence = sink.top / (h * w)
         near = raster_familiarity(seg, src)  # the in-memory path's windows: same distance
         stats = class_counts_stats(sink.counts, h * w, seg.classes, gsd)
@@ -148,7 +149,7 @@ class _Sink:
     """What ``stream_raster`` hands out, kept small: labels to a scratch GeoTIFF, class counts,
     the summed top probability, every ``step``-th label for the figure."""
 
-    def __init__(self, seg, h: int, w: int, labels_path: Path):
+    def __init__(self, seg, h: int, w: int, labels_path: Path, name: Path):
         import rasterio
 
         self.h, self.w, self.n = h, w, seg.model.num_classes
@@ -156,9 +157,9 @@ class _Sink:
         self.top = 0.0
         self.step = figure_step(h, w)
         self.small = np.zeros((-(-h // self.step), -(-w // self.step)), np.uint8)
-        self.labels_path = labels_path
+        self.labels_path, self.name = labels_path, name
         # uncompressed: a piece rarely covers whole tiles, and a plain tile is rewritten in place
-        self.dst = _gdal(labels_path, rasterio.open, labels_path, "w", **_profile(h, w, 1, True))
+        self.dst = _gdal(name, rasterio.open, labels_path, "w", **_profile(h, w, 1, True))
         self.probs = None
 
     def probs_to(self, path: Path) -> None:
@@ -180,7 +181,7 @@ class _Sink:
         self.top += float(probs.max(-1).sum(dtype=np.float64))
         self.counts += np.bincount(labels.ravel(), minlength=256)[: self.n]
         rows, cols = labels.shape
-        _gdal(self.labels_path, self.dst.write, labels[None], window=Window(col, row, cols, rows))
+        _gdal(self.name, self.dst.write, labels[None], window=Window(col, row, cols, rows))
         s = self.step
         r0, c0 = -(-row // s), -(-col // s)  # the first kept row and column at or after
         kept = labels[r0 * s - row :: s, c0 * s - col :: s]
@@ -193,10 +194,13 @@ class _Sink:
                 os.pwrite(fd, data[i].tobytes(), at)
 
     def close(self) -> None:
-        self.dst.close()
-        if self.probs is not None:
-            os.close(self.probs[0])
-            self.probs = None
+        """Flush the labels (a full disk fails here too: one line) and close the files."""
+        try:
+            _gdal(self.name, self.dst.close)
+        finally:
+            if self.probs is not None:
+                os.close(self.probs[0])
+                self.probs = None
 
 
 def figure_step(h: int, w: int) -> int:
@@ -204,7 +208,7 @@ def figure_step(h: int, w: int) -> int:
     return max(1, -(-max(h, w) // FIGURE_MAX_SIDE))
 
 
-def _write_maps(classes, copy: Path, sink: _Sink, tmp, opacity: float, scratch: ExitStack):
+def _write_maps(classes, copy: Path, sink: _Sink, tmp, paths, opacity: float, scratch):
     """Labels PNG, colour PNG and overlay JPEG from the scratch files, strip by strip; the
     figure's decimated photo and the blank check's sample, as the in-memory path takes them."""
     import rasterio
@@ -225,12 +229,11 @@ def _write_maps(classes, copy: Path, sink: _Sink, tmp, opacity: float, scratch: 
             rgb_src = files.enter_context(_quiet_open(copy))
             lab_src = files.enter_context(_quiet_open(sink.labels_path))
             # one-line strips: GDAL's JPEG writer reads the overlay line by line
-            out = _gdal(over, rasterio.open, over, "w", **_profile(h, w, 3, False))
-            files.enter_context(out)
+            out = files.enter_context(_created(over, paths["overlay"], _profile(h, w, 3, False)))
             for y in range(0, h, TILE):
                 win = Window(0, y, w, min(TILE, h - y))
-                rgb = np.moveaxis(_gdal(copy, rgb_src.read, window=win), 0, -1)
-                labels = _gdal(sink.labels_path, lab_src.read, 1, window=win)
+                rgb = np.moveaxis(_gdal(sink.name, rgb_src.read, window=win), 0, -1)
+                labels = _gdal(sink.name, lab_src.read, 1, window=win)
                 pngs[0].write(labels)
                 pngs[1].write(classes.colorize(labels))
                 shown = np.empty_like(rgb)
@@ -238,7 +241,7 @@ def _write_maps(classes, copy: Path, sink: _Sink, tmp, opacity: float, scratch: 
                     shown[r : r + band] = paint_overlay(
                         rgb[r : r + band], labels[r : r + band], classes, opacity
                     )
-                _gdal(over, out.write, np.moveaxis(shown, -1, 0), window=win)
+                _gdal(paths["overlay"], out.write, np.moveaxis(shown, -1, 0), window=win)
                 for keep, s in ((small, step), (sample, blank)):
                     r0 = -(-y // s)
                     part = rgb[r0 * s - y :: s, ::s]
@@ -250,30 +253,29 @@ def _write_maps(classes, copy: Path, sink: _Sink, tmp, opacity: float, scratch: 
             png.abort()
         raise
     with rasterio.Env(GDAL_PAM_ENABLED="NO"):  # no .aux.xml beside the JPEG
-        _gdal(tmp["overlay"], gdal_copy, over, tmp["overlay"], driver="JPEG", QUALITY=75)
+        _gdal(paths["overlay"], gdal_copy, over, tmp["overlay"], driver="JPEG", QUALITY=75)
     return small, sample
 
 
-def _copy_picture(path: Path, dest: Path) -> tuple[int, int]:
+def _copy_picture(path: Path, dest: Path, name: Path) -> tuple[int, int]:
     """Decode ``path`` once, top to bottom, into a tiled zstd GeoTIFF: (height, width).
     Measured on a 10 000² PNG: one GDAL decode is 1.2 CPU-s, the copy 2.1 (zstd with
     horizontal differencing: 1.24x smaller than raw, dearer codecs gain little on photos),
     a read of it 0.5; read straight, the picture would be decoded once per column chunk (5 at
     10 000², 20 at 40 000²)."""
-    import rasterio
     from rasterio.windows import Window
 
     with _quiet_open(path) as src:
         h, w = src.height, src.width
         profile = {**_profile(h, w, 3, True), "compress": "zstd", "zstd_level": 1, "predictor": 2}
-        with _gdal(dest, rasterio.open, dest, "w", **profile) as dst:
+        with _created(dest, name, profile) as dst:
             for y in range(0, h, TILE):
                 win = Window(0, y, w, min(TILE, h - y))
                 try:
                     data = src.read([1, 2, 3], window=win)
                 except Exception as e:  # noqa: BLE001 - GDAL's reasons come as several types
                     raise AerialSegError(f"{path}: cannot read image ({gdal_reason(e)})") from None
-                _gdal(dest, dst.write, data, window=win)
+                _gdal(name, dst.write, data, window=win)
     return h, w
 
 
@@ -281,6 +283,24 @@ def _profile(h: int, w: int, count: int, tiled: bool) -> dict:
     block = {"blockxsize": TILE, "blockysize": TILE} if tiled else {"blockysize": 1}
     return {"driver": "GTiff", "width": w, "height": h, "count": count, "dtype": "uint8",
             "tiled": tiled, "BIGTIFF": "IF_SAFER", **block}  # fmt: skip
+
+
+@contextmanager
+def _created(path: Path, name: Path, profile: dict):
+    """A GeoTIFF opened for writing, closed (its last blocks flushed) on leaving; a failure
+    of either one line naming ``name``. Closed quietly when the block already failed."""
+    import rasterio
+
+    dst = _gdal(name, rasterio.open, path, "w", **profile)
+    try:
+        yield dst
+    except BaseException:
+        try:
+            dst.close()
+        except Exception:  # noqa: BLE001 - already failing; said why once
+            pass
+        raise
+    _gdal(name, dst.close)
 
 
 @contextmanager
@@ -317,17 +337,24 @@ def _no_georeference_warning() -> None:
     warnings.simplefilter("ignore", NotGeoreferencedWarning)
 
 
-def _gdal(path: Path, work, *args, **kwargs):
-    """``work(*args, **kwargs)``, a GDAL failure (a full disk, mostly) one line naming the
-    file."""
+def _gdal(name: Path, work, *args, **kwargs):
+    """``work(*args, **kwargs)``, a GDAL failure (a full disk, mostly) one line naming
+    ``name``, with the disk's reason where libtiff printed it (its lines are caught, as
+    :class:`~.geotiff.GeoTiffWriter` catches them)."""
+    from .geotiff import _os_error, _reason, _stderr_caught
+
+    said: list[str] = []
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _stderr_caught(said):
             _no_georeference_warning()
             return work(*args, **kwargs)
     except AerialSegError:
         raise
     except Exception as e:  # noqa: BLE001 - GDAL's types vary
-        raise AerialSegError(f"{path}: cannot write ({gdal_reason(e)})") from None
+        raise AerialSegError(f"{name}: cannot write ({_reason(e, said)})") from None
+    finally:
+        if said and not _os_error(said):  # GDAL's warnings: not ours to hide
+            os.write(2, "".join(said).encode())
 
 
 @contextmanager
