@@ -109,3 +109,15 @@ def test_save_result_into_an_unwritable_place_is_one_clear_error(tmp_path):
     rgb, labels = make_scene(20, 20, seed=2)
     with pytest.raises(AerialSegError, match="cannot write to"):
         save_result(blocker / "out", "x", rgb, labels, DUBAI, "tiny")
+
+
+def test_the_figure_of_a_tall_strip_is_capped(tmp_path):
+    """A 1 500 x 40 000 strip made a 14 x 188-inch figure (1.4 GB to render); its height is
+    now at most FIGURE_MAX_ASPECT times the width the pictures are drawn at."""
+    from aerialseg.inference.outputs import FIGURE_MAX_ASPECT, side_by_side
+
+    labels = np.zeros((1600, 60), np.uint8)
+    rgb = np.zeros((1600, 60, 3), np.uint8)
+    side_by_side(rgb, labels, DUBAI, "strip", class_stats(labels, DUBAI), tmp_path / "f.png")
+    with Image.open(tmp_path / "f.png") as im:
+        assert im.height <= (7 * FIGURE_MAX_ASPECT + 1) * 110  # inches x dpi
