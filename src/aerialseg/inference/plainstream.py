@@ -1,7 +1,8 @@
 """A plain picture (PNG, JPEG, TIFF without georeference) segmented in bounded memory.
 
-Read whole, a 10 000² picture and its maps took 2.77 GB; here nothing the size of the picture
-is ever held. Three steps, each streaming:
+Read whole, a 10 000² PNG and its maps took 2.23 GiB; streamed, 1.03 GiB, as a GeoTIFF does
+(benchmarks/segment_memory.py, README). Nothing the size of the picture is ever held. Three
+steps, each streaming:
 
 1. GDAL decodes the picture top to bottom, once, into a tiled zstd GeoTIFF beside the outputs.
    Why a copy: the windows are run in column chunks, each top to bottom
