@@ -346,3 +346,26 @@ def test_every_segment_option_is_a_flag_of_both_commands(command, tmp_path):
     missing = [f.name for f in dataclasses.fields(SegmentOptions) if not hasattr(args, f.name)]
     assert not missing
     assert segment_options(args) == SegmentOptions()
+
+
+def test_a_big_picture_streams_to_the_same_outputs(tiny_model, tmp_path):
+    pytest.importorskip("rasterio")
+    import numpy as np
+    from PIL import Image
+
+    photo, _ = make_scene(120, 160, seed=4)
+    Image.fromarray(photo).save(tmp_path / "pic.png")
+    outs = {}
+    for way, pixels in (("memory", "1000000000"), ("streamed", "0")):  # "big": over the limit
+        outs[way] = tmp_path / way
+        r = aerialseg(
+            "segment", tmp_path / "pic.png", "--model", tiny_model, "--out", outs[way], "-q",
+            env={"AERIALSEG_STREAM_PIXELS": pixels},
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in outs["memory"].iterdir())
+    assert names == sorted(p.name for p in outs["streamed"].iterdir())
+    labels = [np.asarray(Image.open(outs[w] / "pic_labels.png")) for w in outs]
+    assert np.array_equal(*labels)
+    stats = [json.loads((outs[w] / "pic_stats.json").read_text()) for w in outs]
+    assert stats[0] == stats[1]

@@ -182,3 +182,22 @@ def test_empty_and_missing_inputs(cli, segmenter, tmp_path):
     r = segment(cli, segmenter, tmp_path / "nothing.jpg", "--out", tmp_path / "o")
     refused(r, "nothing.jpg", "no such file or folder")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("when", ["full before", "full while writing"])
+def test_full_disk_for_a_streamed_picture(cli, segmenter, tmp_path, small_disk, monkeypatch, when):
+    """A big plain picture streamed (jobs/picture.py) onto a full disk, or one that
+    fills up with its scratch copy: one line naming an output and the problem, nothing left."""
+    pytest.importorskip("rasterio")
+    monkeypatch.setenv("AERIALSEG_STREAM_PIXELS", "0")  # this small picture counts as big
+    rng = np.random.default_rng(0)  # noise: the scratch copy cannot compress below the disk
+    Image.fromarray(rng.integers(0, 256, (160, 200, 3), np.uint8)).save(tmp_path / "big.png")
+    out = small_disk / "out"
+    out.mkdir()
+    if when == "full before":
+        fill(small_disk)
+    r = segment(cli, segmenter, tmp_path / "big.png", "--out", out)
+    assert r.code == 1 and "Traceback" not in r.err, r.err
+    (line,) = r.error_lines
+    assert "big_" in line and "No space left on device" in line, line
+    assert leftovers(out) == []

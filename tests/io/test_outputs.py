@@ -74,3 +74,15 @@ def test_bad_opacity(opacity):
 
     with pytest.raises(AerialSegError, match="opacity"):
         overlay(np.zeros((1, 1, 3), np.uint8), np.zeros((1, 1), np.uint8), DUBAI, opacity)
+
+
+def test_the_figure_of_a_tall_strip_is_capped(tmp_path):
+    """A 1 500 x 40 000 strip made a 14 x 188-inch figure (1.4 GB to render); its height is
+    now at most FIGURE_MAX_ASPECT times the width the pictures are drawn at."""
+    from aerialseg.io.outputs import FIGURE_MAX_ASPECT, side_by_side
+
+    labels = np.zeros((1600, 60), np.uint8)
+    rgb = np.zeros((1600, 60, 3), np.uint8)
+    side_by_side(rgb, labels, DUBAI, "strip", class_stats(labels, DUBAI), tmp_path / "f.png")
+    with Image.open(tmp_path / "f.png") as im:
+        assert im.height <= (7 * FIGURE_MAX_ASPECT + 1) * 110  # inches x dpi

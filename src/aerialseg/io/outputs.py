@@ -31,6 +31,7 @@ SUFFIXES = {
 }
 PROBS_SUFFIX = "_probs.npy"
 FIGURE_MAX_SIDE = 1600  # the figure is for looking at; big maps are shown downscaled
+FIGURE_MAX_ASPECT = 4  # height over width of the pictures drawn; a taller one is drawn narrower
 
 
 def output_paths(out_dir: Path, stem: str, probabilities: bool = False) -> dict[str, Path]:
@@ -69,7 +70,11 @@ def class_stats(labels: np.ndarray, classes: ClassTable, gsd: float | None = Non
     """Pixels and share of the image per class (with its display colour, as the maps show
     it); square metres when the ground sampling distance (metres per pixel) is known."""
     counts = np.bincount(labels.ravel(), minlength=len(classes))[: len(classes)]
-    total = labels.size
+    return class_counts_stats(counts, labels.size, classes, gsd)
+
+
+def class_counts_stats(counts, total: int, classes: ClassTable, gsd: float | None = None):
+    """:func:`class_stats` from the pixels of each class (``counts``) out of ``total``."""
     rows = []
     for name, shown, n in zip(classes.names, classes.display, counts):
         row = {
@@ -111,7 +116,10 @@ def side_by_side(
 
     step = max(1, -(-max(rgb.shape[:2]) // FIGURE_MAX_SIDE))
     small, lab = rgb[::step, ::step], labels[::step, ::step]
-    fig = Figure(figsize=(14, 7 * small.shape[0] / small.shape[1] + 1))
+    # a tall strip (1 500 x 40 000) made a 14 x 188-inch figure and 1.8 GB of rendering: the
+    # height is capped, the strip drawn narrower inside it
+    tall = min(small.shape[0] / small.shape[1], FIGURE_MAX_ASPECT)
+    fig = Figure(figsize=(14, 7 * tall + 1))
     axes = fig.subplots(1, 2)
     for ax, img, t in zip(axes, (small, classes.paint(lab)), (title, "Prediction")):
         ax.imshow(img, interpolation="nearest")

@@ -200,6 +200,7 @@ def _raster(seg, path, dataset, out_dir, name, options, progress, notes) -> Segm
 def _picture(seg, path, out_dir, name, options, progress, notes) -> SegmentResult:
     from ..io.images import read_image
     from .image import segment_image_to_files
+    from .picture import segment_picture_streamed, streams
 
     if options.nodata is not None:
         raise AerialSegError(f"{path}: --nodata is for GIS rasters (GeoTIFF, VRT...)")
@@ -213,13 +214,20 @@ def _picture(seg, path, out_dir, name, options, progress, notes) -> SegmentResul
     paths = output_paths(out_dir, name, options.save_probabilities)
     if not check_free(paths, options.overwrite, source=str(path)):
         return _kept(path, paths, notes)  # done by an earlier run: a rerun after a kill goes on
+    gsd = options.gsd or input_gsd  # for areas
+    size = streams(seg, path, options.max_pixels) if factor == 1 else None
+    if size is not None:  # big: read in windows, written in strips, in bounded memory
+        on_window = _windows(progress, seg.count_windows(*size))
+        info = segment_picture_streamed(
+            seg, path, paths, options.tta, options.opacity, gsd, on_window
+        )
+        return SegmentResult(path, paths, info, notes=notes)
     rgb = read_image(path, max_pixels=options.max_pixels, hint="--max-pixels")
     if factor != 1:  # the model sees it resampled; the map comes back at full size
         h, w = (round(n * factor) for n in rgb.shape[:2])
         check_resampled_size(path, h, w, factor, options.max_pixels)
         seg = seg.resampled(factor)
     on_window = _windows(progress, seg.count_windows(*rgb.shape[:2]))
-    gsd = options.gsd or input_gsd  # for areas
     info = segment_image_to_files(
         seg, rgb, paths, str(path), options.tta, options.opacity, gsd, on_window
     )
