@@ -1,11 +1,12 @@
-"""The CLI run for real, as a user would: in a subprocess, checking files and exit codes."""
+"""The CLI run as a user would, checking files and exit codes: main() in this process (a
+child process costs a second or two of imports each time; see helpers.aerialseg_here)."""
 
 import json
 
 import pytest
 
+from ..helpers import aerialseg_here as aerialseg  # main() in this process: no imports to redo
 from ..helpers import make_scene
-from ..helpers import run_aerialseg as aerialseg
 
 TINY = [
     "--arch",
