@@ -18,6 +18,10 @@ test: install
 test-all: install  # includes the slow tests (real-data training)
 	$(PY) -m pytest -q -m ""
 
+.PHONY: test-slow
+test-slow: install  # only the slow tests: end-to-end drills, real QGIS on real photos, real data
+	$(PY) -m pytest -q -m slow
+
 lint: install
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m ruff format --check src tests benchmarks
