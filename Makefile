@@ -1,11 +1,12 @@
 # Two entry points for a fresh machine: `make demo` (the main job) and `make test`.
-# torch is pinned to 2.13.0: here that is a local CPU wheel; an unpinned torch would pull CUDA.
+# torch is pinned to 2.13.0, which resolves to a CPU wheel on the project's machines (elsewhere add
+# --index-url https://download.pytorch.org/whl/cpu, or pip pulls the CUDA build).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export AERIALSEG_DATA ?= $(abspath ../shared/datasets/dubai-aerial)
 
-.PHONY: install test test-all lint demo bench docs
+.PHONY: install test test-all test-slow lint demo bench docs
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,9 @@ docs: $(VENV)/.docs-installed  # the site, into site/ (open site/index.html); wa
 $(VENV)/.docs-installed: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[docs]'
 	touch $@
+
+test-slow: install  # only the slow tests: end-to-end drills, real QGIS on real photos, real data
+	$(PY) -m pytest -q -m slow
 
 lint: install
 	$(PY) -m ruff check src tests benchmarks docs/hooks

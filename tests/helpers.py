@@ -1,5 +1,6 @@
-"""Helpers shared by the tests: tiny synthetic scenes made in code, the CLI in a subprocess,
-a tiny checkpoint, a tiny CIFAR-100 folder. Fixtures built on them are in conftest.py."""
+"""Helpers shared by the tests: tiny synthetic scenes made in code, the CLI in a subprocess
+or in this process, a tiny checkpoint, a tiny CIFAR-100 folder. Fixtures built on them are in
+conftest.py."""
 
 from __future__ import annotations
 
@@ -60,6 +61,49 @@ def run_aerialseg(*args, cwd=None, env: dict | None = None, timeout: float = 600
         env={**os.environ, **env} if env else None,
         timeout=timeout,
     )
+
+
+def aerialseg_here(*args, cwd=None, env: dict | None = None, timeout: float = 600):
+    """``aerialseg ARGS`` in this process, as :func:`run_aerialseg` reports a child's run (a
+    CompletedProcess: exit status, stdout, stderr), without the child's second or two of
+    imports (``python -m aerialseg`` is ``sys.exit(main())``). What a run changes in this
+    process (torch's, NumPy's and Python's RNGs, torch's threads, the environment, the
+    SIGINT handler) is put back. With ``cwd`` or ``env`` it is a child process after all."""
+    if cwd is not None or env is not None:
+        return run_aerialseg(*args, cwd=cwd, env=env, timeout=timeout)
+    import contextlib
+    import io
+    import random
+    import signal
+
+    import torch
+
+    from aerialseg.cli import main
+
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    environ, threads = dict(os.environ), torch.get_num_threads()
+    sigint, state, np_state = (
+        signal.getsignal(signal.SIGINT),
+        random.getstate(),
+        np.random.get_state(),
+    )
+    try:
+        with torch.random.fork_rng(), contextlib.redirect_stdout(out):
+            with contextlib.redirect_stderr(err):
+                try:
+                    code = main(argv)
+                except SystemExit as e:  # argparse's own exits
+                    code = e.code if isinstance(e.code, int) else 1 if e.code else 0
+    finally:
+        for key in set(os.environ) - set(environ):
+            del os.environ[key]
+        os.environ.update({k: v for k, v in environ.items() if os.environ.get(k) != v})
+        torch.set_num_threads(threads)
+        signal.signal(signal.SIGINT, sigint)
+        random.setstate(state)
+        np.random.set_state(np_state)
+    return subprocess.CompletedProcess(argv, code or 0, out.getvalue(), err.getvalue())
 
 
 def tiny_checkpoint(path: Path, arch: str = "unet", seed: int | None = None, **kwargs) -> Path:

@@ -13,7 +13,7 @@ from aerialseg.data.segmentation import load_dataset  # noqa: E402
 from aerialseg.data.splits import split_images  # noqa: E402
 from aerialseg.errors import AerialSegError  # noqa: E402
 
-from .helpers import run_aerialseg  # noqa: E402
+from .helpers import aerialseg_here as run_aerialseg  # noqa: E402  (main() in this process)
 
 
 def test_pixel_features():

@@ -9,7 +9,7 @@ from aerialseg.cli import main
 from aerialseg.config import ClassifyConfig
 from aerialseg.training.classification import train_classifier
 
-from ..helpers import run_aerialseg as aerialseg
+from ..helpers import aerialseg_here as aerialseg  # main() in this process: no imports to redo
 from ..helpers import write_cifar
 
 

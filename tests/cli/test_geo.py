@@ -10,7 +10,7 @@ pyogrio = pytest.importorskip("pyogrio")
 from PIL import Image  # noqa: E402
 
 from ..geo_helpers import scene, write_raster  # noqa: E402
-from ..helpers import run_aerialseg  # noqa: E402
+from ..helpers import aerialseg_here as run_aerialseg  # noqa: E402  (main() in this process)
 
 
 def test_segment_writes_georeferenced_outputs_and_reports_bad_rasters(tmp_path, tiny_model):

@@ -10,7 +10,7 @@ rasterio = pytest.importorskip("rasterio")
 pyogrio = pytest.importorskip("pyogrio")
 
 from ..geo_helpers import scene, write_raster  # noqa: E402
-from ..helpers import run_aerialseg  # noqa: E402
+from ..helpers import aerialseg_here as run_aerialseg  # noqa: E402  (main() in this process)
 
 
 def test_nodata_masks_an_unflagged_border_out_of_every_output(tmp_path, tiny_model):

@@ -1,11 +1,12 @@
-"""The CLI run for real, as a user would: in a subprocess, checking files and exit codes."""
+"""The CLI run as a user would, checking files and exit codes: main() in this process (a
+child process costs a second or two of imports each time; see helpers.aerialseg_here)."""
 
 import json
 
 import pytest
 
+from ..helpers import aerialseg_here as aerialseg  # main() in this process: no imports to redo
 from ..helpers import make_scene
-from ..helpers import run_aerialseg as aerialseg
 
 TINY = [
     "--arch",
@@ -208,7 +209,7 @@ def test_segment_writes_all_outputs_and_reports_bad_files(tiny_dataset, tiny_mod
 
     extra = tmp_path / "extra"
     extra.mkdir()
-    Image.new("RGB", (1031, 257), (120, 90, 60)).save(extra / "odd.png")
+    Image.new("RGB", (391, 257), (120, 90, 60)).save(extra / "odd.png")  # 3 and 2 windows and a bit
     (extra / "broken.jpg").write_bytes(b"not a jpeg")
     out = tmp_path / "seg"
     r = aerialseg(
@@ -234,16 +235,16 @@ def test_segment_writes_all_outputs_and_reports_bad_files(tiny_dataset, tiny_mod
     import numpy as np
 
     labels = np.array(Image.open(out / "odd_labels.png"))
-    assert labels.shape == (257, 1031)
+    assert labels.shape == (257, 391)
     probs = np.load(out / "odd_probs.npy")
-    assert probs.shape == (257, 1031, 6) and probs.dtype == np.float16
+    assert probs.shape == (257, 391, 6) and probs.dtype == np.float16
     p = probs.astype(np.float32)
     assert np.allclose(p.sum(-1), 1, atol=5e-3)
     # the label is the most probable class (up to float16 rounding of near-ties)
     chosen = np.take_along_axis(p, labels[..., None].astype(np.int64), -1)[..., 0]
     assert (chosen >= p.max(-1) - 1e-3).all()
     stats = json.loads((out / "odd_stats.json").read_text())
-    assert stats["width"] == 1031 and "area_m2" in stats["classes"][0]
+    assert stats["width"] == 391 and "area_m2" in stats["classes"][0]
     for suffix in ("_mask.png", "_overlay.jpg", "_figure.png", "_stats.csv"):
         assert (out / "Tile 2/images" / f"image_part_003{suffix}").is_file(), suffix
 

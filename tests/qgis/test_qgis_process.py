@@ -15,13 +15,14 @@ pyogrio = pytest.importorskip("pyogrio")
 if QGIS_PROCESS is None:
     pytest.skip("QGIS (qgis_process) not installed", allow_module_level=True)
 
-# (file, its EPSG code, extra parameters): the three small ones (≤ 0.35 MP) in the default
-# run; the four of 1 MP and more (11-32 s each on 2 cores) with `-m slow`
+# (file, its EPSG code, extra parameters): two of the three small ones (≤ 0.35 MP) in the
+# default run; the four of 1 MP and more (11-32 s each on 2 cores) with `-m slow`
 SLOW = pytest.mark.slow
 PHOTOS = [
     ("zurich-lakeshore-50cm.tif", 2056, {}),
     ("neon-osbs-forest-10cm.tif", 32617, {}),
-    ("neon-sjer-savanna-10cm.tif", 32611, {}),
+    # the same kind as neon-osbs (UTM, 10 cm, 3 bands); tests/qgis/test_in_qgis maps it too
+    pytest.param("neon-sjer-savanna-10cm.tif", 32611, {}, marks=SLOW),
     pytest.param("netherlands-river-25cm.tif", 28992, {}, marks=SLOW),
     pytest.param("drone-field-2cm-rgba.tif", 32633, {}, marks=SLOW),
     pytest.param("adelaide-fields-oem.tif", 4326, {}, marks=SLOW),

@@ -14,9 +14,11 @@ from aerialseg.models.checkpoint import read_metadata, save_checkpoint
 from aerialseg.training.finetune import finetune
 from aerialseg.training.strokes import StrokeCrops, balanced_weights, load_labelled
 
-from ..helpers import make_scene, run_aerialseg, tiny_checkpoint
+from ..helpers import aerialseg_here as run_aerialseg  # main() in this process
+from ..helpers import make_scene, tiny_checkpoint
 
 PAINTED = 3  # Vegetation
+SLOW = pytest.mark.slow
 
 
 def user_folder(root, n=2, size=64, paint=PAINTED):
@@ -42,7 +44,9 @@ def painted_share(model_path, root, n=2, paint=PAINTED):
     return float(np.mean(shares))
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+# seeds 1 and 2: the same path as seed 0 on two more parents (a 40-step fine-tune each), so
+# that a pass is not one lucky draw of the parent: they run with `-m slow`
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=SLOW), pytest.param(2, marks=SLOW)])
 def test_cli_finetune_moves_the_prediction_towards_the_painted_class(tmp_path, seed):
     # parents of fixed seeds: an untrained net drawn from whatever state earlier tests left
     # torch's RNG in made this pass or fail with the order of the tests
