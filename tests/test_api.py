@@ -10,14 +10,14 @@ from PIL import Image
 import aerialseg
 from aerialseg import api
 from aerialseg.errors import AerialSegError
-from aerialseg.inference.segmenter import load_model
+from aerialseg.inference.segmenter import load_segmenter
 
 from .helpers import make_scene
 
 
 @pytest.fixture(scope="module")
 def seg(tiny_model):
-    return load_model(tiny_model, device="cpu")
+    return load_segmenter(tiny_model, device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,7 @@ def test_screen_units_map_to_screenshot_pixels_on_hidpi():
 
 
 def test_capture_command_grabs_the_region(screen, known_image, tiny_model, tmp_path):
-    from aerialseg.inference.segmenter import load_model
+    from aerialseg.inference.segmenter import load_segmenter
 
     photo, path = known_image
     screen.show_image(path, 100, 50)
@@ -57,7 +57,7 @@ def test_capture_command_grabs_the_region(screen, known_image, tiny_model, tmp_p
     framed = photo[10:160, 20:220]
     assert np.array_equal(np.array(Image.open(inp)), framed)
     labels = np.array(Image.open(str(inp).replace("_input", "_labels")))
-    assert np.array_equal(labels, load_model(tiny_model).segment(framed))
+    assert np.array_equal(labels, load_segmenter(tiny_model).segment(framed))
 
     r = run_aerialseg(
         "capture", "--region", "1300,800,200,200", "--out", out, "--model", tiny_model,

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from aerialseg.app.sources import read_picture
-from aerialseg.inference.segmenter import load_model
+from aerialseg.inference.segmenter import load_segmenter
 from aerialseg.jobs.save import save_result
 
 from ..geo_helpers import UTM, scene, utm_transform, write_raster
@@ -63,7 +63,7 @@ def test_plain_pictures_and_tiffs_without_georeference_have_none(tmp_path):
 def test_save_keeps_the_georeference_and_plain_saves_stay_pngs(tmp_path, tiny_model):
     path = raster_16bit(tmp_path / "ortho.tif", h=400, w=600)
     rgb, valid, geo = read_picture(path, max_pixels=150 * 100)
-    seg = load_model(tiny_model)
+    seg = load_segmenter(tiny_model)
     labels = seg.segment(rgb)
     labels[~valid] = 255
     out = tmp_path / "saved"

@@ -89,7 +89,7 @@ def test_a_geotiff_opens_and_saves_with_its_georeference(screen, tiny_model, tmp
 
     rasterio = pytest.importorskip("rasterio")
     from aerialseg.app.sources import read_picture
-    from aerialseg.inference.segmenter import load_model
+    from aerialseg.inference.segmenter import load_segmenter
 
     from .test_sources import raster_16bit
 
@@ -101,7 +101,7 @@ def test_a_geotiff_opens_and_saves_with_its_georeference(screen, tiny_model, tmp
     _, message = screen.wait_for("saved ")
     (tif,) = out.glob("ortho*_labels.tif")
     rgb, valid, _ = read_picture(path)
-    want = load_model(tiny_model).segment(rgb)
+    want = load_segmenter(tiny_model).segment(rgb)
     want[~valid] = 255
     with rasterio.open(tif) as ds, rasterio.open(path) as src:
         assert (ds.crs, ds.transform, ds.shape) == (src.crs, src.transform, src.shape)

@@ -165,7 +165,7 @@ def test_the_summary_of_a_gis_run_lists_no_pictures_it_did_not_write(tmp_path, t
 def test_a_blank_raster_is_flagged_like_a_blank_picture(tmp_path, tiny_model):
     """The warning of an image unlike the training data holds on the streamed GIS path too:
     one line, and in the statistics, with the confidence the in-memory path measures."""
-    from aerialseg.inference.segmenter import load_model
+    from aerialseg.inference.segmenter import load_segmenter
 
     photo, _ = scene(64, 80)
     out = tmp_path / "out"
@@ -177,7 +177,7 @@ def test_a_blank_raster_is_flagged_like_a_blank_picture(tmp_path, tiny_model):
         )
         assert r.returncode == 0, r.stderr
         stats = json.loads((out / f"{name}_stats.json").read_text())
-        seg = load_model(tiny_model, precision="fp32")
+        seg = load_segmenter(tiny_model, precision="fp32")
         _, expected = seg.segment_confidence(data.transpose(1, 2, 0))
         assert abs(stats["mean_confidence"] - expected) < 1e-3
         uniform = f"{name}.tif: warning: the image is almost uniform"

@@ -3,7 +3,7 @@ import json
 import numpy as np
 
 from aerialseg.inference.confidence import CONFIDENCE_FLOOR, unusual
-from aerialseg.inference.segmenter import load_model
+from aerialseg.inference.segmenter import load_segmenter
 from aerialseg.io.outputs import output_paths
 from aerialseg.jobs.image import segment_image_to_files
 
@@ -26,7 +26,7 @@ def test_low_confidence_is_flagged_against_the_floor_or_the_models_own():
 
 
 def test_segment_writes_the_confidence_and_the_warning(tmp_path, tiny_model):
-    seg = load_model(tiny_model)
+    seg = load_segmenter(tiny_model)
     paths = output_paths(tmp_path, "black")
     info = segment_image_to_files(seg, np.zeros((64, 80, 3), np.uint8), paths, "black.png")
     saved = json.loads(paths["stats_json"].read_text())
@@ -35,7 +35,7 @@ def test_segment_writes_the_confidence_and_the_warning(tmp_path, tiny_model):
 
 
 def test_segment_confidence_is_the_mean_top_probability(tiny_model):
-    seg = load_model(tiny_model)
+    seg = load_segmenter(tiny_model)
     photo, _ = make_scene(70, 90, seed=3)
     labels, confidence = seg.segment_confidence(photo)
     probs = seg.predict_proba(photo)

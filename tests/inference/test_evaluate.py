@@ -8,7 +8,7 @@ import pytest
 from aerialseg.data.segmentation import Sample
 from aerialseg.errors import AerialSegError
 from aerialseg.inference.evaluate import evaluate, images_to_score
-from aerialseg.inference.segmenter import load_model
+from aerialseg.inference.segmenter import load_segmenter
 
 from ..helpers import make_scene
 
@@ -23,7 +23,7 @@ def _samples(n: int) -> list[Sample]:
 
 def test_per_image_scores_add_up_to_the_whole(tiny_model):
     samples = _samples(3)
-    result = evaluate(load_model(tiny_model), samples)
+    result = evaluate(load_segmenter(tiny_model), samples)
     rows = result["per_image"]
     assert [r["image"] for r in rows] == [s.id for s in samples]
     pixels = np.array([r["pixels"] for r in rows])

@@ -6,7 +6,7 @@ import torch
 
 from aerialseg.inference import familiarity as fam
 from aerialseg.inference.confidence import unusual
-from aerialseg.inference.segmenter import load_model
+from aerialseg.inference.segmenter import load_segmenter
 from aerialseg.io.outputs import output_paths
 from aerialseg.jobs.image import segment_image_to_files
 from aerialseg.models.checkpoint import load_checkpoint, update_metadata
@@ -85,7 +85,7 @@ def test_the_reference_is_small_json_and_round_trips_through_a_checkpoint(
     assert meta[fam.KEY] == json.loads(json.dumps(ref))
     assert len(json.dumps(ref)) < 100_000
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    seg = load_model(path, device="cpu")
+    seg = load_segmenter(path, device="cpu")
     rgb = foreign(1)[0]
     assert fam.image_familiarity(seg, rgb) == pytest.approx(image_score(ref, model, rgb))
 
@@ -113,7 +113,7 @@ def test_segment_records_the_distance_and_warns(tmp_path, model_path, ref):
     path = tmp_path / "m.safetensors"
     path.write_bytes(model_path.read_bytes())
     update_metadata(path, **{fam.KEY: ref})
-    seg = load_model(path, device="cpu")
+    seg = load_segmenter(path, device="cpu")
     paths = output_paths(tmp_path, "stripes")
     segment_image_to_files(seg, foreign(1)[0], paths, "stripes.png")
     saved = json.loads(paths["stats_json"].read_text())
@@ -122,7 +122,7 @@ def test_segment_records_the_distance_and_warns(tmp_path, model_path, ref):
 
 
 def test_a_checkpoint_without_a_reference_records_no_distance(tmp_path, model_path):
-    seg = load_model(model_path, device="cpu")
+    seg = load_segmenter(model_path, device="cpu")
     assert fam.image_familiarity(seg, scenes(1)[0]) is None
     paths = output_paths(tmp_path, "scene")
     segment_image_to_files(seg, scenes(1)[0], paths, "scene.png")
@@ -145,7 +145,7 @@ def test_the_geotiff_path_records_the_distance_and_warns(tmp_path, model_path, r
     path = tmp_path / "m.safetensors"
     path.write_bytes(model_path.read_bytes())
     update_metadata(path, **{fam.KEY: ref})
-    seg = load_model(path, device="cpu")
+    seg = load_segmenter(path, device="cpu")
     raster = write_raster(tmp_path / "in.tif", foreign(1)[0].transpose(2, 0, 1))
     info = segment_file(seg, raster, tmp_path / "o").stats
     assert info["feature_distance"] > info["feature_threshold"]

@@ -5,7 +5,7 @@ rasterio = pytest.importorskip("rasterio")
 
 from aerialseg.gis.rasters import RasterSource  # noqa: E402
 from aerialseg.inference import georaster  # noqa: E402
-from aerialseg.inference.segmenter import load_model, predict_bands  # noqa: E402
+from aerialseg.inference.segmenter import load_segmenter, predict_bands  # noqa: E402
 from aerialseg.inference.tiling import Tiling, count_windows  # noqa: E402
 
 from ..geo_helpers import scene, write_raster  # noqa: E402
@@ -13,7 +13,7 @@ from ..geo_helpers import scene, write_raster  # noqa: E402
 
 @pytest.fixture(scope="module")
 def seg(tiny_model):
-    return load_model(tiny_model, "fp32", Tiling(window=64, overlap=0.25, batch_size=2))
+    return load_segmenter(tiny_model, "fp32", Tiling(window=64, overlap=0.25, batch_size=2))
 
 
 def stream(seg, src, chunk=georaster.CHUNK, **kw):

@@ -146,11 +146,11 @@ def test_a_pil_image_is_named_not_refused_for_its_own_shape():
 
 
 def test_bundled_model_loads_offline_and_describes_itself():
-    from aerialseg.inference.segmenter import DEFAULT_MODEL, load_model
+    from aerialseg.inference.segmenter import DEFAULT_MODEL, load_segmenter
 
     assert DEFAULT_MODEL.is_file(), "the bundled model must ship with the package"
     assert DEFAULT_MODEL.stat().st_size < 10 * 2**20
-    seg = load_model()
+    seg = load_segmenter()
     assert seg.classes == DUBAI and seg.name == "default"
     assert seg.meta["split"] == "image" and len(seg.meta["val_images"]) >= 10
     labels = seg.segment(rgb(40, 50))
@@ -162,9 +162,9 @@ def test_bundled_model_on_its_held_out_real_images(real_data):
     (two of them here, to keep the default test run short)."""
     from aerialseg.data.segmentation import find_pairs, load_sample
     from aerialseg.inference.evaluate import evaluate
-    from aerialseg.inference.segmenter import load_model
+    from aerialseg.inference.segmenter import load_segmenter
 
-    seg = load_model()
+    seg = load_segmenter()
     held = set(seg.meta["val_images"])
     samples = [load_sample(p, DUBAI) for p in find_pairs(real_data) if p.id in held][:2]
     assert len(samples) == 2

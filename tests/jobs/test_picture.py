@@ -7,7 +7,7 @@ from PIL import Image
 pytest.importorskip("rasterio")
 
 from aerialseg.errors import AerialSegError  # noqa: E402
-from aerialseg.inference.segmenter import load_model  # noqa: E402
+from aerialseg.inference.segmenter import load_segmenter  # noqa: E402
 from aerialseg.inference.tiling import Tiling  # noqa: E402
 from aerialseg.io.images import read_image  # noqa: E402
 from aerialseg.io.outputs import output_paths, overlay  # noqa: E402
@@ -20,7 +20,7 @@ from ..helpers import make_scene  # noqa: E402
 
 @pytest.fixture(scope="module")
 def seg(tiny_model):
-    return load_model(tiny_model, "fp32", Tiling(window=64, overlap=0.25))
+    return load_segmenter(tiny_model, "fp32", Tiling(window=64, overlap=0.25))
 
 
 def picture(path, h, w, seed=0):

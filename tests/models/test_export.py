@@ -65,13 +65,13 @@ def test_onnx_logits_equal_pytorch_on_odd_sized_dataset_images(bundled, onnx_fil
 
 
 def test_onnx_segmenter_blends_windows_like_pytorch(onnx_file, real_data):
-    from aerialseg.inference.segmenter import load_model
+    from aerialseg.inference.segmenter import load_segmenter
     from aerialseg.inference.tiling import Tiling
 
     # windows of 256: the blended-window path, not one whole-image pass
     tiling = Tiling(window=256, batch_size=2)
-    torch_seg = load_model(precision="fp32", tiling=tiling, device="cpu")
-    onnx_seg = load_model(onnx_file, tiling=tiling)
+    torch_seg = load_segmenter(precision="fp32", tiling=tiling, device="cpu")
+    onnx_seg = load_segmenter(onnx_file, tiling=tiling)
     assert onnx_seg.name == torch_seg.name == "default"
     assert onnx_seg.classes.names == torch_seg.classes.names
     name, rgb = list(odd_images(real_data))[-1]
