@@ -34,16 +34,20 @@ import statistics
 import sys
 import time
 
-import numpy as np
-import torch
+from aerialseg.runtime import passive_thread_waits
+
+passive_thread_waits()  # as the aerialseg command does, before torch loads (see runtime)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 try:  # run as a script from the repository root or from benchmarks/
     from train_throughput import batches, plain_loss, plain_model
 except ImportError:
     from benchmarks.train_throughput import batches, plain_loss, plain_model
 
-from aerialseg.runtime import reuse_freed_memory
-from aerialseg.training.segmentation import train_step
+from aerialseg.runtime import reuse_freed_memory  # noqa: E402
+from aerialseg.training.segmentation import train_step  # noqa: E402
 
 
 def keras_unet(keras, classes: int = 6, base: int = 16, depth: int = 4):

@@ -4,6 +4,7 @@ configs and checkpoints never pin a device, and no code path calls .cuda()."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -97,3 +98,46 @@ def test_freed_memory_is_kept_for_reuse_where_the_libc_allows_it(monkeypatch):
     monkeypatch.setattr(cli, "reuse_freed_memory", lambda: calls.append(1))
     assert cli.main(["models"]) == 0  # the command sets it for its whole process
     assert calls == [1]
+
+
+def test_thread_waits_are_made_passive_only_before_torch_loads_and_never_over_the_user(
+    monkeypatch,
+):
+    import sys
+
+    from aerialseg import cli
+    from aerialseg.runtime import passive_thread_waits
+
+    calls = []
+    monkeypatch.setattr(cli, "passive_thread_waits", lambda: calls.append(1))
+    assert cli.main(["models"]) == 0  # the command sets it for its whole process
+    assert calls == [1]
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    monkeypatch.setattr(os, "environ", env)  # what the function writes stays in this test
+    # torch is loaded in this test process: the OpenMP runtime has read its settings already
+    assert "torch" in sys.modules
+    assert passive_thread_waits() is False
+    assert "OMP_WAIT_POLICY" not in env
+    monkeypatch.delitem(sys.modules, "torch")  # put back after the test
+    env["GOMP_SPINCOUNT"] = "300000"  # the user's choice stands
+    assert passive_thread_waits() is False
+    assert "OMP_WAIT_POLICY" not in env
+    del env["GOMP_SPINCOUNT"]
+    assert passive_thread_waits() is True
+    assert env["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_passive_waits_reach_a_fresh_process_before_torch_loads():
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys; from aerialseg.runtime import passive_thread_waits as p; "
+        "print(p(), os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["True", "PASSIVE", "False"]

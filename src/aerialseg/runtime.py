@@ -219,3 +219,28 @@ def reuse_freed_memory() -> bool:
         return False
     done = [mallopt(_M_MMAP_THRESHOLD, 1 << 30), mallopt(_M_TRIM_THRESHOLD, 1 << 30)]
     return all(done)
+
+
+def passive_thread_waits() -> bool:
+    """Make torch's OpenMP threads sleep, not spin, while they wait for each other; True if
+    set here (before torch is imported: the OpenMP runtime reads it once, when it loads).
+
+    Why: every parallel operator ends at a barrier, and by default libgomp's idle threads
+    spin there for some 300 000 iterations before sleeping. On a machine whose cores are
+    shared with other work, the thread that spins burns the time slice its late partner
+    needs: on this project's 2-core machine, shared, a training step of unet-effl0 on 2
+    threads ran 2.7 to 5x slower than with the waits passive (``GOMP_SPINCOUNT=300000``,
+    libgomp's default, brings the spinning back: benchmarks/keras_anchor.py). On an idle machine a
+    passive wait costs a futex wake per operator, microseconds against the milliseconds of
+    a convolution. A setting of the user's (OMP_WAIT_POLICY, or libgomp's GOMP_SPINCOUNT)
+    wins; a process-wide one, so the ``aerialseg`` command makes it, never an import.
+    """
+    import os
+    import sys
+
+    if "torch" in sys.modules or "OMP_WAIT_POLICY" in os.environ:
+        return False
+    if "GOMP_SPINCOUNT" in os.environ:
+        return False
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return True

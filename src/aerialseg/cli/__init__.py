@@ -12,7 +12,7 @@ import sys
 
 from .. import __version__
 from ..errors import AerialSegError
-from ..runtime import reuse_freed_memory
+from ..runtime import passive_thread_waits, reuse_freed_memory
 
 DESCRIPTION = (
     "Land-cover maps from aerial and satellite photos: train a U-Net, score it, segment images "
@@ -64,6 +64,7 @@ def build_parser(commands=None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    passive_thread_waits()  # before any command imports torch (see runtime)
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser({command} if command in COMMANDS else ())
