@@ -21,11 +21,11 @@ Against it, in the same process, in alternating rounds, on the same real batches
 Keras runs twice: as compiled by default (``jit_compile="auto"``: XLA on this backend) and
 without XLA; the faster is the anchor.
 
-Like the ``aerialseg`` command, the script makes OpenMP's waiting threads sleep rather than spin
-(``runtime.passive_thread_waits``, before torch loads); ``GOMP_SPINCOUNT=300000`` in the
-environment (libgomp's default) measures the step as it was before, spinning. On shared cores
-this is most of the difference (on the 2-core AMD EPYC, shared, 2026-12-06: 0.52x the Keras
-anchor spinning, see the README of issue 23's item 3 in docs/experiments.md).
+Like the ``aerialseg`` command, the script makes OpenMP's waiting threads sleep rather than
+spin (``runtime.passive_thread_waits``, before torch loads); ``GOMP_SPINCOUNT=300000`` in the
+environment (libgomp's default) times torch's rows spinning, as before. On shared cores that
+is most of the difference at 2 threads (README, *Training speed*: *Threads that wait sleep*); with
+``--threads 1`` there is no waiting and it changes nothing.
 
     python benchmarks/keras_anchor.py [--rounds 3] [--steps 6] [--threads N] [--compile]
 
