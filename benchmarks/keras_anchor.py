@@ -24,7 +24,7 @@ without XLA; the faster is the anchor.
 Like the ``aerialseg`` command, the script makes OpenMP's waiting threads sleep rather than
 spin (``runtime.passive_thread_waits``, before torch loads); ``GOMP_SPINCOUNT=300000`` in the
 environment (libgomp's default) times torch's rows spinning, as before. On shared cores that
-is most of the difference at 2 threads (README, *Training speed*: *Threads that wait sleep*); with
+is most of the difference at 2 threads (docs/experiments.md, *Threads that wait sleep*); with
 ``--threads 1`` there is no waiting and it changes nothing.
 
     python benchmarks/keras_anchor.py [--rounds 3] [--steps 6] [--threads N] [--compile]
