@@ -98,7 +98,8 @@ def _minmax(model: Path, tmp: Path, arrays: Iterable[np.ndarray]) -> dict[str, l
         )
         cal.collect_data(_Feed(arrays))
         data = cal.compute_data()
-    return {k: [float(v.range_value[0]), float(v.range_value[1])] for k, v in data.data.items()}
+    # range_value holds numpy scalars or 1-element arrays, by onnxruntime version
+    return {k: [float(np.ravel(r)[0]) for r in v.range_value] for k, v in data.data.items()}
 
 
 def calibrate(onnx_model: bytes, images: Iterable[np.ndarray]) -> dict:
@@ -110,6 +111,37 @@ def calibrate(onnx_model: bytes, images: Iterable[np.ndarray]) -> dict:
         tmp = Path(tmp)
         ranges = _minmax(_prepared(onnx_model, tmp), tmp, arrays)
     return {"format": FORMAT, "method": "minmax", "ranges": dict(sorted(ranges.items()))}
+
+
+def crops(images: Iterable[np.ndarray], n: int, size: int, seed: int = 0) -> list[np.ndarray]:
+    """``n`` square crops of at most ``size`` (a multiple of 32, clipped to the image), taken
+    in turn from ``images`` at places a seeded generator draws: the same images, the same
+    crops."""
+    images = [check_crop(im) for im in images]
+    if not images:
+        raise AerialSegError("no calibration images")
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        im = images[i % len(images)]
+        side = max(32, min(size, *im.shape[:2]) // 32 * 32)
+        y = int(rng.integers(0, im.shape[0] - side + 1))
+        x = int(rng.integers(0, im.shape[1] - side + 1))
+        out.append(im[y : y + side, x : x + side])
+    return out
+
+
+def calibrate_checkpoint(model: str | Path, images: Iterable[np.ndarray], n: int, size: int):
+    """Measure the ranges of checkpoint ``model`` over ``n`` crops of ``images`` and write its
+    sidecar; returns the sidecar's path."""
+    from ..models.checkpoint import load_checkpoint
+    from ..models.export import onnx_bytes
+
+    net, classes, meta = load_checkpoint(model)
+    meta.setdefault("name", Path(model).stem)
+    calibration = calibrate(onnx_bytes(net, classes, meta), crops(images, n, size))
+    calibration.update(crops=n, crop_size=size)
+    return write_ranges(model, calibration)
 
 
 def check_crop(im: np.ndarray) -> np.ndarray:
