@@ -171,7 +171,10 @@ def quantize(onnx_model: bytes, calibration: dict, source: str = "the int8 range
                 f"{source}: made for another export of this model ({len(missing)} tensors "
                 f"without a range, e.g. {missing[:1]}); recalibrate it"
             )
-        overrides = {k: [{"rmin": lo, "rmax": hi}] for k, (lo, hi) in ranges.items()}
+        # float32, as the calibrator's own ranges are (the quantizer reads their dtype)
+        overrides = {
+            k: [{"rmin": np.float32(lo), "rmax": np.float32(hi)}] for k, (lo, hi) in ranges.items()
+        }
         out = tmp / "int8.onnx"
         with _quiet():
             quantize_static(
