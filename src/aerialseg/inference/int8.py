@@ -248,4 +248,5 @@ def load_int8(path: str | Path, tiling=None, scales: tuple[float, ...] = (1.0,),
     meta.setdefault("name", path.stem)
     model = OnnxModel(quantize(onnx_bytes(net, classes, meta), calibration, source), threads)
     meta = {**model.meta, "precision": "int8"}
-    return Segmenter(model, ClassTable.from_dict(meta["classes"]), meta, tiling=tiling, scales=scales)
+    classes = ClassTable.from_dict(meta["classes"])
+    return Segmenter(model, classes, meta, tiling=tiling, scales=scales)

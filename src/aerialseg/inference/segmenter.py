@@ -318,8 +318,8 @@ def load_model(
     """Load a checkpoint (None = the bundled default model) as a :class:`Segmenter`.
 
     ``precision`` "int8": the checkpoint quantised with its stored ranges, through onnxruntime
-    (:mod:`.int8`). ``runtime`` "onnx" runs the model through onnxruntime on the CPU: an ``.onnx`` file from
-    ``aerialseg export`` as it is, a checkpoint exported in memory first. None: "onnx" for an
+    (:mod:`.int8`). ``runtime`` "onnx" runs the model through onnxruntime on the CPU: an
+    ``.onnx`` file from ``aerialseg export`` as it is, a checkpoint exported in memory first. None: "onnx" for an
     ``.onnx`` file, else "torch". ``scales``: see :class:`Segmenter`. ``classes``: the user's
     table, of classes the model knows (:func:`~aerialseg.classes.check_known`): the model's
     outputs are re-ordered by name to the table's (:mod:`~aerialseg.models.retarget`), so
