@@ -320,9 +320,10 @@ def load_model(
     ``precision`` "int8": the checkpoint quantised with its stored ranges, through onnxruntime
     (:mod:`.int8`). ``runtime`` "onnx" runs the model through onnxruntime on the CPU: an
     ``.onnx`` file from ``aerialseg export`` as it is, a checkpoint exported in memory first.
-    None: "onnx" for an ``.onnx`` file, else "torch". ``scales``: see :class:`Segmenter`. ``classes``: the user's
-    table, of classes the model knows (:func:`~aerialseg.classes.check_known`): the model's
-    outputs are re-ordered by name to the table's (:mod:`~aerialseg.models.retarget`), so
+    None: "onnx" for an ``.onnx`` file, else "torch". ``scales``: see :class:`Segmenter`.
+    ``classes``: the user's table, of classes the model knows
+    (:func:`~aerialseg.classes.check_known`): the model's outputs are re-ordered by name to the
+    table's (:mod:`~aerialseg.models.retarget`), so
     label indices, colours and statistics all follow it.
     """
     from ..models.checkpoint import load_checkpoint
