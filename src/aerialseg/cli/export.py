@@ -186,9 +186,7 @@ def add_calibrate_int8(sub, help: str) -> None:
     )
     common.add_model(c)
     c.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
-    c.add_argument(
-        "--crops", type=common.number(int, 1), default=32, help="(default: %(default)s)"
-    )
+    c.add_argument("--crops", type=common.number(int, 1), default=32, help="(default: %(default)s)")
     c.add_argument(
         "--crop-size",
         type=common.number(int, 32),
