@@ -122,3 +122,29 @@ def test_bad_calibration_images_are_refused():
         int8.crops([np.zeros((64, 64, 3), np.float32)], 1, 64)
     with pytest.raises(AerialSegError, match="no calibration images"):
         int8.crops([], 1, 64)
+
+
+def test_model_from_stored_ranges_is_what_calibrating_on_the_images_builds(tmp_path):
+    """The stored ranges stand in for the images exactly: the int8 model built from them is
+    byte for byte onnxruntime's own quantize_static calibrated on the same crops."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    from aerialseg.models.checkpoint import load_checkpoint
+    from aerialseg.models.export import onnx_bytes
+
+    net, classes, meta = load_checkpoint(tiny_checkpoint(tmp_path / "t.safetensors", seed=0))
+    model = onnx_bytes(net, classes, meta)
+    crops = int8.crops(photos(), 3, 64)
+    built = int8.quantize(model, int8.calibrate(model, crops))
+    feed = int8._Feed(c.transpose(2, 0, 1)[None].astype(np.float32) for c in crops)
+    out = tmp_path / "direct.onnx"
+    quantize_static(
+        str(int8._prepared(model, tmp_path)),
+        str(out),
+        feed,
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
+    assert built == out.read_bytes()
