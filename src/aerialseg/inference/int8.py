@@ -1,10 +1,10 @@
 """int8 inference on the CPU: the network exported to ONNX and quantised statically (QDQ, int8
 weights per output channel, uint8 activations per tensor) for onnxruntime's CPU provider.
 
-Why onnxruntime and not PyTorch's PT2E flow with the x86 inductor quantizer: on a 2-core AMD
-EPYC (AVX512-VNNI, no AMX) a 1088² forward took 0.18 s here against 2.5 s for the PT2E model
-compiled by inductor, which also spent over a minute compiling per window shape
-(benchmarks/int8_speed.py measures the rest).
+Why onnxruntime and not PyTorch's PT2E flow with the x86 inductor quantizer (torchao 0.18,
+torch 2.13): on a 2-core AMD EPYC (AVX512-VNNI, no AMX) a 1088² forward of the PT2E model
+compiled by inductor took 3.1x the time of this one, measured in the same run, and compiling
+took 20-80 s for every new window shape.
 
 Calibration needs images, inference must not: activation ranges are measured once
 (:func:`calibrate`, deterministic crops of training images) and stored in a small JSON
