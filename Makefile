@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export AERIALSEG_DATA ?= $(abspath ../shared/datasets/dubai-aerial)
 
-.PHONY: install test test-all lint demo bench
+.PHONY: install test test-all lint demo bench docs
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,15 @@ test: install
 test-all: install  # includes the slow tests (real-data training)
 	$(PY) -m pytest -q -m ""
 
+docs: $(VENV)/.docs-installed  # the site, into site/ (open site/index.html); warnings fail
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[docs]'
+	touch $@
+
 lint: install
-	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks docs/hooks
+	$(PY) -m ruff format --check src tests benchmarks docs/hooks
 
 demo: install  # segment the dataset's images with the bundled model, then score it
 	@if [ ! -d "$$AERIALSEG_DATA/Tile 1/images" ]; then \
@@ -33,16 +39,22 @@ demo: install  # segment the dataset's images with the bundled model, then score
 		--confusion runs/demo/confusion.png
 	@echo "Outputs are in runs/demo/ (per image: *_figure.png, *_overlay.jpg, *_mask.png, ...)"
 
-bench: install  # every README figure (about an hour of CPU; run on an otherwise idle machine)
+bench: install  # the figures docs/results.md quotes (hours of CPU; run on an otherwise idle machine)
 	$(PY) benchmarks/cli_startup.py
-	$(PY) benchmarks/train_throughput.py
-	$(PY) benchmarks/segment_speed.py
-	$(PY) benchmarks/onnx_speed.py
-	$(PY) benchmarks/ddp_overhead.py
-	$(PY) benchmarks/segment_batch.py
+	$(PY) benchmarks/image_speed.py --threads 2 --rounds 5 --no-before
+	$(PY) benchmarks/onnx_speed.py --rounds 5
+	$(PY) benchmarks/keras_anchor.py --threads 1  # says so and skips without tensorflow-cpu
+	$(PY) benchmarks/ddp_overhead.py --rounds 5
+	$(PY) benchmarks/segment_batch.py --rasters 12 --size 1024 --rounds 2
+	$(PY) benchmarks/stream_throughput.py --threads 1 --rounds 3
 	$(PY) benchmarks/seams.py
 	$(PY) benchmarks/segment_memory.py
-	$(PY) benchmarks/georaster.py
-	$(PY) benchmarks/gui_latency.py --rounds 10
+	$(PY) benchmarks/georaster.py --sides 10000 --compare 0
+	$(PY) benchmarks/gui_latency.py --rounds 5
+	$(PY) benchmarks/app_finetune.py --rounds 3
 	$(PY) benchmarks/baselines.py --unet src/aerialseg/weights/default.safetensors
 	$(PY) benchmarks/robustness.py
+	$(PY) benchmarks/warning.py
+	$(PY) benchmarks/resolution.py
+	$(PY) benchmarks/new_place.py --seeds 0,1 --fractions 0.005,0.02,0.05 --polygons
+	$(PY) benchmarks/new_place.py --home --no-strokes

@@ -10,6 +10,9 @@ and for the child process how long Cancel takes to end it. Both ways run in the 
 alternately, so they share the machine's load.
 
     python benchmarks/app_finetune.py [--model PATH] [--minutes 0.5] [--rounds 2]
+
+Figure: the app's Improve-model responsiveness (longest Tk tick gap, thread vs child process),
+quoted in docs/results.md (desktop app).
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ optimistic; ``last.safetensors`` was not chosen at all.
     python benchmarks/baselines.py [--data DIR] [--unet RUN/last.safetensors ...]
                                    [--methods kmeans svm random-forest] [--json OUT.json]
                                    [--figure OUT.png]
+
+Figure: the classic-method table (KMeans / SVM / random forest against the U-Nets), quoted in
+docs/results.md (what the U-Net adds) and docs/tutorials/classify.md.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ training step on the default U-Net, through the DDP wrapper and process group th
 loop uses; the setups alternate over ``--rounds`` and the medians are reported.
 
     python benchmarks/ddp_overhead.py [--nproc 2] [--threads ALL] [--batch-size 16]
+
+Figure: the DDP-overhead rows (1 process x T threads vs N x T/N), quoted in docs/results.md
+(scaling out).
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ Deepness's labels are then compared with ``segment``'s. On the tile only the run
 preprocessing differ; on the layer, also the tiling (Deepness crops each tile's overlap and
 does not blend, ``segment`` runs one pass over an image this small), so less agreement there
 is expected near tile seams.
+
+Figure: the Deepness agreement figures (tile labels = PyTorch's, share equal to segment's on a
+whole image), quoted in docs/results.md (QGIS and Deepness).
 """
 
 from __future__ import annotations

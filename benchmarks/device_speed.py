@@ -6,6 +6,9 @@ on batches of 256 x 256 patches already on the device; segmenting times ``Segmen
 (blended windows, results back in CPU memory), synchronised. Medians of ``--rounds``.
 
     python benchmarks/device_speed.py --device cuda [--rounds 5] [--steps 20]
+
+Figure: the H100 rows (training patches/s, 1024² segment time, CUDA vs CPU label agreement),
+quoted in docs/results.md (GPUs).
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ Builds JPEG-compressed, tiled 3-band GeoTIFFs (UTM 40N, 0.5 m) by tiling the dat
 (in $AERIALSEG_DATA), runs ``aerialseg segment RASTER --vector`` in a child process and reports
 its peak RSS, wall time, seconds per megapixel and the polygon output's time and size. With
 --compare SIDE, the same SIDE² pixels are also segmented as a plain JPEG the in-memory way.
+
+Figure: the big-GeoTIFF peak memory (10 000² `segment --vector`) and the 4000² --window memory
+check, quoted in docs/results.md (GIS rasters); older runs in docs/experiments.md.
 """
 
 from __future__ import annotations

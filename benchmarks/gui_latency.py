@@ -11,6 +11,9 @@ And how long the window could not react (the longest gap in its 20-ms event-loop
 app logs it per job): while each capture was segmented, and while the model loaded at start-up.
 
     python benchmarks/gui_latency.py [--model PATH] [--rounds 5] [--screenshot docs/gui.png]
+
+Figure: the desktop app's capture-to-result time and event-loop stalls, quoted in
+docs/results.md (desktop app) and docs/tutorials/app.md.
 """
 
 from __future__ import annotations

@@ -14,10 +14,14 @@ seconds of wall-clock and of CPU (this process) per image; the ratio is the full
 per megapixel over the crop's, from medians. CPU seconds are steadier than wall ones on a
 shared machine; with one thread they are the work itself. A round of every setup first, not
 timed: oneDNN builds its kernels for each new input shape on first use. Freed memory is kept
-for reuse, as the ``aerialseg`` command does (benchmarks/malloc_reuse.py).
+for reuse, as the ``aerialseg`` command does (the measurement behind that: docs/experiments.md).
 
     python benchmarks/image_speed.py [--model PATH] [--compare PATH] [--rounds 3]
         [--threads N] [--windows 768,1152] [--no-tta] [--no-before]
+
+Figure: the 1024² / full-image segmenting times (with and without 8x TTA) and the full/crop
+cost per megapixel, quoted in docs/results.md (segmenting speed); the history in
+docs/experiments.md.
 """
 
 from __future__ import annotations
@@ -96,7 +100,7 @@ def main() -> None:
     ap.add_argument("--no-tta", action="store_true", help="skip the 8x TTA rows")
     ap.add_argument("--no-before", action="store_true", help="skip the rows of the old plan")
     args = ap.parse_args()
-    reuse_freed_memory()  # as the aerialseg command does (benchmarks/malloc_reuse.py)
+    reuse_freed_memory()  # as the aerialseg command does (docs/experiments.md: freed memory)
     if args.threads:
         torch.set_num_threads(args.threads)
     path = Path(args.image) if args.image else default_image()

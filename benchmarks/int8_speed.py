@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from aerialseg.inference.int8 import load_int8
-from aerialseg.inference.segmenter import DEFAULT_MODEL, load_model
+from aerialseg.inference.segmenter import DEFAULT_MODEL, load_segmenter
 
 try:  # run as a script from the repository root or from benchmarks/
     from onnx_speed import onnx_segmenter
@@ -33,8 +33,8 @@ except ImportError:
 
 def setups(model: str | None, threads: int) -> dict:
     return {
-        "fp32": load_model(model, precision="fp32", device="cpu"),
-        "bf16": load_model(model, precision="bf16", device="cpu"),
+        "fp32": load_segmenter(model, precision="fp32", device="cpu"),
+        "bf16": load_segmenter(model, precision="bf16", device="cpu"),
         "onnx fp32": onnx_segmenter(model, threads),
         "int8": load_int8(model or DEFAULT_MODEL, threads=threads),
     }

@@ -21,6 +21,9 @@ Keras runs twice: as compiled by default (``jit_compile="auto"``: XLA on this ba
 without XLA; the faster is the anchor.
 
     python benchmarks/keras_anchor.py [--rounds 3] [--steps 6] [--threads N] [--compile]
+
+Figure: the training-throughput ratio against the paper's Keras/TensorFlow stack (patches per
+CPU-second), quoted in docs/results.md (training speed); every run in docs/experiments.md.
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ the other held-out images (the gain) and on one training image per tile (what is
 Every row is appended to ``--out``/results.jsonl; a figure per case goes beside it.
 
     python benchmarks/new_place.py --fractions 0.005,0.02,0.05 --home --polygons
+
+Figure: the teach-a-new-place tables (bottom-half accuracy after strokes or polygons; at home),
+quoted in docs/results.md and docs/tutorials/new_place.md.
 """
 
 from __future__ import annotations

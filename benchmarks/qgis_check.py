@@ -8,6 +8,9 @@ The first step (aerialseg's Python) makes a GeoTIFF of a held-out dataset image 
 ``python3-qgis``; headless) opens the label GeoTIFF as a QGIS user does (its .qml style is
 loaded with it) and the GeoPackage, checks the CRS, the legend's class names and the feature
 count, and renders photo + land cover + polygon outlines with QGIS's own legend to a PNG.
+
+Figure: the QGIS rendering of the label GeoTIFF and polygons (docs/gis_qgis.jpg), shown in
+docs/tutorials/gis.md.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ prediction or truth has it), per scene and pooled. Factor f is an implied model 
 
     python benchmarks/resolution.py [--model M] [--other OTHER_PLACES]
         [--scales 0.25 0.35 0.5 0.7 1.0] [--gsd 0.5]
+
+Figure: the accuracy-against-scale table on two OpenEarthMap scenes, quoted in
+docs/tutorials/new_place.md (Resolution) and docs/results.md.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import numpy as np
 import rasterio
 import torch
 
+from aerialseg.gis.rasters import RasterSource
 from aerialseg.inference.segmenter import load_model
-from aerialseg.io.rasters import RasterSource
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
 CLASSES = 5  # Building, Land, Road, Vegetation, Water: the classes the masks hold

@@ -15,6 +15,9 @@ model's resolution").
 
     python benchmarks/robustness.py [--model M] [--data DIR] [--images N] [--only TEXT]
         [--json FILE]
+
+Figure: the held-out-tile robustness table (worst drop under 16 perturbations) and the --input-
+gsd rows, quoted in docs/results.md (the model); rows in docs/experiments/robustness-*.json.
 """
 
 from __future__ import annotations

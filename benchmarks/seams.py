@@ -10,6 +10,9 @@
    overlap, relative to the rate across all other lines. A ratio near 1 means no seam shows.
 
     python benchmarks/seams.py [--model PATH] [--image PATH]
+
+Figure: the seam figures (window-edge disagreement, label-change rate across window edges),
+quoted in docs/results.md (segmenting).
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ with ratios against the one-worker run of the same round. The labels of every se
 checked to be byte-identical.
 
     python benchmarks/segment_batch.py [--rasters 8] [--size 768] [--workers 2] [--rounds 2]
+
+Figure: the segment-batch throughput rows (local and Ray workers), quoted in docs/results.md
+(scaling out).
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ Both sides use the same network (the bundled model unless --model), and are time
 alternating rounds in one process.
 
     python benchmarks/segment_speed.py [--model PATH] [--rounds 3]
+
+Figure: no figure the docs quote today: its own table (the seed's method re-implemented) is
+history in docs/experiments.md. Kept because onnx_speed.py and device_speed.py import its
+`test_image`.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ the later rows share.)
 
     python benchmarks/stream_throughput.py [--batches 12] [--train-steps 3] [--workers 2]
                                            [--rounds 2] [--threads T]
+
+Figure: the `train --stream` rows (batches per second in memory vs streamed), quoted in
+docs/results.md (scaling out).
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ a loss without one-hot copies; its fp32 row shows what the latter two give alone
 timed in alternating rounds within one process, so machine noise hits all alike.
 
     python benchmarks/train_throughput.py [--rounds 3] [--steps 6] [--batch-size 16]
+
+Figure: no figure the docs quote today: its table (aerialseg's step vs a plain PyTorch port) is
+history in docs/experiments.md, superseded by keras_anchor.py. Kept because keras_anchor.py
+imports its batches, plain model and loss.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ how the bundled model's reference was made.
 
 Data default to $AERIALSEG_DATA and ../shared/datasets/{dubai-aerial,other-places} beside
 the repository; what is absent is skipped.
+
+Figure: the unfamiliar-imagery warning table (distances, flagged counts, cost), quoted in
+docs/results.md and docs/tutorials/new_place.md.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from PIL import Image
 
 from aerialseg.classes import DUBAI
 from aerialseg.data.segmentation import load_dataset
+from aerialseg.gis.rasters import RasterSource
 from aerialseg.inference.familiarity import (
     KEY,
     feature_reference,
@@ -43,7 +47,6 @@ from aerialseg.inference.familiarity import (
     raster_familiarity,
 )
 from aerialseg.inference.segmenter import DEFAULT_MODEL, load_model
-from aerialseg.io.rasters import RasterSource
 from aerialseg.models.checkpoint import load_checkpoint, update_metadata
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from aerialseg.classes import IGNORE_INDEX, ClassTable
-from aerialseg.config import ClassifyConfig, TrainConfig, field_choices, resolve_config
+from aerialseg.config import ClassifyConfig, TrainConfig, resolve_config
+from aerialseg.config_fields import field_choices
 from aerialseg.inference.segmenter import Segmenter, predict_bands
 from aerialseg.inference.tiling import Tiling, spline_ramp, spline_window
 from aerialseg.models import create_model
@@ -183,12 +184,13 @@ def _dubai():
 )
 @given(st.integers(8, 200), st.integers(8, 200), st.sampled_from([64, 96, 128]))
 def test_streamed_outputs_hold_the_in_memory_labels(segmenter, one_thread, tmp_path, h, w, window):
-    from aerialseg.inference.outputs import output_paths, segment_to_files
+    from aerialseg.io.outputs import output_paths
+    from aerialseg.jobs.image import segment_image_to_files
 
     segmenter.tiling = Tiling(window=window, overlap=0.25)
     rgb = np.random.default_rng(h + w).integers(0, 256, (h, w, 3), dtype=np.uint8)
     paths = output_paths(tmp_path / f"{h}x{w}x{window}", "x", probabilities=True)
-    segment_to_files(segmenter, rgb, paths, "x")
+    segment_image_to_files(segmenter, rgb, paths, "x")
     labels = np.array(Image.open(paths["labels"]))
     assert np.array_equal(labels, segmenter.segment(rgb))
     probs = np.load(paths["probs"]).astype(np.float32)

@@ -3,12 +3,15 @@
 Quick tour::
 
     import aerialseg
+    labels = aerialseg.segment("ortho.tif")    # a path, a PIL image or a numpy array
+    labels, probs = aerialseg.segment(image, probabilities=True)   # (H, W), (H, W, C)
     cfg = aerialseg.TrainConfig(data="path/to/dubai", minutes=10)
     aerialseg.train(cfg, "runs/first")
-    seg = aerialseg.load_model("runs/first/best.safetensors")   # None = the bundled model
+    seg = aerialseg.load_segmenter("runs/first/best.safetensors")   # None: the bundled model
     labels = seg.segment(rgb)                  # (H, W) class indices for a uint8 RGB array
     samples = aerialseg.load_dataset("path/to/dubai", seg.classes)
     print(aerialseg.evaluate(seg, samples)["mean_iou"])
+    aerialseg.segment_file(seg, "ortho.tif", "out", aerialseg.SegmentOptions(vector=True))
 
 Importing the package changes nothing in the process (no matplotlib backend, no Pillow limit,
 no umask) and imports nothing heavy: each name below is imported when first used, so the
@@ -40,16 +43,23 @@ _API = {
     "read_metadata": "models.checkpoint",
     "save_checkpoint": "models.checkpoint",
     "Segmenter": "inference.segmenter",
-    "load_model": "inference.segmenter",
+    "load_segmenter": "inference.segmenter",
+    "SegmentOptions": "jobs.segment",
+    "SegmentResult": "jobs.segment",
+    "segment_file": "jobs.segment",
     "Tiling": "inference.tiling",
     "evaluate": "inference.evaluate",
+    "segment": "api",
     "train": "training.segmentation",
 }
+# earlier names that keep working, left out of __all__ and the docs
+_OLD_NAMES = {"load_model": "inference.segmenter"}
 
 
 def __getattr__(name: str):
-    if name in _API:
-        value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    module = _API.get(name) or _OLD_NAMES.get(name)
+    if module:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
         globals()[name] = value  # later lookups are plain attribute reads
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

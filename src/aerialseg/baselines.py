@@ -219,7 +219,7 @@ def run_baseline(
     check_labelled(train, DUBAI, f"{data} (training images)")
     check_labelled(val, DUBAI, f"{data} (validation images)")
     if out:
-        from .inference.outputs import check_free, output_paths
+        from .io.outputs import check_free, output_paths
 
         for s in val:
             check_free(output_paths(Path(out), s.id), overwrite)
@@ -235,7 +235,7 @@ def run_baseline(
 
         confusion_matrix(result["confusion_matrix"], DUBAI, confusion)
     if out:
-        from .inference.outputs import output_paths, write_outputs
+        from .io.outputs import output_paths, write_outputs
 
         for s, labels in zip(val, base.predictions):
             paths = output_paths(Path(out), s.id)

@@ -14,7 +14,7 @@ from aerialseg.classes import DUBAI
 def test_drag_captures_exactly_the_framed_pixels_and_saves_them(
     screen, known_image, tiny_model, tmp_path
 ):
-    from aerialseg.inference.segmenter import load_model
+    from aerialseg.inference.segmenter import load_segmenter
 
     photo, path = known_image
     screen.show_image(path, 700, 400)  # partly under the app window: the app must get away
@@ -36,7 +36,7 @@ def test_drag_captures_exactly_the_framed_pixels_and_saves_them(
     got = np.array(Image.open(f"{stem}_input.png"))
     assert np.array_equal(got, framed)
     labels = np.array(Image.open(f"{stem}_labels.png"))
-    assert np.array_equal(labels, load_model(tiny_model).segment(framed))
+    assert np.array_equal(labels, load_segmenter(tiny_model).segment(framed))
     assert np.array_equal(np.array(Image.open(f"{stem}_mask.png")), DUBAI.colorize(labels))
     info = json.loads(Path(f"{stem}_stats.json").read_text())
     assert info["model"] == "tiny" and info["source"] == "screen 300x220 at (750, 430)"

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from aerialseg.app.sources import read_picture
-from aerialseg.inference.outputs import save_result
 from aerialseg.inference.segmenter import load_model
+from aerialseg.jobs.save import save_result
 
 from ..geo_helpers import UTM, scene, utm_transform, write_raster
 from ..helpers import make_scene
@@ -26,7 +26,7 @@ def raster_16bit(path, h=96, w=128, border=8):
 
 
 def test_a_16bit_multiband_geotiff_reads_like_segment_reads_it(tmp_path):
-    from aerialseg.io.rasters import RasterSource
+    from aerialseg.gis.rasters import RasterSource
 
     path = raster_16bit(tmp_path / "ortho.tif")
     rgb, valid, geo = read_picture(path)

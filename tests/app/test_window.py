@@ -78,7 +78,7 @@ def test_without_a_display_both_commands_fail_in_one_line(
     assert "no such model file" in capsys.readouterr().err
 
 
-# Save… writes through inference.outputs.save_result
+# Save… writes through jobs.save.save_result
 
 
 def test_a_geotiff_opens_and_saves_with_its_georeference(screen, tiny_model, tmp_path):

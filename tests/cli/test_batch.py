@@ -201,3 +201,13 @@ def test_user_mistakes_are_one_line(inputs, tmp_path, monkeypatch):
     assert "pip install 'aerialseg[distributed]'" in err
     code, _, err = run("segment-batch", tmp_path / "missing", "--out", tmp_path / "o")
     assert code == 2 and "no such file" in err
+
+
+def test_every_segment_option_but_overwrite_makes_a_rerun_redo_the_outputs():
+    import dataclasses
+
+    from aerialseg.cli.batch import OUTPUT_OPTIONS
+    from aerialseg.jobs.segment import SegmentOptions
+
+    fields = {f.name for f in dataclasses.fields(SegmentOptions)} - {"overwrite"}
+    assert fields <= set(OUTPUT_OPTIONS), fields - set(OUTPUT_OPTIONS)

@@ -307,3 +307,42 @@ def test_download_from_archive_and_offline_error(tiny_dataset, tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
     r = aerialseg("download", "--from", tmp_path / "nope.zip", "--out", tmp_path / "d3")
     assert r.returncode == 2 and "no such archive" in r.stderr
+
+
+def test_every_option_left_out_and_every_file_skipped_is_one_note(tiny_model, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rgb, _ = make_scene(40, 40, seed=5)
+    Image.fromarray(rgb).save(folder / "a.webp")
+    (folder / "report.pdf").write_bytes(b"%PDF-1.4")
+    (folder / "a.tfw").write_text("0.5\n0\n0\n-0.5\n0\n0\n")  # a side file: not reported
+    flags = ("--model", tiny_model, "--window", "64", "-q", "--out", tmp_path / "out")
+    r = aerialseg("segment", folder, *flags, "--vector", "--scale", "0,255")
+    assert r.returncode == 0, r.stderr
+    notes = [line for line in r.stderr.splitlines() if line.startswith("aerialseg: note:")]
+    assert notes == [
+        "aerialseg: note: --scale is deprecated here; use --stretch",
+        f"aerialseg: note: {folder}: skipped 1 file, not images: report.pdf",
+        f"aerialseg: note: {folder / 'a.webp'}: --stretch, --vector left out: they are for "
+        "georeferenced rasters (GeoTIFF, VRT, a picture with a world file), and this is a "
+        "plain picture",
+    ], r.stderr
+    assert (tmp_path / "out" / "a_labels.png").is_file()
+
+
+@pytest.mark.parametrize("command", ["segment", "segment-batch"])
+def test_every_segment_option_is_a_flag_of_both_commands(command, tmp_path):
+    """segment_options reads SegmentOptions' fields by name from the parsed flags: each
+    one must be a flag, with the dataclass's default."""
+    import dataclasses
+
+    from aerialseg.cli import build_parser
+    from aerialseg.cli.segmentation import segment_options
+    from aerialseg.jobs.segment import SegmentOptions
+
+    args = build_parser([command]).parse_args([command, "x.png", "--out", str(tmp_path)])
+    missing = [f.name for f in dataclasses.fields(SegmentOptions) if not hasattr(args, f.name)]
+    assert not missing
+    assert segment_options(args) == SegmentOptions()

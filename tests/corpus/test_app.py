@@ -16,8 +16,8 @@ import pytest
 from aerialseg.app.sources import is_raster, read_picture
 from aerialseg.app.worker import Worker
 from aerialseg.classes import DUBAI
-from aerialseg.inference.outputs import save_result
-from aerialseg.inference.segmenter import load_model
+from aerialseg.inference.segmenter import load_segmenter
+from aerialseg.jobs.save import save_result
 
 from .cases import BAD_IMAGES, MODEL_KINDS, ODD_IMAGES, bad_models
 from .conftest import leftovers, refused
@@ -71,7 +71,7 @@ def test_model_dialog_refuses_bad_models(kind, segmenter, classifier, tmp_path):
         kind
     ]
     path = make(tmp_path)
-    status, message = run_job(lambda: load_model(path))
+    status, message = run_job(lambda: load_segmenter(path))
     assert status == "error"
     one_line(message, str(path), says)
     assert not (tmp_path / "PWNED").exists()

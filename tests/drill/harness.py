@@ -95,10 +95,10 @@ PHASES = (
     ("history and curves", ("_write_history", "_write_curves", "training_curves")),
     ("validation", ("validate",)),
     ("training", ("_train_epoch", "training_step", "train_step")),
-    ("loading", ("setup", "load_dataset", "load_model")),
+    ("loading", ("setup", "load_dataset", "load_segmenter")),
     ("final figures", ("on_fit_end",)),
     ("run files", ("write_text", "on_fit_start")),
-    ("writing outputs", ("_write_all", "write_outputs", "side_by_side", "save_image")),
+    ("writing outputs", ("write_staged", "write_outputs", "side_by_side", "save_image")),
     ("predicting", ("predict_bands", "bands")),
 )
 

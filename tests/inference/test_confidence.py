@@ -3,8 +3,9 @@ import json
 import numpy as np
 
 from aerialseg.inference.confidence import CONFIDENCE_FLOOR, unusual
-from aerialseg.inference.outputs import output_paths, segment_to_files
 from aerialseg.inference.segmenter import load_model
+from aerialseg.io.outputs import output_paths
+from aerialseg.jobs.image import segment_image_to_files
 
 from ..helpers import make_scene
 
@@ -27,7 +28,7 @@ def test_low_confidence_is_flagged_against_the_floor_or_the_models_own():
 def test_segment_writes_the_confidence_and_the_warning(tmp_path, tiny_model):
     seg = load_model(tiny_model)
     paths = output_paths(tmp_path, "black")
-    info = segment_to_files(seg, np.zeros((64, 80, 3), np.uint8), paths, "black.png")
+    info = segment_image_to_files(seg, np.zeros((64, 80, 3), np.uint8), paths, "black.png")
     saved = json.loads(paths["stats_json"].read_text())
     assert 1 / seg.model.num_classes <= saved["mean_confidence"] <= 1
     assert "uniform" in saved["warning"] and saved["warning"] == info["warning"]

@@ -6,8 +6,9 @@ import torch
 
 from aerialseg.inference import familiarity as fam
 from aerialseg.inference.confidence import unusual
-from aerialseg.inference.outputs import output_paths, segment_to_files
 from aerialseg.inference.segmenter import load_model
+from aerialseg.io.outputs import output_paths
+from aerialseg.jobs.image import segment_image_to_files
 from aerialseg.models.checkpoint import load_checkpoint, update_metadata
 
 from ..helpers import make_scene, tiny_checkpoint
@@ -114,7 +115,7 @@ def test_segment_records_the_distance_and_warns(tmp_path, model_path, ref):
     update_metadata(path, **{fam.KEY: ref})
     seg = load_model(path, device="cpu")
     paths = output_paths(tmp_path, "stripes")
-    segment_to_files(seg, foreign(1)[0], paths, "stripes.png")
+    segment_image_to_files(seg, foreign(1)[0], paths, "stripes.png")
     saved = json.loads(paths["stats_json"].read_text())
     assert saved["feature_distance"] > saved["feature_threshold"]
     assert "unlike what the model learnt" in saved["warning"]
@@ -124,7 +125,7 @@ def test_a_checkpoint_without_a_reference_records_no_distance(tmp_path, model_pa
     seg = load_model(model_path, device="cpu")
     assert fam.image_familiarity(seg, scenes(1)[0]) is None
     paths = output_paths(tmp_path, "scene")
-    segment_to_files(seg, scenes(1)[0], paths, "scene.png")
+    segment_image_to_files(seg, scenes(1)[0], paths, "scene.png")
     assert "feature_distance" not in json.loads(paths["stats_json"].read_text())
 
 
@@ -137,7 +138,7 @@ def test_the_window_grid_is_bounded_and_covers_the_image():
 
 def test_the_geotiff_path_records_the_distance_and_warns(tmp_path, model_path, ref):
     pytest.importorskip("rasterio")
-    from aerialseg.inference.geofiles import GeoOptions, geo_output_paths, segment_raster_to_files
+    from aerialseg.jobs.segment import segment_file
 
     from ..geo_helpers import write_raster
 
@@ -146,7 +147,6 @@ def test_the_geotiff_path_records_the_distance_and_warns(tmp_path, model_path, r
     update_metadata(path, **{fam.KEY: ref})
     seg = load_model(path, device="cpu")
     raster = write_raster(tmp_path / "in.tif", foreign(1)[0].transpose(2, 0, 1))
-    opts = GeoOptions()
-    info = segment_raster_to_files(seg, raster, geo_output_paths(tmp_path / "o", "in", opts), opts)
+    info = segment_file(seg, raster, tmp_path / "o").stats
     assert info["feature_distance"] > info["feature_threshold"]
     assert "unlike what the model learnt" in info["warning"]

@@ -46,9 +46,9 @@ def test_crops_are_seeded_and_fit_small_images():
 
 
 def test_int8_segmenter_shapes_and_same_input_same_labels(calibrated):
-    from aerialseg.inference.segmenter import load_model
+    from aerialseg.inference.segmenter import load_segmenter
 
-    seg = load_model(calibrated, precision="int8")
+    seg = load_segmenter(calibrated, precision="int8")
     assert seg.meta["precision"] == "int8"
     rgb = make_scene(70, 90, seed=5)[0]
     labels = seg.segment(rgb)
@@ -58,7 +58,7 @@ def test_int8_segmenter_shapes_and_same_input_same_labels(calibrated):
     np.testing.assert_allclose(probs.sum(-1), 1, atol=1e-4)
     assert np.array_equal(seg.segment(rgb), labels)
     # a second load quantises again from the stored ranges: the same model, the same labels
-    again = load_model(calibrated, precision="int8")
+    again = load_segmenter(calibrated, precision="int8")
     assert np.array_equal(again.predict_proba(rgb), probs)
 
 
@@ -66,53 +66,53 @@ def test_int8_probabilities_follow_fp32(calibrated):
     """The tiny net is untrained, so its classes are near ties and labels are a poor yardstick:
     the probabilities are compared. 0.05 is a few int8 steps of these small logits; the
     bundled model's label agreement is measured by benchmarks/int8_speed.py --accuracy."""
-    from aerialseg.inference.segmenter import load_model
+    from aerialseg.inference.segmenter import load_segmenter
 
     rgb = make_scene(96, 128, seed=7)[0]
-    fp32 = load_model(calibrated, precision="fp32", device="cpu").predict_proba(rgb)
-    q = load_model(calibrated, precision="int8").predict_proba(rgb)
+    fp32 = load_segmenter(calibrated, precision="fp32", device="cpu").predict_proba(rgb)
+    q = load_segmenter(calibrated, precision="int8").predict_proba(rgb)
     assert np.abs(q - fp32).max() < 0.05
     assert np.abs(q - fp32).mean() < 0.01
 
 
 def test_missing_corrupt_or_foreign_ranges_are_one_line(calibrated, tmp_path):
-    from aerialseg.inference.segmenter import load_model
+    from aerialseg.inference.segmenter import load_segmenter
 
     other = tiny_checkpoint(tmp_path / "other.safetensors", seed=1)
     with pytest.raises(AerialSegError, match=r"other.safetensors: no int8 ranges.*calibrate-int8"):
-        load_model(other, precision="int8")
+        load_segmenter(other, precision="int8")
     sidecar = int8.ranges_path(other)
     sidecar.write_text("{not json")
     with pytest.raises(AerialSegError, match="other.int8.json: unreadable int8 ranges"):
-        load_model(other, precision="int8")
+        load_segmenter(other, precision="int8")
     sidecar.write_text(json.dumps({"format": int8.FORMAT, "ranges": {"x": [1.0, 0.0]}}))
     with pytest.raises(AerialSegError, match="other.int8.json: bad range for 'x'"):
-        load_model(other, precision="int8")
+        load_segmenter(other, precision="int8")
     data = json.loads(int8.ranges_path(calibrated).read_text())
     data["ranges"].pop(next(iter(data["ranges"])))
     sidecar.write_text(json.dumps(data))
     with pytest.raises(AerialSegError, match="other.int8.json: made for another export"):
-        load_model(other, precision="int8")
+        load_segmenter(other, precision="int8")
 
 
 def test_int8_refuses_what_it_cannot_run(calibrated, tmp_path):
-    from aerialseg.inference.segmenter import load_model
+    from aerialseg.inference.segmenter import load_segmenter
 
     for kw in ({"runtime": "torch"}, {"device": "cuda"}):
         with pytest.raises(AerialSegError, match="int8 runs a checkpoint on the CPU"):
-            load_model(calibrated, precision="int8", **kw)
+            load_segmenter(calibrated, precision="int8", **kw)
     onnx = tmp_path / "m.onnx"
     onnx.write_bytes(b"")
     with pytest.raises(AerialSegError, match="m.onnx: int8 is built from a checkpoint"):
-        load_model(onnx, precision="int8")
+        load_segmenter(onnx, precision="int8")
 
 
 def test_without_onnxruntime_int8_is_one_line(calibrated, monkeypatch):
-    from aerialseg.inference.segmenter import load_model
+    from aerialseg.inference.segmenter import load_segmenter
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     with pytest.raises(AerialSegError, match=r"int8 needs onnxruntime: pip install"):
-        load_model(calibrated, precision="int8")
+        load_segmenter(calibrated, precision="int8")
 
 
 def test_bad_calibration_images_are_refused():

@@ -137,6 +137,14 @@ def test_bad_arrays_and_tiling_are_refused():
         Tiling(window=100)
 
 
+def test_a_pil_image_is_named_not_refused_for_its_own_shape():
+    from PIL import Image
+
+    with pytest.raises(AerialSegError) as e:
+        Segmenter(PixelModel(), DUBAI).segment(Image.fromarray(rgb(5, 7)))
+    assert "got a PIL.Image.Image" in str(e.value) and "(5, 7, 3)" not in str(e.value)
+
+
 def test_bundled_model_loads_offline_and_describes_itself():
     from aerialseg.inference.segmenter import DEFAULT_MODEL, load_model
 

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from aerialseg.errors import AerialSegError
-from aerialseg.io.images import read_image, save_image
+from aerialseg.io.images import open_image, read_image, save_image, to_rgb
 
 
 def test_lenient_reading_converts_rgba_grey_and_16_bit(tmp_path):
@@ -71,3 +71,32 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
     with pytest.raises(TypeError):
         save_image(tmp_path / "bad.png", np.zeros((3, 3, 3), object))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.png"]
+
+
+def test_to_rgb_takes_pil_modes_and_both_band_layouts():
+    a = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    assert to_rgb(a) is not a and np.array_equal(to_rgb(a), a)
+    assert np.array_equal(to_rgb(a.transpose(2, 0, 1)), a)  # (bands, H, W) as rasterio reads
+    assert np.array_equal(to_rgb(Image.fromarray(a).convert("RGBA")), a)
+    assert np.array_equal(to_rgb(a[..., 0]), np.repeat(a[..., :1], 3, axis=2))
+    assert np.array_equal(to_rgb(a, bands=(3, 2, 1)), a[..., ::-1])
+    assert to_rgb(Image.fromarray(a).quantize(4)).shape == (4, 5, 3)
+
+
+def test_to_rgb_scales_deep_values_from_percentiles_2_and_98():
+    pytest.importorskip("rasterio")
+    # 0..10200 in steps of 1: percentile 2 is 204 and 98 is 9996, so those become 0 and 255,
+    # the midpoint 5100 becomes 127.5 -> 128, and what lies outside is clipped
+    band = np.arange(101 * 101).reshape(101, 101)
+    out = to_rgb(band.astype(np.uint16))
+    for value, expected in [(0, 0), (204, 0), (5100, 128), (9996, 255), (10200, 255)]:
+        assert out.reshape(-1, 3)[value].tolist() == [expected] * 3, value
+    as_float = to_rgb(band.astype(np.float32) / 10200)  # float alike, to rounding
+    assert np.abs(as_float.astype(int) - out).max() <= 1
+    assert np.array_equal(to_rgb(band.astype(">u2")), out)  # big-endian as Pillow's I;16B
+    assert to_rgb(np.full((3, 3), 7, np.uint16), stretch="none").max() == 7
+
+
+def test_open_image_keeps_16_bit(tmp_path):
+    Image.fromarray(np.array([[0, 4000]], np.uint16)).save(tmp_path / "d.png")
+    assert np.asarray(open_image(tmp_path / "d.png")).max() == 4000

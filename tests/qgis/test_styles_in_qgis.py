@@ -15,8 +15,8 @@ rasterio = pytest.importorskip("rasterio")
 pytest.importorskip("pyogrio")
 
 from aerialseg.classes import DUBAI  # noqa: E402
-from aerialseg.inference.geofiles import write_label_geotiff  # noqa: E402
-from aerialseg.inference.vectors import polygonize_to_file  # noqa: E402
+from aerialseg.gis.outputs import write_label_geotiff  # noqa: E402
+from aerialseg.gis.vectors import polygonize_to_file  # noqa: E402
 
 from ..geo_helpers import write_raster  # noqa: E402
 

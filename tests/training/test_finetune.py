@@ -8,7 +8,7 @@ from PIL import Image
 from aerialseg.classes import DUBAI, IGNORE_INDEX
 from aerialseg.config import FinetuneConfig
 from aerialseg.errors import AerialSegError
-from aerialseg.inference.segmenter import load_model
+from aerialseg.inference.segmenter import load_segmenter
 from aerialseg.models import create_model
 from aerialseg.models.checkpoint import read_metadata, save_checkpoint
 from aerialseg.training.finetune import finetune
@@ -34,7 +34,7 @@ def user_folder(root, n=2, size=64, paint=PAINTED):
 
 
 def painted_share(model_path, root, n=2, paint=PAINTED):
-    seg = load_model(model_path, precision="fp32", device="cpu")
+    seg = load_segmenter(model_path, precision="fp32", device="cpu")
     shares = []
     for i in range(n):
         rgb = np.asarray(Image.open(root / "images" / f"img{i}.png"))
@@ -49,7 +49,7 @@ def test_cli_finetune_moves_the_prediction_towards_the_painted_class(tmp_path, s
     parent = tiny_checkpoint(tmp_path / "parent.safetensors", seed=seed)
     photo, _ = make_scene(64, 64, seed=40)  # paint the class the parent predicts least there
     counts = np.bincount(
-        load_model(parent, "fp32", device="cpu").segment(photo).ravel(), minlength=6
+        load_segmenter(parent, "fp32", device="cpu").segment(photo).ravel(), minlength=6
     )
     paint = int(np.argmin(counts))
     root = user_folder(tmp_path / "user", paint=paint)

@@ -102,7 +102,7 @@ class CorrectMode:
 
     def attach(self, r) -> None:
         """A result is shown: its image's painting (kept if the image was shown before)."""
-        from ..inference.outputs import timestamped_stem
+        from ..io.outputs import timestamped_stem
 
         if self.corrections is None:
             self.corrections = Corrections(len(r.classes))

@@ -2,7 +2,7 @@
 
 Plain pictures (JPEG, PNG, BMP, WebP) are read by io.images, as ``segment`` reads them. Rasters
 that GDAL reads (GeoTIFF, COG, VRT, 16-bit or multi-band TIFF, JPEG/PNG with a world file) go
-through io.rasters with ``segment``'s band choice (colour interpretation, else the first three)
+through gis.rasters with ``segment``'s band choice (colour interpretation, else the first three)
 and percentile scaling, and are read decimated to at most ``PREVIEW_PIXELS``: the app segments
 what it shows in memory, and a huge raster must never be read whole. When the raster has a
 georeference, the picture keeps it (the transform scaled by the decimation), so *Save…* can
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..gis.rasters import is_georeferenced, rasterio_or_none
 from ..io.images import read_image
-from ..io.rasters import is_georeferenced, rasterio_or_none
 
 # 16 megapixels: seconds to segment on a laptop CPU, and more than a screen shows
 PREVIEW_PIXELS = 4096 * 4096
@@ -67,7 +67,7 @@ def read_picture(
         return read_image(path), None, None
     from rasterio.errors import NotGeoreferencedWarning
 
-    from ..io.rasters import RasterSource
+    from ..gis.rasters import RasterSource
 
     with warnings.catch_warnings():  # a TIFF without georeference is fine here: a picture
         warnings.simplefilter("ignore", NotGeoreferencedWarning)

@@ -25,10 +25,10 @@ UNLEARNT_BIAS = -1e4
 def load_for_table(path, device: str, table):
     """(Segmenter, names of the table's classes it has not learnt) for checkpoint ``path``
     (None: the bundled model) following ``table`` (None: the model's own classes)."""
-    from ..inference.segmenter import DEFAULT_MODEL, Segmenter, load_model
+    from ..inference.segmenter import DEFAULT_MODEL, Segmenter, load_segmenter
 
     if table is None:
-        return load_model(path, device=device), ()
+        return load_segmenter(path, device=device), ()
     from ..classes import check_known, match_names
     from ..models.checkpoint import load_checkpoint
     from ..models.retarget import retarget

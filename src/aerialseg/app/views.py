@@ -85,7 +85,7 @@ class Views:
         import tkinter as tk
         from tkinter import ttk
 
-        from ..inference.outputs import class_stats
+        from ..io.outputs import class_stats
 
         self.result, self._preview = r, None
         self._redraw()
@@ -132,7 +132,7 @@ class Views:
         opacity slider only recomputes a screen-sized blend."""
         from PIL import ImageTk
 
-        from ..inference.outputs import overlay
+        from ..io.outputs import overlay
 
         self._redraw_pending = False
         r = self.result

@@ -19,7 +19,8 @@ from ..classes import IGNORE_INDEX
 from ..errors import AerialSegError
 from ..inference.confidence import unusual
 from ..inference.familiarity import image_familiarity
-from ..inference.outputs import save_result, timestamped_stem
+from ..io.outputs import timestamped_stem
+from ..jobs.save import save_result
 from .capture import Rect, grab_screen, make_dpi_aware
 from .drop import enable_file_drop
 from .overlay import Overlay, screen_area

@@ -71,13 +71,13 @@ class Worker:
 
 
 def import_model_code():
-    """``inference.segmenter.load_model``, importing torch the first time: on the worker, so
+    """``inference.segmenter.load_segmenter``, importing torch the first time: on the worker, so
     the window is up and its clock running during the ~1.3 s import, not blank until it ends.
 
     The collector is off during that import and its ~245 000 objects are then frozen out of
     its way: a full collection holds the GIL, and each one over torch's objects stopped the
     window's loop 45-165 ms while the model loaded (py-spy: ``gc_collect_main``, during the
-    import and in ``load_model``'s deepcopy). Later collections scan only newer objects.
+    import and in ``load_segmenter``'s deepcopy). Later collections scan only newer objects.
     """
     import gc
 
@@ -86,13 +86,13 @@ def import_model_code():
     if first:
         gc.disable()
     try:
-        from ..inference.segmenter import load_model
+        from ..inference.segmenter import load_segmenter
     finally:
         if first:
             gc.freeze()
             if enabled:
                 gc.enable()
-    return load_model
+    return load_segmenter
 
 
 class StallMeter:

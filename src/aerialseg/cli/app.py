@@ -34,14 +34,15 @@ def cmd_gui(args) -> int:
 
 def cmd_capture(args) -> int:
     from ..app.capture import capture_region, parse_region
-    from ..inference.outputs import save_result, stats_line, timestamped_stem
-    from ..inference.segmenter import load_model
+    from ..inference.segmenter import load_segmenter
     from ..io.files import check_writable_folder
+    from ..io.outputs import stats_line, timestamped_stem
+    from ..jobs.save import save_result
 
     region = parse_region(args.region)
     check_writable_folder(Path(args.out))
     # first: a bad model or device should fail before anything is grabbed
-    seg = load_model(args.model, args.precision, device=args.device)
+    seg = load_segmenter(args.model, args.precision, device=args.device)
     rgb = capture_region(region)
     t = time.perf_counter()
     labels = seg.segment(rgb, tta=args.tta)
@@ -121,8 +122,10 @@ def add_capture(sub, help: str) -> None:
         "the main one have negative X: write --region=-1920,0,800,600) and writes input, mask, "
         "overlay, labels and statistics into --out.",
     )
-    c.add_argument("--region", required=True, metavar="X,Y,W,H")
-    c.add_argument("--out", required=True, metavar="DIR")
+    c.add_argument(
+        "--region", required=True, metavar="X,Y,W,H", help="the screen rectangle to grab"
+    )
+    c.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
     common.add_model(c)
     c.add_argument("--tta", action="store_true", help="average the 8 flips/rotations")
     common.add_precision(c, int8=True)

@@ -54,7 +54,7 @@ def add_baseline(sub, help: str) -> None:
         "Train a classic per-pixel model on the training images and score it on the held-out "
         "images with the metrics of `aerialseg evaluate`.",
     )
-    b.add_argument("--method", required=True, choices=METHODS)
+    b.add_argument("--method", required=True, choices=METHODS, help="the per-pixel model")
     common.add_data(b)
     b.add_argument(
         "--val-fraction",

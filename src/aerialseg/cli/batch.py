@@ -1,24 +1,24 @@
 """``aerialseg segment-batch``: many images or rasters, one job each, on several workers.
 
-Each job is exactly what ``segment`` does for that input (:func:`.segmentation.segment_one`:
-a large GeoTIFF is streamed through the windows in bounded memory into one output), run by a
-local process or a Ray task. A manifest in the output folder lets a rerun skip what is
-complete and redo what was cut off; a job that fails is reported in one line and the others
-go on.
+Each job is exactly what ``segment`` does for that input (``jobs.segment.segment_file``: a
+large GeoTIFF is streamed through the windows in bounded memory into one output), run by a
+local process or a Ray task that gets the model's flags and the segment options as plain
+values. A manifest in the output folder lets a rerun skip what is complete and redo what was
+cut off; a job that fails is reported in one line and the others go on.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
+import dataclasses
 import os
+import sys
 import time
 from pathlib import Path
 
 from ..errors import AerialSegError
-from . import common, geo
-from .segmentation import add_segment_options, segment_one
+from . import common
+from .segmentation import add_segment_options, segment_options
 
 # the flags that change what is written: a rerun with other values does every input again
 OUTPUT_OPTIONS = (
@@ -34,7 +34,7 @@ OUTPUT_OPTIONS = (
     "precision",
     "runtime",
     "bands",
-    "scale",
+    "stretch",
     "nodata",
     "cog",
     "confidence",
@@ -46,42 +46,49 @@ OUTPUT_OPTIONS = (
 )
 
 _SEGMENTERS: dict = {}  # per worker process: the model is loaded once, not once per job
+# what says which model runs how: the worker's segmenter is made from these flags
+MODEL_FLAGS = ("model", "precision", "window", "overlap", "batch_size", "device", "runtime")
+MODEL_FLAGS += ("scales", "classes")
 
 
-def _segmenter(args):
+def _segmenter(flags: dict):
     from ..classes import ClassTable
-    from ..inference.segmenter import load_model
+    from ..inference.segmenter import load_segmenter
     from ..inference.tiling import Tiling
 
-    key = (args.model, args.precision, args.window, args.overlap, args.batch_size, args.device)
-    key += (args.runtime, tuple(args.scales), args.classes)
+    key = tuple(tuple(v) if isinstance(v, list) else v for v in map(flags.get, MODEL_FLAGS))
     if key not in _SEGMENTERS:
-        tiling = Tiling(window=args.window, overlap=args.overlap, batch_size=args.batch_size)
-        table = ClassTable.from_file(args.classes) if args.classes else None
-        _SEGMENTERS[key] = load_model(
-            args.model, args.precision, tiling, args.device, args.runtime, args.scales, table
-        )
+        tiling = Tiling(window=flags["window"], overlap=flags["overlap"],
+                        batch_size=flags["batch_size"])  # fmt: skip
+        table = ClassTable.from_file(flags["classes"]) if flags["classes"] else None
+        _SEGMENTERS[key] = load_segmenter(
+            flags["model"], flags["precision"], tiling, flags["device"], flags["runtime"],
+            tuple(flags["scales"]), table,
+        )  # fmt: skip
     return _SEGMENTERS[key]
 
 
 def segment_job(job: dict) -> dict:
     """One input segmented into the output folder, in a worker: the result as a dict (an
-    error too, so one bad input never stops the others)."""
+    error too, so one bad input never stops the others). ``job["options"]``: the
+    :class:`SegmentOptions` as plain values; ``job["model"]``: :data:`MODEL_FLAGS`."""
+    from ..jobs.segment import SegmentOptions, segment_file
+
     start = time.perf_counter()
-    args = argparse.Namespace(**{**job["options"], "overwrite": job["overwrite"]})
-    path, out = Path(job["input"]), Path(args.out)
+    path, out = Path(job["input"]), Path(job["out"])
     try:
+        options = SegmentOptions(**{**job["options"], "overwrite": job["overwrite"]})
         with _threads(job.get("threads")):
-            seg = _segmenter(args)
-            geo_opts = geo.options(args)
-            written, paths = segment_one(seg, path, job["name"], out, args, geo_opts, warn=False)
-        info = json.loads(paths["stats_json"].read_text())
+            seg = _segmenter(job["model"])
+            result = segment_file(seg, path, out, options, name=job["name"])
+        info = result.stats
         return {
-            "status": "done" if written else "kept",
-            "outputs": sorted(os.path.relpath(p, out) for p in paths.values()),
+            "status": "kept" if result.skipped else "done",
+            "outputs": sorted(os.path.relpath(p, out) for p in result.outputs.values()),
             "pixels": int(info["width"]) * int(info["height"]),
             "seconds": round(time.perf_counter() - start, 3),
-            "warning": info.get("warning") if written else None,  # the driver prints it
+            "warning": result.warning,  # the driver prints it
+            "notes": result.notes,
         }
     except Exception as e:  # noqa: BLE001 - reported in one line; the other jobs go on
         error = str(e) if isinstance(e, AerialSegError) else f"{type(e).__name__}: {e}"
@@ -108,23 +115,28 @@ def _threads(n: int | None):
 
 
 def cmd_segment_batch(args) -> int:
-    from ..inference import batch
     from ..io.files import check_writable_folder
     from ..io.images import collect_images
+    from ..jobs import batch
 
     if args.address and args.engine != "ray":
         raise AerialSegError("--address is for --engine ray")
     out = check_writable_folder(Path(args.out)).absolute()
-    geo.options(args)  # the GIS flags, checked before anything slow
+    options = segment_options(args)  # every option checked before anything slow
     common.class_table(args)  # and the legend (workers read it again: a path travels)
-    images, failures = collect_images(args.inputs)
+    skipped_files: list[str] = []
+    images, failures = collect_images(args.inputs, skipped_files)
     if not images:
         raise AerialSegError("; ".join(failures) or f"no images found in {' '.join(args.inputs)}")
     # paths that workers in other folders (Ray) see too: absolute, on storage they share
     args.model = str(Path(args.model).absolute()) if args.model else None
-    args.zones = str(Path(args.zones).absolute()) if args.zones else None
+    if options.zones:
+        options.zones = args.zones = str(Path(options.zones).absolute())
     args.classes = str(Path(args.classes).absolute()) if args.classes else None
-    seg = _segmenter(args)  # a bad --model: one line now, not once per job
+    model = {k: getattr(args, k) for k in MODEL_FLAGS}
+    seg = _segmenter(model)  # a bad --model: one line now, not once per job
+    for line in skipped_files:
+        print(f"aerialseg: note: {line}", file=sys.stderr)
     manifest = batch.Manifest(out, _options(args, seg))
     if manifest.options_changed:
         batch.log(f"aerialseg: note: other options than the last run in {out}: all redone")
@@ -145,11 +157,10 @@ def cmd_segment_batch(args) -> int:
         threads = args.threads or batch.default_threads(cpus, workers)
         if args.engine == "ray" and threads > cpus:
             raise AerialSegError(f"--threads {threads}: the Ray cluster has {cpus} CPUs")
-        options = {k: v for k, v in vars(args).items() if k not in ("func", "argv")}
-        options.update(out=str(out), quiet=True)
+        plain = dataclasses.asdict(options)  # plain values: they travel to other processes
         local_inline = args.engine == "local" and workers == 1
         for job in jobs:
-            job["options"] = options
+            job.update(options=plain, model=model, out=str(out))
             job["threads"] = args.threads if local_inline else threads
         return _run(args, jobs, images, skipped, failures, manifest, workers, threads, out)
     finally:
@@ -160,8 +171,8 @@ def cmd_segment_batch(args) -> int:
 def _run(args, jobs, images, skipped, failures, manifest, workers, threads, out) -> int:
     from tqdm import tqdm
 
-    from ..inference import batch
-    from ..inference.outputs import display_name
+    from ..io.outputs import display_name
+    from ..jobs import batch
 
     for f in failures:
         batch.log(f"aerialseg: error: {f}")
@@ -186,6 +197,8 @@ def _run(args, jobs, images, skipped, failures, manifest, workers, threads, out)
                 done += result["status"] == "done"
                 kept += result["status"] == "kept"
                 pixels += result["pixels"]
+                for note in result["notes"]:
+                    batch.log(f"aerialseg: note: {note}")
                 if result["warning"]:
                     batch.log(f"{display_name(job['input'])}: warning: {result['warning']}")
                 entry = {k: result[k] for k in ("outputs", "pixels", "seconds")}
@@ -206,10 +219,11 @@ def _run(args, jobs, images, skipped, failures, manifest, workers, threads, out)
 
 def _options(args, seg) -> dict:
     """What the outputs depend on, for the manifest: the output flags and the model file."""
-    from ..inference.batch import fingerprint
     from ..inference.segmenter import DEFAULT_MODEL
+    from ..jobs.batch import fingerprint
 
     options = {k: getattr(args, k) for k in OUTPUT_OPTIONS}
+    options["scale"] = options.pop("stretch")  # its key in the manifests of earlier runs
     model = Path(args.model) if args.model else DEFAULT_MODEL
     options["model"] = {**fingerprint(model), "name": seg.name}
     if args.classes:  # another legend, other labels and colours: the outputs are redone

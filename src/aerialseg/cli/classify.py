@@ -8,9 +8,12 @@ from pathlib import Path
 
 from ..config import ClassifyConfig, data_root, resolve_config
 from ..errors import AerialSegError
-from ..inference.classifier import SPLITS
 from ..io.files import check_writable_folder
 from . import common
+
+# `classify evaluate --split`; defined here: the classifier module imports torch, and the
+# parser (`-h`, the docs' command reference) must not
+SPLITS = ("val", "test", "all")
 
 
 def cmd_train(args) -> int:
@@ -82,8 +85,8 @@ def cmd_predict(args) -> int:
 
     from ..data.imageset import fit_square
     from ..inference.classifier import load_classifier, patch_map, predict_proba, top_k
-    from ..inference.outputs import check_free, display_name, output_paths, write_outputs
     from ..io.images import collect_images, read_image
+    from ..io.outputs import check_free, display_name, output_paths, write_outputs
 
     if args.patches and not args.out:
         raise AerialSegError("--patches writes maps: give --out DIR")

@@ -16,7 +16,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from ..config import DATA_ENV, field_choices
+from ..config import DATA_ENV
+from ..config_fields import field_choices
 from ..errors import AerialSegError
 from ..io.files import read_mapping
 from ..runtime import DEVICE_HELP, PRECISION_HELP, PRECISIONS, check_device

@@ -71,7 +71,7 @@ def _launch(args, cfg: TrainConfig, out: Path) -> int:
 def cmd_evaluate(args) -> int:
     from ..data.segmentation import check_labelled, load_dataset, unknown_pixel_report
     from ..inference.evaluate import evaluate, format_table, images_to_score
-    from ..inference.segmenter import load_model
+    from ..inference.segmenter import load_segmenter
 
     data = data_root(args.data)
     table = common.class_table(args)  # how to read the reference masks: before the model
@@ -80,7 +80,7 @@ def cmd_evaluate(args) -> int:
         from ..io.files import check_writable_folder
 
         check_writable_folder(Path(args.confusion).parent, "--confusion")
-    seg = load_model(
+    seg = load_segmenter(
         args.model, args.precision, device=args.device, scales=args.scales, classes=table
     )
     log = sys.stderr if args.json else sys.stdout
@@ -119,6 +119,26 @@ def _printer(stream):
     return lambda line: print(line, file=stream)
 
 
+def segment_options(args):
+    """The :class:`~aerialseg.jobs.segment.SegmentOptions` of the command line, checked
+    before anything slow starts."""
+    import dataclasses
+
+    from ..jobs.segment import SegmentOptions
+
+    names = (f.name for f in dataclasses.fields(SegmentOptions))
+    return SegmentOptions(**{k: getattr(args, k) for k in names})
+
+
+def segmenter(args, tiling: Tiling, table=None):
+    """The model of ``--model`` with the flags that say how it runs."""
+    from ..inference.segmenter import load_segmenter
+
+    return load_segmenter(
+        args.model, args.precision, tiling, args.device, args.runtime, args.scales, table
+    )
+
+
 def cmd_segment(args) -> int:
     from ..io.files import check_writable_folder
     from ..io.images import collect_images
@@ -126,8 +146,9 @@ def cmd_segment(args) -> int:
     tiling = Tiling(window=args.window, overlap=args.overlap, batch_size=args.batch_size)
     table = common.class_table(args)  # a legend the model cannot follow: before any output
     out = check_writable_folder(Path(args.out))
-    geo_opts = geo.options(args)  # the GIS flags, checked before anything slow
-    images, failures = collect_images(args.inputs)
+    options = segment_options(args)  # every option checked before anything slow
+    skipped: list[str] = []
+    images, failures = collect_images(args.inputs, skipped)
     if not images:
         if failures:
             raise AerialSegError("; ".join(failures))
@@ -135,28 +156,36 @@ def cmd_segment(args) -> int:
     # torch and the model only once the inputs are known to exist
     from tqdm import tqdm
 
-    from ..inference.outputs import display_name
-    from ..inference.segmenter import load_model
+    from ..io.outputs import display_name
+    from ..jobs.segment import check_model_gsd, segment_file
 
-    seg = load_model(
-        args.model, args.precision, tiling, args.device, args.runtime, args.scales, table
-    )
+    seg = segmenter(args, tiling, table)
     if args.input_gsd:
-        geo.check_model_gsd(seg)  # once, before any file
+        check_model_gsd(seg)  # once, before any file
+    for line in skipped:
+        tqdm.write(f"aerialseg: note: {line}", file=sys.stderr)
     for f in failures:
         tqdm.write(f"aerialseg: error: {f}", file=sys.stderr)
     done, kept = 0, 0
     kinds: dict[str, None] = {}  # the kinds of file written (*_labels.png...), in order
     quiet = True if args.quiet else None  # None: tqdm shows bars only on a terminal
     for path, name in tqdm(images, unit="img", desc="segmenting", disable=quiet):
+        bar = WindowBar(display_name(path.name), quiet)
         try:
-            written, paths = segment_one(seg, path, name, out, args, geo_opts, quiet)
-            done, kept = done + written, kept + (not written)
-            if written:
-                kinds.update(_kinds(paths, out / name))
+            result = segment_file(seg, path, out, options, bar, name)
         except AerialSegError as e:
             failures.append(str(e))
             tqdm.write(f"aerialseg: error: {e}", file=sys.stderr)
+            continue
+        finally:
+            bar.close()
+        for note in result.notes:
+            tqdm.write(f"aerialseg: note: {note}", file=sys.stderr)
+        done, kept = done + (not result.skipped), kept + result.skipped
+        if not result.skipped:
+            kinds.update(_kinds(result.outputs, out / name))
+        if result.warning:
+            tqdm.write(f"{display_name(path)}: warning: {result.warning}", file=sys.stderr)
     written = f" ({', '.join(kinds)})" if kinds else ""
     print(
         f"segmented {done} image{'s' * (done != 1)} with {seg.name} -> {display_name(out)}/"
@@ -170,54 +199,29 @@ def cmd_segment(args) -> int:
     return common.report_failures(failures)
 
 
+class WindowBar:
+    """A file's progress bar of windows, made on its first report (when the total is
+    known)."""
+
+    def __init__(self, desc: str, quiet):
+        self.desc, self.quiet, self.bar = desc, quiet, None
+
+    def __call__(self, n: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="win", leave=False, desc=self.desc, disable=self.quiet)
+            self.bar = bar
+        self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _kinds(paths: dict[str, Path], stem: Path) -> dict[str, None]:
     """``*_labels.png``... for each file of one image's outputs (their names: stem + suffix)."""
     return {"*" + str(p)[len(str(stem)) :]: None for p in paths.values()}
-
-
-def segment_one(seg, path: Path, name: str, out: Path, args, geo_opts, quiet=True, warn=True):
-    """Segment one input into ``out`` as ``segment`` does (a georeferenced raster streamed
-    in bounded memory, keeping its CRS; anything else in memory): (False when the complete
-    outputs of an earlier run were kept, else True; the output paths). ``warn``: print the
-    statistics' warning (an image unlike the training data) beside the progress bar."""
-    from tqdm import tqdm
-
-    from ..inference.outputs import check_free, display_name, output_paths, segment_to_files
-    from ..io.images import read_image
-
-    raster = geo.wants_raster_path(path, args)
-    factor, input_gsd = geo.resampling(seg, path, args, raster)
-    if raster:  # georeferenced: streamed, keeps its CRS
-        from ..inference.geofiles import geo_output_paths
-
-        if seg.scales != (1.0,):
-            raise AerialSegError(f"{path}: georeferenced rasters run at --scales 1")
-
-        info = geo.segment_file(seg, path, name, out, args, geo_opts, quiet, factor)
-        paths = geo_output_paths(out, name, geo_opts)
-    else:
-        if getattr(args, "nodata", None) is not None:
-            raise AerialSegError(f"{path}: --nodata is for GIS rasters (GeoTIFF, VRT...)")
-        paths = output_paths(out, name, args.save_probabilities)
-        if not check_free(paths, args.overwrite, source=str(path)):
-            return False, paths  # done by an earlier run: a rerun after a kill carries on
-        rgb = read_image(path, max_pixels=args.max_pixels, hint="--max-pixels")
-        if factor != 1:  # the model sees it resampled; the map comes back at full size
-            h, w = (round(n * factor) for n in rgb.shape[:2])
-            geo.check_resampled_size(path, h, w, factor, args.max_pixels)
-            seg = seg.resampled(factor)
-        total = seg.count_windows(*rgb.shape[:2])
-        desc = display_name(path.name)
-        gsd = args.gsd or input_gsd  # for areas
-        with tqdm(total=total, unit="win", leave=False, desc=desc, disable=quiet) as bar:
-            info = segment_to_files(
-                seg, rgb, paths, str(path), args.tta, args.opacity, gsd, bar.update
-            )
-    if info is None:
-        return False, paths  # done by an earlier run
-    if warn and info["warning"]:
-        tqdm.write(f"{display_name(path)}: warning: {info['warning']}", file=sys.stderr)
-    return True, paths
 
 
 def add_train(sub, help: str) -> None:
@@ -338,7 +342,8 @@ def add_segment_options(g) -> None:
     g.add_argument(
         "--gsd",
         type=common.number(float, 0, low_open=True),
-        help="metres per pixel, for areas in m^2",
+        help="metres per pixel of the input, for areas in m^2 where the file gives none (a "
+        "plain picture, a raster without a CRS); a raster's CRS wins, with a note",
     )
     g.add_argument(
         "--input-gsd",

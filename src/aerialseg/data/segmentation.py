@@ -11,8 +11,8 @@ import torch
 
 from ..classes import IGNORE_INDEX, ClassTable, to_hex
 from ..errors import AerialSegError
+from ..gis.raster_masks import read_mask_raster
 from ..io.images import IMAGE_SUFFIXES, index_labels, natural_key, read_image, read_mask
-from ..io.raster_masks import read_mask_raster
 from .augment import apply_colour, class_mix, colour_draws, crop_box, resize_crop
 
 

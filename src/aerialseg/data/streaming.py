@@ -21,7 +21,7 @@ import numpy as np
 
 from ..classes import ClassTable
 from ..errors import AerialSegError
-from ..io import raster_masks, rasters
+from ..gis import raster_masks, rasters
 from .segmentation import Pair, PixelStats, Sample, find_pairs, load_sample
 
 BLOCK_ROWS = 512  # rows per read when a raster is scanned for its statistics

@@ -13,8 +13,6 @@ from ..errors import AerialSegError
 from ..metrics import classification_metrics
 from ..models.checkpoint import load_checkpoint
 
-SPLITS = ("val", "test", "all")
-
 
 def to_batch(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()

@@ -73,7 +73,7 @@ def image_windows(rgb: np.ndarray, valid: np.ndarray | None = None, limit: int =
 
 
 def raster_windows(src, limit: int = PER_IMAGE):
-    """The windows of a :class:`~aerialseg.io.rasters.RasterSource` that hold enough data,
+    """The windows of a :class:`~aerialseg.gis.rasters.RasterSource` that hold enough data,
     read one by one: a huge raster is never read whole."""
     out = []
     for y, x, r, c in window_grid(src.height, src.width, limit=limit):

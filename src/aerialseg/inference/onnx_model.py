@@ -18,8 +18,6 @@ import torch
 from ..classes import ClassTable
 from ..errors import AerialSegError
 from ..models.export import INPUT
-from .segmenter import Segmenter
-from .tiling import Tiling
 
 
 class OnnxModel:
@@ -64,10 +62,9 @@ class OnnxModel:
         return torch.from_numpy(self.session.run(None, {INPUT: feed})[0])
 
 
-def load_onnx(
-    path: str | Path, tiling: Tiling | None = None, scales: tuple[float, ...] = (1.0,)
-) -> Segmenter:
-    """A Segmenter on onnxruntime: an ``.onnx`` file, or a checkpoint exported in memory."""
+def load_onnx(path: str | Path) -> tuple[OnnxModel, ClassTable, dict]:
+    """A model on onnxruntime, its classes and metadata: an ``.onnx`` file, or a checkpoint
+    exported in memory (:func:`~.segmenter.load_segmenter` makes the Segmenter)."""
     path = Path(path)
     if not path.is_file():
         raise AerialSegError(f"{path}: no such model file")
@@ -83,4 +80,4 @@ def load_onnx(
     meta = dict(model.meta)
     meta.setdefault("name", path.stem)
     classes = ClassTable.from_dict(meta["classes"])
-    return Segmenter(model, classes, meta, tiling=tiling, scales=scales)
+    return model, classes, meta

@@ -177,7 +177,7 @@ def _undo_dihedral_t(x: torch.Tensor, k: int) -> torch.Tensor:
 class Segmenter:
     """A trained model ready to segment RGB images of any size.
 
-    >>> seg = load_model()                    # the bundled default model
+    >>> seg = load_segmenter()                # the bundled default model
     >>> labels = seg.segment(rgb)             # (H, W) class indices
     >>> probs = seg.predict_proba(rgb)        # (H, W, C) probabilities
 
@@ -293,7 +293,15 @@ def scaled_size(h: int, w: int, scale: float) -> tuple[int, int]:
 
 
 def check_rgb(rgb: np.ndarray) -> np.ndarray:
-    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
+    # np.shape() reads any picture's shape (a PIL image's is (H, W, 3) too): name what else
+    # it was, or the message refuses an (H, W, 3) shape for not being (H, W, 3)
+    if not isinstance(rgb, np.ndarray):
+        kind = f"{type(rgb).__module__}.{type(rgb).__name__}"
+        raise AerialSegError(
+            f"expected a numpy (H, W, 3) uint8 RGB array, got a {kind}; "
+            "aerialseg.segment() takes PIL images, paths and other arrays"
+        )
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise AerialSegError(f"expected an (H, W, 3) RGB array, got shape {np.shape(rgb)}")
     if rgb.dtype != np.uint8:
         raise AerialSegError(f"expected a uint8 RGB array, got {rgb.dtype}")
@@ -306,7 +314,7 @@ DEFAULT_MODEL = Path(__file__).parents[1] / "weights" / "default.safetensors"
 RUNTIMES = ("torch", "onnx")
 
 
-def load_model(
+def load_segmenter(
     path: str | Path | None = None,
     precision: str = "auto",
     tiling: Tiling | None = None,
@@ -355,7 +363,8 @@ def load_model(
 
         if device not in ("auto", "cpu"):
             raise AerialSegError("--runtime onnx runs on the CPU; leave out --device")
-        return load_onnx(path, tiling, scales)
+        model, classes, meta = load_onnx(path)
+        return Segmenter(model, classes, meta, tiling=tiling, scales=scales)
     if is_onnx:
         raise AerialSegError(f"{path}: an ONNX model runs with --runtime onnx")
     model, own, meta = load_checkpoint(path)
@@ -366,3 +375,6 @@ def load_model(
         model = retarget(model, own, classes)
     meta.setdefault("name", Path(path).stem)
     return Segmenter(model, classes, meta, precision, tiling, device, scales)
+
+
+load_model = load_segmenter  # the earlier name: it keeps working

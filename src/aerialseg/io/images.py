@@ -97,6 +97,104 @@ def read_image(
     return np.asarray(im.convert("RGB"))
 
 
+def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """A picture as Pillow reads it, in its own mode (16-bit stays 16-bit), EXIF orientation
+    applied: for :func:`to_rgb`, which scales deep values as rasters are scaled."""
+    im = _open(Path(path), max_pixels)
+    ImageOps.exif_transpose(im, in_place=True)
+    return im
+
+
+# Pillow modes whose pixels numpy reads as they are; any other mode (RGBA, P, CMYK, LA, 1...)
+# is converted to RGB by Pillow, which knows its palette or colour space.
+_AS_IS = ("RGB", "L", "I;16", "I;16L", "I;16B", "I", "F")
+
+
+def to_rgb(image, bands=None, stretch=None) -> np.ndarray:
+    """A picture in memory -> (H, W, 3) uint8 RGB, as ``segment`` reads a file.
+
+    ``image``: a PIL image of any mode, or an array (H, W), (H, W, bands) or (bands, H, W) as
+    rasterio reads it (the bands axis is the shorter of the first and the last), of any integer
+    or float type. ``bands``: three 1-based band numbers for red, green and blue (one: grey);
+    default the first three, or the one grey band. Values that are not 8-bit are scaled to
+    0-255 per band from their percentiles 2 and 98, by the GIS raster reader itself (so as
+    ``aerialseg segment`` scales a raster; it needs the geo extra); ``stretch`` (a
+    :class:`~aerialseg.gis.stretch.Scale` or its text, "p2,p98" | "LOW,HIGH" | "none") chooses
+    another scaling, for 8-bit values too.
+    """
+    if isinstance(image, Image.Image):
+        image = np.asarray(image if image.mode in _AS_IS else image.convert("RGB"))
+    if not isinstance(image, np.ndarray):
+        raise AerialSegError(
+            f"expected a picture (a PIL image or a numpy array), got {type(image).__name__}"
+        )
+    shape = image.shape
+    if image.ndim == 2:
+        image = image[None]
+    elif image.ndim == 3 and shape[2] < shape[0]:
+        image = image.transpose(2, 0, 1)  # (H, W, bands) -> (bands, H, W), a view
+    if image.ndim != 3 or 0 in image.shape:
+        raise AerialSegError(
+            f"expected an image array (H, W), (H, W, 3) or (bands, H, W), got shape {shape}"
+        )
+    if image.dtype.kind not in "uif":
+        raise AerialSegError(f"expected integer or float pixel values, got {image.dtype}")
+    data = image[_band_rows(bands, len(image), shape)]
+    if data.dtype == np.uint8 and stretch is None:
+        return np.ascontiguousarray(data.transpose(1, 2, 0))
+    return _stretched(data, stretch)
+
+
+def _band_rows(bands, n: int, shape: tuple) -> list[int]:
+    """0-based rows of the red, green and blue bands among ``n``."""
+    if bands is None:
+        if n == 2:
+            raise AerialSegError(
+                f"an image of shape {shape} has 2 bands, not 1 or 3+; pick them with bands="
+            )
+        bands = (1, 1, 1) if n == 1 else (1, 2, 3)
+    bands = tuple(bands) * 3 if len(tuple(bands)) == 1 else tuple(bands)
+    if len(bands) != 3 or not all(isinstance(b, (int, np.integer)) and 1 <= b <= n for b in bands):
+        raise AerialSegError(
+            f"bands={bands}: expected three band numbers from 1 to {n} (the image's bands)"
+        )
+    return [b - 1 for b in bands]
+
+
+_GDAL_TYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+
+
+def _stretched(data: np.ndarray, stretch) -> np.ndarray:
+    """(3, H, W) values of any type -> (H, W, 3) uint8 through an in-memory GeoTIFF read by
+    :class:`~aerialseg.gis.rasters.RasterSource`: the percentiles, clipping and rounding are
+    exactly those of a raster given to the CLI, in one place."""
+    from ..gis.rasters import RasterSource, rasterio_or_none
+    from ..gis.stretch import Scale
+
+    rio = rasterio_or_none()
+    if rio is None:
+        raise AerialSegError(
+            f"scaling {data.dtype} values to 8 bits needs the geo extra: "
+            "pip install 'aerialseg[geo]'"
+        )
+    if not isinstance(stretch, Scale):
+        stretch = Scale.parse(stretch)
+    if data.dtype.name in _GDAL_TYPES:
+        data = data.astype(data.dtype.newbyteorder("="), copy=False)  # GDAL writes native order
+    else:  # int8, 64-bit integers, float16: as float64, which holds their values
+        data = data.astype(np.float64)
+    from rasterio.errors import NotGeoreferencedWarning
+
+    _, h, w = data.shape
+    with warnings.catch_warnings():  # an array has no georeference, and needs none
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rio.MemoryFile() as mem:
+            with mem.open(driver="GTiff", count=3, height=h, width=w, dtype=data.dtype) as dst:
+                dst.write(data)
+            with RasterSource(mem.name, (1, 2, 3), stretch) as src:
+                return src.read_all()[0]
+
+
 def _describe(mode: str) -> str:
     return {
         "L": "grayscale",
@@ -157,20 +255,26 @@ def natural_key(s: str):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
 
 
-def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[str]]:
+def collect_images(
+    inputs: list[str], skipped: list[str] | None = None
+) -> tuple[list[tuple[Path, str]], list[str]]:
     """(image path, output name) for every file given or found under a folder given, and a
     line for every input that cannot be one (missing, a broken link or a link loop).
 
     Under a folder, masks/ folders are skipped and the relative path becomes the output name,
     so 'Tile 1/images/a.jpg' and 'Tile 2/images/a.jpg' don't clash; a file given by itself is
     named by its stem. A file given twice is done once. Inputs that would still share a name
-    get distinct ones by :func:`distinct_names`."""
+    get distinct ones by :func:`distinct_names`. ``skipped`` gets a line per folder holding
+    files that are not images (a PDF...; a GIS raster's side files are not counted)."""
     found: list[tuple[Path, str]] = []
     failures: list[str] = []
     for arg in inputs:
         p = Path(arg)
         if p.is_dir():
+            others = []
             for f in sorted(p.rglob("*"), key=lambda f: natural_key(str(f))):
+                if _not_an_image(f, p):
+                    others.append(f.relative_to(p).as_posix())
                 if (
                     f.suffix.lower() not in IMAGE_SUFFIXES
                     or "masks" in f.relative_to(p).parent.parts
@@ -182,6 +286,8 @@ def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[str]
                     found.append((f, str(f.relative_to(p).with_suffix(""))))
                 else:
                     failures.append(f"{f}: {_not_a_file(f)}")
+            if others and skipped is not None:
+                skipped.append(_skipped_line(p, others))
         elif p.is_file():
             found.append((p, p.stem))
         else:
@@ -193,6 +299,29 @@ def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, str]], list[str]
             seen.add(key)
             unique.append((f, name))
     return distinct_names(unique), failures
+
+
+# beside a GIS raster or a dataset: never reported as skipped
+SIDE_FILES = (".aux.xml", ".ovr", ".prj", ".qml", ".msk", ".wld", ".tfw", ".jgw", ".pgw", ".json")
+
+
+def _skipped_line(folder: Path, names: list[str]) -> str:
+    more = f" and {len(names) - 3} more" if names[3:] else ""
+    n = len(names)
+    return f"{folder}: skipped {n} file{'s' * (n != 1)}, not images: {', '.join(names[:3])}{more}"
+
+
+def _not_an_image(f: Path, top: Path) -> bool:
+    """A file under folder ``top`` that is skipped for not being an image (masks/ folders,
+    hidden files and side files aside)."""
+    name = f.name.lower()
+    return (
+        f.suffix.lower() not in IMAGE_SUFFIXES
+        and not name.startswith(".")
+        and not name.endswith(SIDE_FILES)
+        and "masks" not in f.relative_to(top).parent.parts
+        and f.is_file()
+    )
 
 
 def _not_a_file(p: Path) -> str:

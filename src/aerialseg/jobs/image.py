@@ -1,0 +1,63 @@
+"""A picture held in memory segmented band by band into its files: label PNG, colour mask,
+overlay, figure, statistics (and per-class probabilities on request)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..inference.confidence import unusual
+from ..inference.familiarity import familiarity_stats, image_familiarity
+from ..io.outputs import staged, write_staged
+
+
+def segment_image_to_files(
+    seg,
+    rgb: np.ndarray,
+    paths: dict[str, Path],
+    title: str,
+    tta: bool = False,
+    opacity: float = 0.5,
+    gsd: float | None = None,
+    on_window=None,
+) -> dict:
+    """Segment ``rgb`` band by band and write all outputs. Probabilities, when asked for,
+    stream into a float16 .npy memory map, so even huge maps never sit in memory whole."""
+    h, w = rgb.shape[:2]
+    labels = np.empty((h, w), dtype=np.uint8)
+    with staged(paths) as tmp:  # the probabilities too: all files of the image, or none
+        probs = None
+        if "probs" in tmp:
+            probs = np.lib.format.open_memmap(
+                tmp["probs"], mode="w+", dtype=np.float16, shape=(h, w, seg.model.num_classes)
+            )
+            _reserve(tmp["probs"])
+        top = 0.0  # sum of the top class probabilities: the model's confidence
+        for y, band in seg.bands(rgb, tta, on_window):
+            labels[y : y + len(band)] = band.argmax(-1)
+            top += float(band.max(-1).sum(dtype=np.float64))
+            if probs is not None:
+                probs[y : y + len(band)] = band
+        if probs is not None:
+            probs.flush()
+            del probs
+        confidence = top / (h * w)
+        near = image_familiarity(seg, rgb)
+        extra = {
+            "model": seg.name,
+            "tta": tta,
+            "mean_confidence": round(confidence, 4),
+            **familiarity_stats(near),
+            "warning": unusual(rgb, confidence, seg.meta, near),
+        }
+        return write_staged(tmp, rgb, labels, seg.classes, title, opacity, gsd, extra)
+
+
+def _reserve(path: Path) -> None:
+    """Claim the disk space of a (sparse) memory-mapped file now: a full disk then fails here
+    with ENOSPC, instead of killing the process with SIGBUS when a page is written."""
+    if hasattr(os, "posix_fallocate"):
+        with open(path, "r+b") as f:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
