@@ -45,3 +45,27 @@ def test_onnx_model_needs_the_onnx_runtime_and_the_cpu(onnx_default, tmp_path, c
     assert "runs on the CPU" in capsys.readouterr().err
     # the runtime follows the file: a .onnx model needs no --runtime
     assert main([*args, "--out", str(tmp_path / "z")]) == 0
+
+
+def test_calibrate_int8_then_segment_with_precision_int8(tmp_path, capsys):
+    from ..helpers import tiny_checkpoint
+
+    model = tiny_checkpoint(tmp_path / "tiny.safetensors", seed=0)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for s in range(2):
+        Image.fromarray(make_scene(80, 96, seed=s)[0]).save(photos / f"p{s}.png")
+    scene = tmp_path / "scene.png"
+    Image.fromarray(make_scene(70, 90, seed=5)[0]).save(scene)
+    segment = ["segment", str(scene), "--model", str(model), "--precision", "int8", "-q"]
+    # without ranges: one line naming the checkpoint and how to make them
+    assert main([*segment, "--out", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "tiny.safetensors: no int8 ranges" in err
+    cal = ["calibrate-int8", "--model", str(model), str(photos), "--crops", "3"]
+    assert main([*cal, "--crop-size", "64"]) == 0
+    assert "tiny.int8.json" in capsys.readouterr().out
+    assert main([*segment, "--out", str(tmp_path / "a")]) == 0
+    assert main([*segment, "--out", str(tmp_path / "b")]) == 0
+    a, b = (np.asarray(Image.open(tmp_path / d / "scene_labels.png")) for d in "ab")
+    assert a.shape == (70, 90) and np.array_equal(a, b)

@@ -36,6 +36,7 @@ COMMANDS = {
     ),
     "baseline": ("baseline", "classic per-pixel baselines (KMeans, SVM, random forest)"),
     "export": ("export", "write a segmentation model as ONNX, TorchScript or float16"),
+    "calibrate-int8": ("export", "measure a model's int8 ranges on images (--precision int8)"),
     "qgis": ("qgis", "the QGIS plugin: install it into a QGIS profile, or zip it"),
 }
 

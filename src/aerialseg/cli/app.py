@@ -42,7 +42,7 @@ def cmd_capture(args) -> int:
     region = parse_region(args.region)
     check_writable_folder(Path(args.out))
     # first: a bad model or device should fail before anything is grabbed
-    seg = load_segmenter(args.model, device=args.device)
+    seg = load_segmenter(args.model, args.precision, device=args.device)
     rgb = capture_region(region)
     t = time.perf_counter()
     labels = seg.segment(rgb, tta=args.tta)
@@ -128,6 +128,7 @@ def add_capture(sub, help: str) -> None:
     c.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
     common.add_model(c)
     c.add_argument("--tta", action="store_true", help="average the 8 flips/rotations")
+    common.add_precision(c, int8=True)
     common.add_device(c)
 
 

@@ -27,12 +27,15 @@ def add_data(parser: argparse.ArgumentParser, what: str = "dataset root") -> Non
     parser.add_argument("--data", metavar="DIR", help=f"{what} (default: ${DATA_ENV})")
 
 
-def add_precision(parser: argparse.ArgumentParser) -> None:
+def add_precision(parser: argparse.ArgumentParser, int8: bool = False) -> None:
+    """``--precision``; ``int8`` where the command only runs a model (not for training)."""
     parser.add_argument(
         "--precision",
         default="auto",
-        choices=PRECISIONS,
-        help=f"{PRECISION_HELP} (default: auto)",
+        choices=PRECISIONS + ("int8",) * int8,
+        help=f"{PRECISION_HELP}"
+        + ("; int8: onnxruntime on the CPU, with the model's stored int8 ranges" * int8)
+        + " (default: auto)",
     )
 
 

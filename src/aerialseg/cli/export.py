@@ -157,4 +157,43 @@ def add_export(sub, help: str) -> None:
     e.add_argument("--overwrite", action="store_true", help="replace an existing file")
 
 
-PARSERS = {"export": add_export}
+def cmd_calibrate_int8(args) -> int:
+    from ..inference.int8 import calibrate_checkpoint
+    from ..inference.segmenter import DEFAULT_MODEL
+    from ..io.images import collect_images, read_image
+
+    found, failures = collect_images(args.images)
+    if failures:
+        raise AerialSegError(failures[0])
+    if not found:
+        raise AerialSegError(f"no images found in {' '.join(args.images)}")
+    model = Path(args.model) if args.model else DEFAULT_MODEL
+    images = [read_image(path) for path, _ in sorted(found)]
+    path = calibrate_checkpoint(model, images, args.crops, args.crop_size)
+    print(f"int8 ranges of {model.name} from {args.crops} crops of {len(images)} images: {path}")
+    return 0
+
+
+def add_calibrate_int8(sub, help: str) -> None:
+    c = common.subcommand(
+        sub,
+        "calibrate-int8",
+        cmd_calibrate_int8,
+        help,
+        "Measure the activation ranges that --precision int8 quantises a checkpoint with, on "
+        "crops of training-like images (never the images you evaluate on), and write them next "
+        "to it as NAME.int8.json; the same images give the same file.",
+    )
+    common.add_model(c)
+    c.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    c.add_argument("--crops", type=common.number(int, 1), default=32, help="(default: %(default)s)")
+    c.add_argument(
+        "--crop-size",
+        type=common.number(int, 32),
+        default=256,
+        metavar="PX",
+        help="side of the square crops (default: %(default)s)",
+    )
+
+
+PARSERS = {"export": add_export, "calibrate-int8": add_calibrate_int8}

@@ -286,7 +286,7 @@ def add_evaluate(sub, help: str) -> None:
     e.add_argument("--confusion", metavar="PNG", help="write a confusion-matrix picture")
     e.add_argument("--tta", action="store_true", help="average the 8 flips/rotations")
     common.add_scales(e)
-    common.add_precision(e)
+    common.add_precision(e, int8=True)
     common.add_device(e)
     common.add_quiet(e)
 
@@ -366,7 +366,7 @@ def add_segment_options(g) -> None:
         help="refuse larger images (default: %(default)s)",
     )
     geo.add_flags(g)
-    common.add_precision(g)
+    common.add_precision(g, int8=True)
     common.add_device(g)
     g.add_argument(
         "--runtime",

@@ -325,11 +325,13 @@ def load_segmenter(
 ) -> Segmenter:
     """Load a checkpoint (None = the bundled default model) as a :class:`Segmenter`.
 
-    ``runtime`` "onnx" runs the model through onnxruntime on the CPU: an ``.onnx`` file from
-    ``aerialseg export`` as it is, a checkpoint exported in memory first. None: "onnx" for an
-    ``.onnx`` file, else "torch". ``scales``: see :class:`Segmenter`. ``classes``: the user's
-    table, of classes the model knows (:func:`~aerialseg.classes.check_known`): the model's
-    outputs are re-ordered by name to the table's (:mod:`~aerialseg.models.retarget`), so
+    ``precision`` "int8": the checkpoint quantised with its stored ranges, through onnxruntime
+    (:mod:`.int8`). ``runtime`` "onnx" runs the model through onnxruntime on the CPU: an
+    ``.onnx`` file from ``aerialseg export`` as it is, a checkpoint exported in memory first.
+    None: "onnx" for an ``.onnx`` file, else "torch". ``scales``: see :class:`Segmenter`.
+    ``classes``: the user's table, of classes the model knows
+    (:func:`~aerialseg.classes.check_known`): the model's outputs are re-ordered by name to the
+    table's (:mod:`~aerialseg.models.retarget`), so
     label indices, colours and statistics all follow it.
     """
     from ..models.checkpoint import load_checkpoint
@@ -341,6 +343,15 @@ def load_segmenter(
                 f"the bundled model is missing ({path}); reinstall aerialseg or pass --model"
             )
     is_onnx = Path(path).suffix.lower() == ".onnx"
+    if precision == "int8":  # onnxruntime's int8 kernels, whatever the runtime's default
+        from .int8 import load_int8
+
+        if runtime == "torch" or classes is not None or device not in ("auto", "cpu"):
+            raise AerialSegError(
+                "--precision int8 runs a checkpoint on the CPU through onnxruntime; "
+                "leave out --runtime torch, --device and --classes"
+            )
+        return load_int8(path, tiling, scales)
     runtime = runtime or ("onnx" if is_onnx else "torch")
     if runtime not in RUNTIMES:
         raise AerialSegError(f"unknown runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")

@@ -55,6 +55,13 @@ class Algorithm(QgsProcessingAlgorithm):
         )
         self.addParameter(QgsProcessingParameterBoolean("TTA", "Average 8 flips/rotations", False))
         self.addParameter(
+            QgsProcessingParameterBoolean(
+                "INT8",
+                "int8 (faster on the CPU; needs onnxruntime and the model's int8 ranges)",
+                False,
+            )
+        )
+        self.addParameter(
             QgsProcessingParameterNumber(
                 "NODATA",
                 "No-data value (e.g. 0: black borders)",
@@ -90,6 +97,8 @@ class Algorithm(QgsProcessingAlgorithm):
             flags += ["--model", model]
         if self.parameterAsBoolean(parameters, "TTA", context):
             flags.append("--tta")
+        if self.parameterAsBoolean(parameters, "INT8", context):
+            flags += ["--precision", "int8"]
         if parameters.get("NODATA") is not None:
             flags += ["--nodata", repr(self.parameterAsDouble(parameters, "NODATA", context))]
         bands = self.parameterAsString(parameters, "BANDS", context).strip()

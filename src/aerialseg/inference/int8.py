@@ -1,0 +1,262 @@
+"""int8 inference on the CPU: the network exported to ONNX and quantised statically (QDQ, int8
+weights per output channel, uint8 activations per tensor) for onnxruntime's CPU provider.
+
+Why onnxruntime and not PyTorch's PT2E flow with the x86 inductor quantizer (torchao 0.18,
+torch 2.13): on a 2-core AMD EPYC (AVX512-VNNI, no AMX) a 1088² forward of the PT2E model
+compiled by inductor took 3.1x the time of this one, measured in the same run, and compiling
+took 20-80 s for every new window shape.
+
+Calibration needs images, inference must not: activation ranges are measured once
+(:func:`calibrate`, deterministic crops of training images) and stored in a small JSON
+sidecar next to the checkpoint (``NAME.int8.json``; the bundled model's ships in the wheel).
+Loading rebuilds the same int8 model from those ranges alone (:func:`quantize`): same
+checkpoint and sidecar, same model, same labels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AerialSegError
+from ..io.files import atomic_path
+
+FORMAT = 1
+SUFFIX = ".int8.json"
+EXTRA = "pip install 'aerialseg[onnx]'"
+# The smallest input the exported graph takes (its reflection padding needs sides >= 32): what
+# the quantizer's own calibration pass is fed before the stored ranges override every range.
+_PROBE = np.zeros((1, 3, 32, 32), np.float32)
+
+
+def ranges_path(model: str | Path) -> Path:
+    """Where a checkpoint's int8 ranges live: ``default.safetensors`` -> ``default.int8.json``."""
+    model = Path(model)
+    return model.with_name(model.stem + SUFFIX)
+
+
+def _ort():
+    try:
+        import onnxruntime
+        import onnxruntime.quantization  # noqa: F401 - ships with onnxruntime
+    except ImportError:
+        raise AerialSegError(f"--precision int8 needs onnxruntime: {EXTRA}") from None
+    return onnxruntime
+
+
+@contextlib.contextmanager
+def _quiet():
+    """onnxruntime's quantizer logs a warning per tensor it leaves in float (shapes and
+    integer index arithmetic): nothing the user can act on."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _prepared(onnx_model: bytes, tmp: Path) -> Path:
+    """The model with shapes inferred, as onnxruntime's quantizer wants it, written in ``tmp``."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    src, out = tmp / "model.onnx", tmp / "prepared.onnx"
+    src.write_bytes(onnx_model)
+    with _quiet():
+        quant_pre_process(str(src), str(out), skip_symbolic_shape=True)
+    return out
+
+
+class _Feed:
+    """onnxruntime's CalibrationDataReader protocol over (1, 3, H, W) float32 arrays."""
+
+    def __init__(self, arrays: Iterable[np.ndarray]):
+        self._it = iter(arrays)
+
+    def get_next(self):
+        x = next(self._it, None)
+        return None if x is None else {"image": x}
+
+    def rewind(self):  # the MinMax calibrator reads once
+        pass
+
+
+METHODS = ("minmax", "percentile")
+
+
+def _minmax(
+    model: Path, tmp: Path, arrays: Iterable[np.ndarray], method: str = "minmax"
+) -> dict[str, list[float]]:
+    """The range of every tensor the quantizer calibrates, over ``arrays``: min and max, or
+    the 0.001 and 99.999 percentiles (``method``, of :data:`METHODS`)."""
+    from onnxruntime.quantization import CalibrationMethod, create_calibrator
+
+    how = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
+    with _quiet():
+        cal = create_calibrator(str(model), None, str(tmp / "augmented.onnx"), how[method])
+        cal.collect_data(_Feed(arrays))
+        data = cal.compute_data()
+    # range_value holds numpy scalars or 1-element arrays, by onnxruntime version
+    return {k: [float(np.ravel(r)[0]) for r in v.range_value] for k, v in data.data.items()}
+
+
+def calibrate(onnx_model: bytes, images: Iterable[np.ndarray], method: str = "minmax") -> dict:
+    """The int8 ranges of an exported model (:func:`~aerialseg.models.export.onnx_bytes`)
+    measured over ``images``, (H, W, 3) uint8 crops with sides >= 32 (all of one size for
+    "percentile"): the sidecar's content."""
+    _ort()
+    if method not in METHODS:
+        raise AerialSegError(f"unknown calibration method {method!r}; valid: {METHODS}")
+    arrays = (check_crop(im).transpose(2, 0, 1)[None].astype(np.float32) for im in images)
+    with tempfile.TemporaryDirectory(prefix="aerialseg-int8-") as tmp:
+        tmp = Path(tmp)
+        ranges = _minmax(_prepared(onnx_model, tmp), tmp, arrays, method)
+    return {"format": FORMAT, "method": method, "ranges": dict(sorted(ranges.items()))}
+
+
+def crops(images: Iterable[np.ndarray], n: int, size: int, seed: int = 0) -> list[np.ndarray]:
+    """``n`` square crops of at most ``size`` (a multiple of 32, clipped to the image), taken
+    in turn from ``images`` at places a seeded generator draws: the same images, the same
+    crops."""
+    images = [check_crop(im) for im in images]
+    if not images:
+        raise AerialSegError("no calibration images")
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        im = images[i % len(images)]
+        side = max(32, min(size, *im.shape[:2]) // 32 * 32)
+        y = int(rng.integers(0, im.shape[0] - side + 1))
+        x = int(rng.integers(0, im.shape[1] - side + 1))
+        out.append(im[y : y + side, x : x + side])
+    return out
+
+
+def calibrate_checkpoint(
+    model: str | Path, images: Iterable[np.ndarray], n: int, size: int, method: str = "minmax"
+):
+    """Measure the ranges of checkpoint ``model`` over ``n`` crops of ``images`` and write its
+    sidecar; returns the sidecar's path."""
+    from ..models.checkpoint import load_checkpoint
+    from ..models.export import onnx_bytes
+
+    net, classes, meta = load_checkpoint(model)
+    meta.setdefault("name", Path(model).stem)
+    calibration = calibrate(onnx_bytes(net, classes, meta), crops(images, n, size), method)
+    calibration.update(crops=n, crop_size=size)
+    return write_ranges(model, calibration)
+
+
+def check_crop(im: np.ndarray) -> np.ndarray:
+    if not isinstance(im, np.ndarray) or im.ndim != 3 or im.shape[2] != 3 or im.dtype != np.uint8:
+        raise AerialSegError(f"calibration images must be (H, W, 3) uint8, not {np.shape(im)}")
+    if min(im.shape[:2]) < 32:
+        raise AerialSegError(f"calibration images need sides >= 32, not {im.shape[:2]}")
+    return im
+
+
+def quantize(onnx_model: bytes, calibration: dict, source: str = "the int8 ranges") -> bytes:
+    """The int8 QDQ model built from ``onnx_model`` and stored ranges (no images needed).
+    ``source`` names the ranges in errors (their file)."""
+    _ort()
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    ranges = check_calibration(calibration, source)
+    with tempfile.TemporaryDirectory(prefix="aerialseg-int8-") as tmp:
+        tmp = Path(tmp)
+        model = _prepared(onnx_model, tmp)
+        # the tensors this onnxruntime calibrates in this export must be the stored ones: a
+        # range silently taken from the probe instead would quantise that tensor wrongly
+        wanted = set(_minmax(model, tmp, [_PROBE]))
+        if wanted != set(ranges):
+            missing = sorted(wanted - set(ranges))
+            raise AerialSegError(
+                f"{source}: made for another export of this model ({len(missing)} tensors "
+                f"without a range, e.g. {missing[:1]}); recalibrate it"
+            )
+        # float32, as the calibrator's own ranges are (the quantizer reads their dtype)
+        overrides = {
+            k: [{"rmin": np.float32(lo), "rmax": np.float32(hi)}] for k, (lo, hi) in ranges.items()
+        }
+        out = tmp / "int8.onnx"
+        with _quiet():
+            quantize_static(
+                str(model),
+                str(out),
+                _Feed([_PROBE]),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                extra_options={"TensorQuantOverrides": overrides},
+            )
+        return out.read_bytes()
+
+
+def check_calibration(calibration: dict, source: str) -> dict[str, tuple[float, float]]:
+    """The ranges of a sidecar's content, or one line saying what is wrong with it."""
+    if not isinstance(calibration, dict) or calibration.get("format") != FORMAT:
+        raise AerialSegError(f"{source}: not aerialseg int8 ranges (format {FORMAT})")
+    ranges = calibration.get("ranges")
+    if not isinstance(ranges, dict) or not ranges:
+        raise AerialSegError(f"{source}: no ranges")
+    out = {}
+    for name, pair in ranges.items():
+        ok = isinstance(pair, list) and len(pair) == 2
+        if not ok or not all(isinstance(v, (int, float)) for v in pair) or pair[0] > pair[1]:
+            raise AerialSegError(f"{source}: bad range for {name!r}: {pair!r}")
+        out[name] = (float(pair[0]), float(pair[1]))
+    return out
+
+
+def read_ranges(model: str | Path) -> tuple[dict, str]:
+    """(the sidecar's content, its path) for checkpoint ``model``; one line if it has none."""
+    path = ranges_path(model)
+    if not path.is_file():
+        raise AerialSegError(
+            f"{model}: no int8 ranges ({path.name} next to it); make them with "
+            f"`aerialseg calibrate-int8 --model {model} --data DIR`"
+        )
+    try:
+        return json.loads(path.read_text()), str(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise AerialSegError(f"{path}: unreadable int8 ranges ({e})") from None
+
+
+def write_ranges(model: str | Path, calibration: dict) -> Path:
+    """The sidecar of checkpoint ``model``, written whole or not at all."""
+    path = ranges_path(model)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(calibration, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def load_int8(path: str | Path, tiling=None, scales: tuple[float, ...] = (1.0,), threads=None):
+    """A :class:`~aerialseg.inference.segmenter.Segmenter` running checkpoint ``path`` in int8
+    through onnxruntime, from its ranges sidecar (:func:`read_ranges`)."""
+    from ..classes import ClassTable
+    from ..models.checkpoint import load_checkpoint
+    from ..models.export import onnx_bytes
+    from .onnx_model import OnnxModel
+    from .segmenter import Segmenter
+
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        raise AerialSegError(f"{path}: int8 is built from a checkpoint (.safetensors), not ONNX")
+    if not path.is_file():
+        raise AerialSegError(f"{path}: no such model file")
+    _ort()
+    calibration, source = read_ranges(path)
+    net, classes, meta = load_checkpoint(path)
+    meta.setdefault("name", path.stem)
+    model = OnnxModel(quantize(onnx_bytes(net, classes, meta), calibration, source), threads)
+    meta = {**model.meta, "precision": "int8"}
+    classes = ClassTable.from_dict(meta["classes"])
+    return Segmenter(model, classes, meta, tiling=tiling, scales=scales)

@@ -1,0 +1,150 @@
+"""int8 through onnxruntime: built from stored ranges alone, deterministic, close to fp32."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from aerialseg.errors import AerialSegError
+from aerialseg.inference import int8
+
+from ..helpers import make_scene, tiny_checkpoint
+
+pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+pytest.importorskip("onnxscript", reason="the onnx extra is not installed")
+
+
+def photos(n=3, h=96, w=128):
+    return [make_scene(h, w, seed=s)[0] for s in range(n)]
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    """A tiny checkpoint with its int8 ranges, measured on crops of synthetic scenes."""
+    path = tiny_checkpoint(tmp_path_factory.mktemp("int8") / "tiny.safetensors", seed=0)
+    int8.calibrate_checkpoint(path, photos(), n=4, size=64)
+    return path
+
+
+def test_ranges_sidecar_is_written_next_to_the_checkpoint_and_is_deterministic(calibrated):
+    sidecar = calibrated.with_name("tiny.int8.json")
+    assert int8.ranges_path(calibrated) == sidecar
+    first = sidecar.read_bytes()
+    data = json.loads(first)
+    assert data["format"] == int8.FORMAT and data["crops"] == 4 and data["crop_size"] == 64
+    assert all(lo <= hi for lo, hi in data["ranges"].values())
+    int8.calibrate_checkpoint(calibrated, photos(), n=4, size=64)
+    assert sidecar.read_bytes() == first  # same images, same crops, same file
+
+
+def test_crops_are_seeded_and_fit_small_images():
+    images = photos(2) + [make_scene(40, 200, seed=9)[0]]
+    a, b = int8.crops(images, 5, 64, seed=1), int8.crops(images, 5, 64, seed=1)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert [c.shape for c in a[:3]] == [(64, 64, 3), (64, 64, 3), (32, 32, 3)]
+
+
+def test_int8_segmenter_shapes_and_same_input_same_labels(calibrated):
+    from aerialseg.inference.segmenter import load_segmenter
+
+    seg = load_segmenter(calibrated, precision="int8")
+    assert seg.meta["precision"] == "int8"
+    rgb = make_scene(70, 90, seed=5)[0]
+    labels = seg.segment(rgb)
+    assert labels.shape == (70, 90) and labels.dtype == np.uint8
+    probs = seg.predict_proba(rgb)
+    assert probs.shape == (70, 90, len(seg.classes))
+    np.testing.assert_allclose(probs.sum(-1), 1, atol=1e-4)
+    assert np.array_equal(seg.segment(rgb), labels)
+    # a second load quantises again from the stored ranges: the same model, the same labels
+    again = load_segmenter(calibrated, precision="int8")
+    assert np.array_equal(again.predict_proba(rgb), probs)
+
+
+def test_int8_probabilities_follow_fp32(calibrated):
+    """The tiny net is untrained, so its classes are near ties and labels are a poor yardstick:
+    the probabilities are compared. 0.05 is a few int8 steps of these small logits; the
+    bundled model's label agreement is measured by benchmarks/int8_speed.py --accuracy."""
+    from aerialseg.inference.segmenter import load_segmenter
+
+    rgb = make_scene(96, 128, seed=7)[0]
+    fp32 = load_segmenter(calibrated, precision="fp32", device="cpu").predict_proba(rgb)
+    q = load_segmenter(calibrated, precision="int8").predict_proba(rgb)
+    assert np.abs(q - fp32).max() < 0.05
+    assert np.abs(q - fp32).mean() < 0.01
+
+
+def test_missing_corrupt_or_foreign_ranges_are_one_line(calibrated, tmp_path):
+    from aerialseg.inference.segmenter import load_segmenter
+
+    other = tiny_checkpoint(tmp_path / "other.safetensors", seed=1)
+    with pytest.raises(AerialSegError, match=r"other.safetensors: no int8 ranges.*calibrate-int8"):
+        load_segmenter(other, precision="int8")
+    sidecar = int8.ranges_path(other)
+    sidecar.write_text("{not json")
+    with pytest.raises(AerialSegError, match="other.int8.json: unreadable int8 ranges"):
+        load_segmenter(other, precision="int8")
+    sidecar.write_text(json.dumps({"format": int8.FORMAT, "ranges": {"x": [1.0, 0.0]}}))
+    with pytest.raises(AerialSegError, match="other.int8.json: bad range for 'x'"):
+        load_segmenter(other, precision="int8")
+    data = json.loads(int8.ranges_path(calibrated).read_text())
+    data["ranges"].pop(next(iter(data["ranges"])))
+    sidecar.write_text(json.dumps(data))
+    with pytest.raises(AerialSegError, match="other.int8.json: made for another export"):
+        load_segmenter(other, precision="int8")
+
+
+def test_int8_refuses_what_it_cannot_run(calibrated, tmp_path):
+    from aerialseg.inference.segmenter import load_segmenter
+
+    for kw in ({"runtime": "torch"}, {"device": "cuda"}):
+        with pytest.raises(AerialSegError, match="int8 runs a checkpoint on the CPU"):
+            load_segmenter(calibrated, precision="int8", **kw)
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"")
+    with pytest.raises(AerialSegError, match="m.onnx: int8 is built from a checkpoint"):
+        load_segmenter(onnx, precision="int8")
+
+
+def test_without_onnxruntime_int8_is_one_line(calibrated, monkeypatch):
+    from aerialseg.inference.segmenter import load_segmenter
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    with pytest.raises(AerialSegError, match=r"int8 needs onnxruntime: pip install"):
+        load_segmenter(calibrated, precision="int8")
+
+
+def test_bad_calibration_images_are_refused():
+    with pytest.raises(AerialSegError, match="sides >= 32"):
+        int8.crops([np.zeros((16, 64, 3), np.uint8)], 1, 64)
+    with pytest.raises(AerialSegError, match="uint8"):
+        int8.crops([np.zeros((64, 64, 3), np.float32)], 1, 64)
+    with pytest.raises(AerialSegError, match="no calibration images"):
+        int8.crops([], 1, 64)
+
+
+def test_model_from_stored_ranges_is_what_calibrating_on_the_images_builds(tmp_path):
+    """The stored ranges stand in for the images exactly: the int8 model built from them is
+    byte for byte onnxruntime's own quantize_static calibrated on the same crops."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    from aerialseg.models.checkpoint import load_checkpoint
+    from aerialseg.models.export import onnx_bytes
+
+    net, classes, meta = load_checkpoint(tiny_checkpoint(tmp_path / "t.safetensors", seed=0))
+    model = onnx_bytes(net, classes, meta)
+    crops = int8.crops(photos(), 3, 64)
+    built = int8.quantize(model, int8.calibrate(model, crops))
+    feed = int8._Feed(c.transpose(2, 0, 1)[None].astype(np.float32) for c in crops)
+    out = tmp_path / "direct.onnx"
+    quantize_static(
+        str(int8._prepared(model, tmp_path)),
+        str(out),
+        feed,
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
+    assert built == out.read_bytes()
