@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from aerialseg.inference.int8 import load_int8
-from aerialseg.inference.segmenter import DEFAULT_MODEL, load_segmenter
+from aerialseg.inference.segmenter import DEFAULT_MODEL, Segmenter, load_segmenter
 
 try:  # run as a script from the repository root or from benchmarks/
     from onnx_speed import onnx_segmenter
@@ -36,7 +36,7 @@ def setups(model: str | None, threads: int) -> dict:
         "fp32": load_segmenter(model, precision="fp32", device="cpu"),
         "bf16": load_segmenter(model, precision="bf16", device="cpu"),
         "onnx fp32": onnx_segmenter(model, threads),
-        "int8": load_int8(model or DEFAULT_MODEL, threads=threads),
+        "int8": Segmenter(*load_int8(model or DEFAULT_MODEL, threads=threads)),
     }
 
 

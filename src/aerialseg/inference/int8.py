@@ -238,14 +238,14 @@ def write_ranges(model: str | Path, calibration: dict) -> Path:
     return path
 
 
-def load_int8(path: str | Path, tiling=None, scales: tuple[float, ...] = (1.0,), threads=None):
-    """A :class:`~aerialseg.inference.segmenter.Segmenter` running checkpoint ``path`` in int8
-    through onnxruntime, from its ranges sidecar (:func:`read_ranges`)."""
+def load_int8(path: str | Path, threads=None):
+    """Checkpoint ``path`` quantised to int8 from its ranges sidecar (:func:`read_ranges`),
+    run by onnxruntime: (the model, its classes, its metadata), as
+    :func:`~aerialseg.inference.onnx_model.load_onnx` gives them for a Segmenter."""
     from ..classes import ClassTable
     from ..models.checkpoint import load_checkpoint
     from ..models.export import onnx_bytes
     from .onnx_model import OnnxModel
-    from .segmenter import Segmenter
 
     path = Path(path)
     if path.suffix.lower() == ".onnx":
@@ -258,5 +258,4 @@ def load_int8(path: str | Path, tiling=None, scales: tuple[float, ...] = (1.0,),
     meta.setdefault("name", path.stem)
     model = OnnxModel(quantize(onnx_bytes(net, classes, meta), calibration, source), threads)
     meta = {**model.meta, "precision": "int8"}
-    classes = ClassTable.from_dict(meta["classes"])
-    return Segmenter(model, classes, meta, tiling=tiling, scales=scales)
+    return model, ClassTable.from_dict(meta["classes"]), meta

@@ -351,7 +351,8 @@ def load_segmenter(
                 "--precision int8 runs a checkpoint on the CPU through onnxruntime; "
                 "leave out --runtime torch, --device and --classes"
             )
-        return load_int8(path, tiling, scales)
+        model, classes, meta = load_int8(path)
+        return Segmenter(model, classes, meta, tiling=tiling, scales=scales)
     runtime = runtime or ("onnx" if is_onnx else "torch")
     if runtime not in RUNTIMES:
         raise AerialSegError(f"unknown runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
