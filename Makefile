@@ -46,13 +46,14 @@ demo: install  # segment the dataset's images with the bundled model, then score
 bench: install  # the figures docs/results.md quotes (hours of CPU; run on an otherwise idle machine)
 	$(PY) benchmarks/cli_startup.py
 	$(PY) benchmarks/image_speed.py --threads 2 --rounds 5 --no-before
+	$(PY) benchmarks/int8_speed.py --rounds 5 --accuracy
 	$(PY) benchmarks/onnx_speed.py --rounds 5
 	$(PY) benchmarks/keras_anchor.py --threads 1  # says so and skips without tensorflow-cpu
 	$(PY) benchmarks/ddp_overhead.py --rounds 5
 	$(PY) benchmarks/segment_batch.py --rasters 12 --size 1024 --rounds 2
 	$(PY) benchmarks/stream_throughput.py --threads 1 --rounds 3
 	$(PY) benchmarks/seams.py
-	$(PY) benchmarks/segment_memory.py
+	$(PY) benchmarks/segment_memory.py --size 10000 --format png geotiff --baseline
 	$(PY) benchmarks/georaster.py --sides 10000 --compare 0
 	$(PY) benchmarks/gui_latency.py --rounds 5
 	$(PY) benchmarks/app_finetune.py --rounds 3
