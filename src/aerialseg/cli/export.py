@@ -186,7 +186,13 @@ def add_calibrate_int8(sub, help: str) -> None:
     )
     common.add_model(c)
     c.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
-    c.add_argument("--crops", type=common.number(int, 1), default=32, help="(default: %(default)s)")
+    c.add_argument(
+        "--crops",
+        type=common.number(int, 1),
+        default=32,
+        metavar="N",
+        help="crops drawn over the images (seeded: the same every run) (default: %(default)s)",
+    )
     c.add_argument(
         "--crop-size",
         type=common.number(int, 32),
