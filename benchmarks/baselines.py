@@ -32,7 +32,7 @@ from aerialseg.data.segmentation import load_dataset
 from aerialseg.data.splits import split_images
 from aerialseg.errors import AerialSegError
 from aerialseg.inference.evaluate import evaluate
-from aerialseg.inference.segmenter import load_model
+from aerialseg.inference.segmenter import load_segmenter
 from aerialseg.models.checkpoint import read_metadata
 
 
@@ -58,7 +58,7 @@ def check_split(path: str, val_ids: set[str]) -> None:
 
 
 def score_unet(path: str, data: str) -> dict:
-    seg = load_model(path)
+    seg = load_segmenter(path)
     val = split_images(load_dataset(data, seg.classes), 0.2, 0)[1]
     check_split(path, {s.id for s in val})
     timed = Timed(seg)

@@ -24,7 +24,7 @@ import torch
 from aerialseg.classes import DUBAI
 from aerialseg.config import data_root
 from aerialseg.data.segmentation import Batches, load_dataset
-from aerialseg.inference.segmenter import load_model
+from aerialseg.inference.segmenter import load_segmenter
 from aerialseg.io.images import read_image
 from aerialseg.losses import make_loss
 from aerialseg.models import create_model
@@ -113,13 +113,13 @@ def main() -> None:
         )
 
     rgb, what = test_image()
-    seg = load_model(device=device)
+    seg = load_segmenter(device=device)
     t, labels = segment_seconds(seg, rgb, args.rounds)
     t_tta, _ = segment_seconds(seg, rgb, max(1, args.rounds // 2), tta=True)
     print(f"  segment 1024x1024 ({what}), {seg.precision}: {t:.3f} s, with 8x TTA {t_tta:.3f} s "
           f"(medians)")  # fmt: skip
     if device != "cpu":
-        cpu = load_model(precision="fp32", device="cpu").segment(rgb)
+        cpu = load_segmenter(precision="fp32", device="cpu").segment(rgb)
         print(f"  labels equal to the CPU's fp32 labels: {float((labels == cpu).mean()):.4%}")
         agreement(device)
 
@@ -131,16 +131,16 @@ def agreement(device: str) -> None:
     if not root or not Path(path).is_file():
         return
     rgb = read_image(path)
-    cpu = {p: load_model(precision=p, device="cpu").segment(rgb) for p in ("fp32", "bf16")}
+    cpu = {p: load_segmenter(precision=p, device="cpu").segment(rgb) for p in ("fp32", "bf16")}
     kinds = ["fp32", "bf16"] + ["fp16"] * device.startswith("cuda")
     print(f"  whole Tile 7 image ({rgb.shape[1]}x{rgb.shape[0]}), share of equal labels:")
     for p in kinds:
-        labels = load_model(precision=p, device=device).segment(rgb)
+        labels = load_segmenter(precision=p, device=device).segment(rgb)
         print(f"    {device} {p}: = cpu fp32 {float((labels == cpu['fp32']).mean()):.4%}, "
               f"= cpu bf16 {float((labels == cpu['bf16']).mean()):.4%}")  # fmt: skip
     if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-        labels = load_model(precision="fp32", device=device).segment(rgb)
+        labels = load_segmenter(precision="fp32", device=device).segment(rgb)
         print(
             f"    {device} fp32, TF32 off: = cpu fp32 {float((labels == cpu['fp32']).mean()):.4%}"
         )

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from aerialseg.config import data_root
-from aerialseg.inference.segmenter import load_model, predict_bands
+from aerialseg.inference.segmenter import load_segmenter, predict_bands
 from aerialseg.inference.tiling import Tiling, strided
 from aerialseg.io.images import read_image
 from aerialseg.runtime import reuse_freed_memory
@@ -110,7 +110,7 @@ def main() -> None:
     setups = setups[1:] if args.no_before else setups
     setups += [Setup(f"window={n}", Tiling(window=int(n))) for n in args.windows.split(",") if n]
     names = [args.model, args.compare] if args.compare else [args.model]
-    models = {n or "bundled": load_model(n) for n in names}
+    models = {n or "bundled": load_segmenter(n) for n in names}
     ttas = (False,) if args.no_tta else (False, True)
     keys = [(m, s, i, t) for m in models for s in range(len(setups)) for i in images for t in ttas]
     times: dict[tuple, list[tuple[float, float]]] = {k: [] for k in keys}

@@ -37,7 +37,7 @@ import yaml
 from aerialseg.classes import IGNORE_INDEX
 from aerialseg.config import FinetuneConfig
 from aerialseg.data.segmentation import find_pairs, load_sample
-from aerialseg.inference.segmenter import DEFAULT_MODEL, load_model
+from aerialseg.inference.segmenter import DEFAULT_MODEL, load_segmenter
 from aerialseg.io.images import save_image
 from aerialseg.metrics import SegmentationMetrics
 from aerialseg.training.finetune import finetune
@@ -152,7 +152,7 @@ def teach(parent: Path, folder: Path, labels: Path, args, seed: int, vector=None
     record = finetune(
         parent, folder / "images", labels, out, cfg, progress=not args.quiet, vector=vector
     )
-    return load_model(out), record
+    return load_segmenter(out), record
 
 
 def halves(h: int, w: int):
@@ -380,7 +380,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    parent = load_model(args.parent)
+    parent = load_segmenter(args.parent)
     scenes = oem_scenes(args.oem) if (args.oem / "images").is_dir() else []
     if not scenes:
         print(f"skipped the new-place cases: no scenes in {args.oem}")

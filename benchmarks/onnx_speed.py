@@ -22,7 +22,7 @@ import torch
 
 from aerialseg.classes import ClassTable
 from aerialseg.inference.onnx_model import OnnxModel
-from aerialseg.inference.segmenter import DEFAULT_MODEL, Segmenter, load_model
+from aerialseg.inference.segmenter import DEFAULT_MODEL, Segmenter, load_segmenter
 from aerialseg.models.checkpoint import load_checkpoint
 from aerialseg.models.export import onnx_bytes
 
@@ -33,7 +33,7 @@ except ImportError:
 
 
 def onnx_segmenter(path: str | None, threads: int | None) -> Segmenter:
-    """What ``load_model(path, runtime="onnx")`` gives, with onnxruntime's thread count."""
+    """What ``load_segmenter(path, runtime="onnx")`` gives, with onnxruntime's thread count."""
     model, classes, meta = load_checkpoint(path or DEFAULT_MODEL)
     meta.setdefault("name", "model")
     onnx = OnnxModel(onnx_bytes(model, classes, meta), threads)
@@ -50,8 +50,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     rgb, what = test_image()
     setups = {
-        "pytorch default": load_model(args.model, device="cpu"),
-        "pytorch fp32": load_model(args.model, precision="fp32", device="cpu"),
+        "pytorch default": load_segmenter(args.model, device="cpu"),
+        "pytorch fp32": load_segmenter(args.model, precision="fp32", device="cpu"),
         "onnxruntime": onnx_segmenter(args.model, args.threads),
     }
     times: dict[str, list[float]] = {k: [] for k in setups}

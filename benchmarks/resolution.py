@@ -25,7 +25,7 @@ import rasterio
 import torch
 
 from aerialseg.gis.rasters import RasterSource
-from aerialseg.inference.segmenter import load_model
+from aerialseg.inference.segmenter import load_segmenter
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
 CLASSES = 5  # Building, Land, Road, Vegetation, Water: the classes the masks hold
@@ -65,7 +65,7 @@ def main() -> None:
             truth = m.read(1)
         with RasterSource(p) as src:
             data.append((p.stem, src.read_all()[0], truth))
-    base = load_model(args.model, device="cpu")
+    base = load_segmenter(args.model, device="cpu")
     print(f"model gsd recorded: {base.gsd} m; scenes at {args.gsd} m per pixel")
     names = [name for name, _, _ in data]
     head = " | ".join(f"{n} acc | {n} mIoU" for n in names)

@@ -34,7 +34,7 @@ from aerialseg.config import data_root
 from aerialseg.data.segmentation import Sample, load_dataset
 from aerialseg.inference.confidence import CONFIDENCE_FLOOR, unusual
 from aerialseg.inference.evaluate import evaluate, images_to_score
-from aerialseg.inference.segmenter import load_model
+from aerialseg.inference.segmenter import load_segmenter
 
 
 def rescale(s: Sample, f: float) -> Sample:
@@ -141,7 +141,7 @@ def main() -> None:
     ap.add_argument("--json", help="write all rows here")
     args = ap.parse_args()
     data = data_root(args.data)
-    seg = load_model(args.model)
+    seg = load_segmenter(args.model)
     samples, why = images_to_score(load_dataset(data, seg.classes), seg.meta, data)
     samples = samples[: args.images] if args.images else samples
     print(f"model: {seg.name}; {why}; scored: {len(samples)}")

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from aerialseg.config import data_root
-from aerialseg.inference.segmenter import load_model
+from aerialseg.inference.segmenter import load_segmenter
 from aerialseg.inference.tiling import Tiling
 from aerialseg.io.images import read_image
 from aerialseg.runtime import autocast, to_tensor
@@ -47,7 +47,7 @@ def main() -> None:
     args = ap.parse_args()
     rgb = read_image(args.image)
     h, w = rgb.shape[:2]
-    seg = load_model(args.model)
+    seg = load_segmenter(args.model)
 
     # 1. neighbours' disagreement by distance to the nearest window edge
     bins = [(0, 8), (8, 16), (16, 32), (32, 48), (48, 64)]

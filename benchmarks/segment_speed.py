@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from aerialseg.config import data_root
-from aerialseg.inference.segmenter import load_model
+from aerialseg.inference.segmenter import load_segmenter
 from aerialseg.inference.tiling import spline_ramp
 
 
@@ -88,11 +88,11 @@ def main() -> None:
     ap.add_argument("--seed-rounds", type=int, default=1, help="rounds of the slow seed method")
     args = ap.parse_args()
     rgb, what = test_image()
-    seg = load_model(args.model)
+    seg = load_segmenter(args.model)
     seg.segment(rgb[:256, :256])  # warm-up: oneDNN picks its kernels on first use
     t_plain, labels = timed(lambda: seg.segment(rgb), args.rounds)
     t_tta, labels_tta = timed(lambda: seg.segment(rgb, tta=True), args.rounds)
-    seed_model = load_model(args.model, precision="fp32").model
+    seed_model = load_segmenter(args.model, precision="fp32").model
     t_seed, probs_seed = timed(lambda: seed_predict(seed_model, rgb), args.seed_rounds)
     agree = float((probs_seed.argmax(-1) == labels_tta).mean())
     print(

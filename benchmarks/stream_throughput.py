@@ -33,7 +33,7 @@ from aerialseg.classes import DUBAI
 from aerialseg.config import data_root
 from aerialseg.data import streaming
 from aerialseg.data.segmentation import Batches, find_pairs, load_dataset, mean_std
-from aerialseg.io.images import read_image, read_mask_rgb
+from aerialseg.io.images import read_image, read_mask
 from aerialseg.losses import make_loss
 from aerialseg.models import create_model
 from aerialseg.runtime import prepare, resolve_precision
@@ -52,7 +52,7 @@ def geotiff_copy(root: Path, dest: Path) -> Path:
         for sub in ("images", "masks"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         rgb = read_image(pair.image, strict=True)
-        labels, _ = DUBAI.encode(read_mask_rgb(pair.mask))
+        labels, _ = DUBAI.encode(read_mask(pair.mask))  # Dubai masks are colour PNGs
         h, w = labels.shape
         profile = dict(driver="GTiff", width=w, height=h, crs="EPSG:32640", tiled=True,
                        transform=Affine(0.5, 0, 500_000, 0, -0.5, 2_790_000),

@@ -46,7 +46,7 @@ from aerialseg.inference.familiarity import (
     image_familiarity,
     raster_familiarity,
 )
-from aerialseg.inference.segmenter import DEFAULT_MODEL, load_model
+from aerialseg.inference.segmenter import DEFAULT_MODEL, load_segmenter
 from aerialseg.models.checkpoint import load_checkpoint, update_metadata
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
@@ -147,7 +147,7 @@ def main() -> None:
 
         held = set(read_metadata(args.model).get("val_images") or [])
         write_reference(args.model, args.data, held)
-    seg = load_model(args.model, device="cpu")
+    seg = load_segmenter(args.model, device="cpu")
     if KEY not in seg.meta:
         raise SystemExit(f"{args.model}: no feature reference (run with --write-reference)")
     rows = rows_for(seg, args.data, args.other)

@@ -3,9 +3,12 @@
 >>> labels = aerialseg.segment("ortho.tif")              # (H, W) uint8 class indices
 >>> labels, probs = aerialseg.segment(im, probabilities=True)
 
-Files are read as ``aerialseg segment`` reads them: a GeoTIFF (or any raster GDAL opens, or a
-picture with a world file) through the GIS raster reader, bands and 8-bit scaling included;
-a plain picture through Pillow. Pictures in memory go through :func:`~.io.images.to_rgb`.
+Files are read as the desktop app reads them: a GeoTIFF, VRT, JPEG 2000 or ERDAS file, or a
+picture with a world file, through the GIS raster reader (bands and 8-bit scaling included;
+a TIFF without a georeference too, where ``aerialseg segment`` reads it with Pillow: the same
+pixels for 8-bit RGB, percentiles instead of min/max for 16-bit); any other picture through
+Pillow. Pictures in memory go through :func:`~.io.images.to_rgb`. To write the command's
+files from Python, use :func:`~aerialseg.jobs.segment.segment_file`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 
 from .classes import IGNORE_INDEX
 from .errors import AerialSegError
-from .io.images import open_image, to_rgb
+from .io.images import MAX_PIXELS, open_image, to_rgb
 
 # what GDAL reads better than Pillow even without a georeference (16-bit and multi-band TIFFs)
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
@@ -41,7 +44,7 @@ def segment(
     uint8, uint16 or float values. Values that are not 8-bit are scaled per band from their
     percentiles 2 and 98, as the CLI scales a raster; ``stretch`` ("p2,p98", "LOW,HIGH" or
     "none") and ``bands`` (three 1-based band numbers for red, green, blue) are the CLI's
-    ``--scale`` and ``--bands``. Where a raster holds no data, labels are 255 and
+    ``--stretch`` and ``--bands``. Where a raster holds no data, labels are 255 and
     probabilities 0.
 
     ``model``: None for the bundled model, a checkpoint or ``.onnx`` path, or a loaded
@@ -109,6 +112,12 @@ def _read(image, bands, stretch) -> tuple[np.ndarray, np.ndarray | None]:
     with warnings.catch_warnings():  # a TIFF without georeference is a picture here
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with RasterSource(path, bands, stretch) as src:
+            if src.height * src.width > MAX_PIXELS:  # read whole here: bounded in segment_file
+                raise AerialSegError(
+                    f"{path}: {src.width} x {src.height} pixels is more than segment() reads "
+                    f"at once ({MAX_PIXELS:,}); aerialseg.segment_file streams it in bounded "
+                    "memory"
+                )
             return src.read_all()
 
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from ..errors import AerialSegError
+from ..jobs.batch import ENGINES
 from . import common
 from .segmentation import add_segment_options, segment_options
 
@@ -246,7 +247,7 @@ def add_segment_batch(sub, help: str) -> None:
     g.add_argument("--out", required=True, metavar="DIR", help="output folder")
     g.add_argument(
         "--engine",
-        choices=("local", "ray"),
+        choices=ENGINES,
         default="local",
         help="local: processes on this machine; ray: Ray tasks (needs the distributed extra) "
         "(default: local)",

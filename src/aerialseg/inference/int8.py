@@ -88,37 +88,29 @@ class _Feed:
         pass
 
 
-METHODS = ("minmax", "percentile")
-
-
-def _minmax(
-    model: Path, tmp: Path, arrays: Iterable[np.ndarray], method: str = "minmax"
-) -> dict[str, list[float]]:
-    """The range of every tensor the quantizer calibrates, over ``arrays``: min and max, or
-    the 0.001 and 99.999 percentiles (``method``, of :data:`METHODS`)."""
+def _minmax(model: Path, tmp: Path, arrays: Iterable[np.ndarray]) -> dict[str, list[float]]:
+    """The min and max of every tensor the quantizer calibrates, over ``arrays`` (percentile
+    and entropy calibration agreed no better with fp32: docs/experiments.md)."""
     from onnxruntime.quantization import CalibrationMethod, create_calibrator
 
-    how = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
     with _quiet():
-        cal = create_calibrator(str(model), None, str(tmp / "augmented.onnx"), how[method])
+        how = CalibrationMethod.MinMax
+        cal = create_calibrator(str(model), None, str(tmp / "augmented.onnx"), how)
         cal.collect_data(_Feed(arrays))
         data = cal.compute_data()
     # range_value holds numpy scalars or 1-element arrays, by onnxruntime version
     return {k: [float(np.ravel(r)[0]) for r in v.range_value] for k, v in data.data.items()}
 
 
-def calibrate(onnx_model: bytes, images: Iterable[np.ndarray], method: str = "minmax") -> dict:
+def calibrate(onnx_model: bytes, images: Iterable[np.ndarray]) -> dict:
     """The int8 ranges of an exported model (:func:`~aerialseg.models.export.onnx_bytes`)
-    measured over ``images``, (H, W, 3) uint8 crops with sides >= 32 (all of one size for
-    "percentile"): the sidecar's content."""
+    measured over ``images``, (H, W, 3) uint8 crops with sides >= 32: the sidecar's content."""
     _ort()
-    if method not in METHODS:
-        raise AerialSegError(f"unknown calibration method {method!r}; valid: {METHODS}")
     arrays = (check_crop(im).transpose(2, 0, 1)[None].astype(np.float32) for im in images)
     with tempfile.TemporaryDirectory(prefix="aerialseg-int8-") as tmp:
         tmp = Path(tmp)
-        ranges = _minmax(_prepared(onnx_model, tmp), tmp, arrays, method)
-    return {"format": FORMAT, "method": method, "ranges": dict(sorted(ranges.items()))}
+        ranges = _minmax(_prepared(onnx_model, tmp), tmp, arrays)
+    return {"format": FORMAT, "method": "minmax", "ranges": dict(sorted(ranges.items()))}
 
 
 def crops(images: Iterable[np.ndarray], n: int, size: int, seed: int = 0) -> list[np.ndarray]:
@@ -139,9 +131,7 @@ def crops(images: Iterable[np.ndarray], n: int, size: int, seed: int = 0) -> lis
     return out
 
 
-def calibrate_checkpoint(
-    model: str | Path, images: Iterable[np.ndarray], n: int, size: int, method: str = "minmax"
-):
+def calibrate_checkpoint(model: str | Path, images: Iterable[np.ndarray], n: int, size: int):
     """Measure the ranges of checkpoint ``model`` over ``n`` crops of ``images`` and write its
     sidecar; returns the sidecar's path."""
     from ..models.checkpoint import load_checkpoint
@@ -149,7 +139,7 @@ def calibrate_checkpoint(
 
     net, classes, meta = load_checkpoint(model)
     meta.setdefault("name", Path(model).stem)
-    calibration = calibrate(onnx_bytes(net, classes, meta), crops(images, n, size), method)
+    calibration = calibrate(onnx_bytes(net, classes, meta), crops(images, n, size))
     calibration.update(crops=n, crop_size=size)
     return write_ranges(model, calibration)
 
@@ -222,7 +212,8 @@ def read_ranges(model: str | Path) -> tuple[dict, str]:
     if not path.is_file():
         raise AerialSegError(
             f"{model}: no int8 ranges ({path.name} next to it); make them with "
-            f"`aerialseg calibrate-int8 --model {model} --data DIR`"
+            f"`aerialseg calibrate-int8 --model {model} IMAGES_OR_FOLDER` (images like its "
+            "training data)"
         )
     try:
         return json.loads(path.read_text()), str(path)

@@ -102,6 +102,11 @@ def overlay(rgb: np.ndarray, labels: np.ndarray, classes: ClassTable, opacity: f
     return out
 
 
+def figure_step(h: int, w: int) -> int:
+    """Every how many pixels the figure shows one, for an h x w picture."""
+    return max(1, -(-max(h, w) // FIGURE_MAX_SIDE))
+
+
 def side_by_side(
     rgb: np.ndarray,
     labels: np.ndarray,
@@ -114,7 +119,7 @@ def side_by_side(
 
     from ..plots import legend_handles, save_figure
 
-    step = max(1, -(-max(rgb.shape[:2]) // FIGURE_MAX_SIDE))
+    step = figure_step(*rgb.shape[:2])
     small, lab = rgb[::step, ::step], labels[::step, ::step]
     # a tall strip (1 500 x 40 000) made a 14 x 188-inch figure and 1.8 GB of rendering: the
     # height is capped, the strip drawn narrower inside it

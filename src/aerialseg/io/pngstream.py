@@ -39,7 +39,9 @@ class PngRows:
     def write(self, rows: np.ndarray) -> None:
         rows = np.ascontiguousarray(rows, dtype=np.uint8).reshape(len(rows), -1)
         if rows.shape[1] != self.width * self.channels:
-            raise ValueError(f"PNG rows: {rows.shape[1]} bytes a row, not {self.width}")
+            raise ValueError(
+                f"PNG rows: {rows.shape[1]} bytes a row, not {self.width * self.channels}"
+            )
         if self.done + len(rows) > self.height:
             raise ValueError("PNG rows: more rows than the image has")
         data = np.empty((len(rows), rows.shape[1] + 1), np.uint8)

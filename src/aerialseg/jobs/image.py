@@ -33,7 +33,7 @@ def segment_image_to_files(
             probs = np.lib.format.open_memmap(
                 tmp["probs"], mode="w+", dtype=np.float16, shape=(h, w, seg.model.num_classes)
             )
-            _reserve(tmp["probs"])
+            reserve_space(tmp["probs"])
         top = 0.0  # sum of the top class probabilities: the model's confidence
         for y, band in seg.bands(rgb, tta, on_window):
             labels[y : y + len(band)] = band.argmax(-1)
@@ -43,19 +43,25 @@ def segment_image_to_files(
         if probs is not None:
             probs.flush()
             del probs
-        confidence = top / (h * w)
-        near = image_familiarity(seg, rgb)
-        extra = {
-            "model": seg.name,
-            "tta": tta,
-            "mean_confidence": round(confidence, 4),
-            **familiarity_stats(near),
-            "warning": unusual(rgb, confidence, seg.meta, near),
-        }
+        extra = model_stats(seg, tta, top / (h * w), image_familiarity(seg, rgb), rgb)
         return write_staged(tmp, rgb, labels, seg.classes, title, opacity, gsd, extra)
 
 
-def _reserve(path: Path) -> None:
+def model_stats(seg, tta: bool, confidence: float, near, sample: np.ndarray) -> dict:
+    """What the statistics say of the model's run, the same for every kind of input: which
+    model, its mean top probability, how far the imagery lies from its training imagery
+    (``near``), and the warning when the map is not to be trusted (``sample``: the pixels
+    the warning looks at)."""
+    return {
+        "model": seg.name,
+        "tta": tta,
+        "mean_confidence": round(confidence, 4),
+        **familiarity_stats(near),
+        "warning": unusual(sample, confidence, seg.meta, near),
+    }
+
+
+def reserve_space(path: Path) -> None:
     """Claim the disk space of a (sparse) memory-mapped file now: a full disk then fails here
     with ENOSPC, instead of killing the process with SIGBUS when a page is written."""
     if hasattr(os, "posix_fallocate"):

@@ -6,20 +6,23 @@ steps, each streaming:
 
 1. GDAL decodes the picture top to bottom, once, into a tiled zstd GeoTIFF beside the outputs.
    Why a copy: the windows are run in column chunks, each top to bottom
-   (:func:`~.georaster.stream_raster`), and GDAL's PNG and JPEG readers decode from the start
-   again for every chunk (and for every backward step a cache too small to hold it misses).
+   (:func:`~aerialseg.inference.georaster.stream_raster`), and GDAL's PNG and JPEG readers
+   decode from the start again for every chunk (and for every backward step a cache too small
+   to hold it misses).
 2. The windows run over the copy as over a GeoTIFF; the sink writes the labels into a plain
    tiled scratch GeoTIFF, counts the classes, sums the confidence and keeps the figure's
    decimated labels (the probabilities, when asked for, go row by row into their .npy).
 3. Labels and copy are read back in full-width strips: the label and colour PNGs are encoded
-   row by row (:mod:`..io.pngstream`), the overlay goes to a scratch GeoTIFF that GDAL's JPEG
-   writer copies line by line, and the figure and the blank-picture check get their decimated
-   pixels - the very ones the in-memory path takes, so figure and warning are the same.
+   row by row (:mod:`aerialseg.io.pngstream`), the overlay goes to a scratch GeoTIFF that
+   GDAL's JPEG writer copies line by line, and the figure and the blank-picture check get
+   their decimated pixels - the very ones the in-memory path takes, so figure and warning
+   are the same.
 
 The label pixels are the in-memory path's (where column chunks meet, to float rounding: see
-:mod:`.georaster`), the statistics and file set the same; PNG and JPEG bytes come from other
-encoders. Only 8-bit RGB pictures without an EXIF rotation or a transparent colour come this
-way, and only at scale 1: the rest are read whole (:func:`streams` says which).
+:mod:`aerialseg.inference.georaster`), the statistics and file set the same; PNG and JPEG
+bytes come from other encoders. Only 8-bit RGB pictures without an EXIF rotation or a
+transparent colour come this way, and only at scale 1: the rest are read whole
+(:func:`streams` says which).
 """
 
 from __future__ import annotations
@@ -36,14 +39,15 @@ import numpy as np
 from ..errors import AerialSegError
 from ..gis.rasters import gdal_reason, rasterio_or_none
 from ..io.outputs import (
-    FIGURE_MAX_SIDE,
     class_counts_stats,
     display_name,
+    figure_step,
     side_by_side,
     staged,
     write_stats,
 )
 from ..io.outputs import overlay as paint_overlay
+from .image import model_stats, reserve_space
 
 # Pictures of at least this many pixels stream (benchmarks/segment_memory.py); the environment
 # variable AERIALSEG_STREAM_PIXELS sets another (0: all; the benchmark's baseline: a huge one).
@@ -103,10 +107,11 @@ def segment_picture_streamed(
     on_window=None,
     chunk: int | None = None,
 ) -> dict:
-    """Segment the picture at ``path`` (one :func:`streams` accepted) and write the files
-    of :func:`~.outputs.segment_to_files` to ``paths``, all or none, in bounded memory.
+    """Segment the picture at ``path`` (one :func:`streams` accepted) and write the files of
+    :func:`~aerialseg.jobs.image.segment_image_to_files` to ``paths``, all or none, in
+    bounded memory.
     Returns the statistics written to the JSON. ``chunk``: the column chunks' width (tests)."""
-    from ..inference.familiarity import familiarity_stats, raster_familiarity
+    from ..inference.familiarity import raster_familiarity
     from ..inference.georaster import CHUNK, stream_raster
 
     if not 0 <= opacity <= 1:
@@ -124,20 +129,13 @@ def segment_picture_streamed(
         finally:
             sink.close()
         small, sample = _write_maps(seg.classes, copy, sink, tmp, paths, opacity, scratch)
-        confidence = sink.top / (h * w)
         near = raster_familiarity(seg, src)  # the in-memory path's windows: same distance
         stats = class_counts_stats(sink.counts, h * w, seg.classes, gsd)
-        from ..inference.confidence import unusual
-
         info = {
             "image": str(path),
             "width": w,
             "height": h,
-            "model": seg.name,
-            "tta": tta,
-            "mean_confidence": round(confidence, 4),
-            **familiarity_stats(near),
-            "warning": unusual(sample, confidence, seg.meta, near),
+            **model_stats(seg, tta, sink.top / (h * w), near, sample),
             "gsd_m": gsd,
             "classes": stats,
         }
@@ -165,12 +163,10 @@ class _Sink:
 
     def probs_to(self, path: Path) -> None:
         """Also write the probabilities (float16) into ``path``'s .npy, row by row."""
-        from .image import _reserve
-
         mm = np.lib.format.open_memmap(path, "w+", np.float16, (self.h, self.w, self.n))
         offset = mm.offset
         del mm  # written with pwrite: a memory map's pages would count in this process
-        _reserve(path)
+        reserve_space(path)
         self.probs = (os.open(path, os.O_WRONLY), offset)
 
     def __call__(self, row, col, probs, valid):
@@ -202,11 +198,6 @@ class _Sink:
             if self.probs is not None:
                 os.close(self.probs[0])
                 self.probs = None
-
-
-def figure_step(h: int, w: int) -> int:
-    """The decimation of the figure: :func:`~.outputs.side_by_side`'s."""
-    return max(1, -(-max(h, w) // FIGURE_MAX_SIDE))
 
 
 def _write_maps(classes, copy: Path, sink: _Sink, tmp, paths, opacity: float, scratch):

@@ -16,6 +16,7 @@ import numpy as np
 from ..gis.outputs import mmu_pixels, parse_mmu
 from ..io.files import write_text
 from ..io.outputs import staged, write_stats
+from .image import model_stats
 
 
 def segment_raster_to_files(seg, src, paths: dict, options, on_window=None) -> dict:
@@ -32,8 +33,7 @@ def segment_raster_to_files(seg, src, paths: dict, options, on_window=None) -> d
         probabilities_of,
     )
     from ..gis.geotiff import GeoTiffWriter, aux_xml, qgis_style
-    from ..inference.confidence import unusual
-    from ..inference.familiarity import familiarity_stats, raster_familiarity
+    from ..inference.familiarity import raster_familiarity
     from ..inference.georaster import stream_raster  # torch: only once a raster is segmented
 
     tta, fmt = options.tta, options.vector_format if options.vector else None
@@ -122,7 +122,7 @@ def segment_raster_to_files(seg, src, paths: dict, options, on_window=None) -> d
             )
         stats, nodata = class_areas(counter, classes, row_area)
         confidence = sure[0] / max(sure[1], 1)
-        near = raster_familiarity(seg, src)
+        model = model_stats(seg, tta, confidence, raster_familiarity(seg, src), src.sample_rgb())
         info = {
             "image": str(src.path),
             "width": src.width,
@@ -131,11 +131,7 @@ def segment_raster_to_files(seg, src, paths: dict, options, on_window=None) -> d
             "transform": list(src.transform)[:6],
             "bands": list(src.bands),
             "scale": [list(r) for r in src.ranges] if src.ranges else None,
-            "model": seg.name,
-            "tta": tta,
-            "mean_confidence": round(confidence, 4),
-            **familiarity_stats(near),
-            "warning": unusual(src.sample_rgb(), confidence, seg.meta, near),
+            **model,
             "nodata_pixels": nodata,
             "area_method": area_method,
             "gsd_m": options.gsd,
