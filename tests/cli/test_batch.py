@@ -92,7 +92,9 @@ def ray_session():
     ray.shutdown()
 
 
-@pytest.fixture(params=["local", "ray"])
+# Ray's start-up costs more than the three runs on it: its variants run with -m slow (in CI's
+# `make test-slow`); the local engine covers the manifest, reruns and reports by default.
+@pytest.fixture(params=["local", pytest.param("ray", marks=pytest.mark.slow)])
 def engine(request):
     """The engine flags; Ray's with the module's Ray session."""
     if request.param == "ray":
