@@ -47,6 +47,9 @@ def test_onnx_model_needs_the_onnx_runtime_and_the_cpu(onnx_default, tmp_path, c
     assert main([*args, "--out", str(tmp_path / "z")]) == 0
 
 
+# Three ONNX exports of a checkpoint: slow (in CI's `make test-slow`); the library path, its
+# errors and its determinism are covered by default in tests/inference/test_int8.py.
+@pytest.mark.slow
 def test_calibrate_int8_then_segment_with_precision_int8(tmp_path, capsys):
     from ..helpers import tiny_checkpoint
 
