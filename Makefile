@@ -49,6 +49,7 @@ bench: install  # the figures docs/results.md quotes (hours of CPU; run on an ot
 	$(PY) benchmarks/int8_speed.py --rounds 5 --accuracy
 	$(PY) benchmarks/onnx_speed.py --rounds 5
 	$(PY) benchmarks/keras_anchor.py --threads 1  # says so and skips without tensorflow-cpu
+	$(PY) benchmarks/paper_speed.py --threads 2 --rounds 3 --precisions auto,int8  # likewise
 	$(PY) benchmarks/ddp_overhead.py --rounds 5
 	$(PY) benchmarks/segment_batch.py --rasters 12 --size 1024 --rounds 2
 	$(PY) benchmarks/stream_throughput.py --threads 1 --rounds 3
