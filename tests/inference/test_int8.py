@@ -1,6 +1,7 @@
 """int8 through onnxruntime: built from stored ranges alone, deterministic, close to fp32."""
 
 import json
+import os
 import sys
 
 import numpy as np
@@ -148,3 +149,51 @@ def test_model_from_stored_ranges_is_what_calibrating_on_the_images_builds(tmp_p
         weight_type=QuantType.QInt8,
     )
     assert built == out.read_bytes()
+
+
+def test_second_load_uses_the_cache_and_gives_the_same_labels(calibrated, monkeypatch):
+    from aerialseg.inference.segmenter import load_segmenter
+
+    rgb = make_scene(70, 90, seed=3)[0]
+    first = load_segmenter(calibrated, precision="int8").segment(rgb)
+    cached = list(int8.cache_dir().glob("int8-*.onnx"))
+    assert cached and all(str(p).startswith(os.environ["XDG_CACHE_HOME"]) for p in cached)
+
+    def no_build(*a, **kw):
+        raise AssertionError("built again despite the cache")
+
+    monkeypatch.setattr(int8, "quantize", no_build)
+    assert np.array_equal(load_segmenter(calibrated, precision="int8").segment(rgb), first)
+
+
+def test_a_corrupted_or_stale_cache_is_rebuilt_not_trusted(calibrated, tmp_path, monkeypatch):
+    from aerialseg.inference.segmenter import load_segmenter
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    rgb = make_scene(70, 90, seed=4)[0]
+    first = load_segmenter(calibrated, precision="int8").segment(rgb)
+    (cached,) = int8.cache_dir().glob("int8-*.onnx")
+    whole = cached.read_bytes()
+    for bad in (whole[: len(whole) // 2], whole[:100] + bytes([whole[100] ^ 1]) + whole[101:]):
+        cached.write_bytes(bad)
+        assert np.array_equal(load_segmenter(calibrated, precision="int8").segment(rgb), first)
+        assert cached.read_bytes() == whole  # rebuilt and written again
+    # other ranges are another key: a model built from the old ones is not used
+    data = json.loads(int8.ranges_path(calibrated).read_text())
+    data["crops"] = 5
+    int8.ranges_path(calibrated).write_text(json.dumps(data))
+    try:
+        load_segmenter(calibrated, precision="int8")
+        assert len(list(int8.cache_dir().glob("int8-*.onnx"))) == 2
+    finally:
+        int8.calibrate_checkpoint(calibrated, photos(), n=4, size=64)
+
+
+def test_an_unwritable_cache_is_no_error(calibrated, tmp_path, monkeypatch):
+    from aerialseg.inference.segmenter import load_segmenter
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # its aerialseg/ cannot be made
+    seg = load_segmenter(calibrated, precision="int8")
+    assert seg.segment(make_scene(40, 40, seed=1)[0]).shape == (40, 40)

@@ -16,8 +16,10 @@ checkpoint and sidecar, same model, same labels.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
+import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -64,14 +66,76 @@ def _quiet():
 
 
 def _prepared(onnx_model: bytes, tmp: Path) -> Path:
-    """The model with shapes inferred, as onnxruntime's quantizer wants it, written in ``tmp``."""
+    """The model with shapes inferred, as onnxruntime's quantizer wants it, and its skip
+    concatenations split (:func:`_split_concats`), written in ``tmp``."""
+    import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     src, out = tmp / "model.onnx", tmp / "prepared.onnx"
     src.write_bytes(onnx_model)
     with _quiet():
         quant_pre_process(str(src), str(out), skip_symbolic_shape=True)
+    model = onnx.load(out)
+    _split_concats(model)
+    onnx.save(model, out)
     return out
+
+
+def _split_concats(model) -> None:
+    """Rewrite each ``Conv(Concat(a, b))`` of ``model`` (an onnx ModelProto, shapes inferred)
+    as ``Conv_a(a) + Conv_b(b)``, the same function. Why: a Concat's int8 output has one
+    scale for both inputs, and the U-Net decoder concatenates a ReLU output (0..10) with an
+    encoder skip (-75..75), which left the ReLU branch some 17 levels; split, each input keeps
+    its own scale (held-out labels equal to fp32's: docs/experiments.md)."""
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    channels = {
+        v.name: v.type.tensor_type.shape.dim[1].dim_value
+        for v in [*g.value_info, *g.input]
+        if len(v.type.tensor_type.shape.dim) == 4
+    }
+    weights = {t.name: t for t in g.initializer}
+    users: dict[str, list] = {}
+    for node in g.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    nodes, dropped = [], set()
+    for node in g.node:
+        nodes.append(node)
+        conv = users.get(node.output[0], [None])
+        if node.op_type != "Concat" or len(node.input) != 2 or len(conv) != 1:
+            continue
+        conv, attrs = conv[0], {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        conv_attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
+        first = channels.get(node.input[0], 0)
+        if (
+            conv.op_type != "Conv"
+            or attrs.get("axis") != 1
+            or conv_attrs.get("group", 1) != 1
+            or conv.input[1] not in weights
+            or not first
+        ):
+            continue
+        w = numpy_helper.to_array(weights[conv.input[1]])
+        parts = []
+        for k, (x, part) in enumerate([(node.input[0], w[:, :first]), (node.input[1], w[:, first:])]):
+            name = f"{conv.input[1]}.part{k}"
+            g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(part), name))
+            inputs = [x, name] + list(conv.input[2:] if k == 0 else [])  # the bias once
+            parts.append(f"{conv.output[0]}_part{k}")
+            nodes.append(
+                helper.make_node("Conv", inputs, [parts[-1]], f"{conv.name}_part{k}", **conv_attrs)
+            )
+        nodes.append(helper.make_node("Add", parts, list(conv.output), f"{conv.name}_sum"))
+        dropped.update((("Concat", node.output[0]), ("Conv", conv.output[0])))
+    kept = [n for n in nodes if (n.op_type, n.output[0]) not in dropped]
+    del g.node[:]
+    g.node.extend(kept)
+    used = {name for n in g.node for name in n.input}
+    kept_weights = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(kept_weights)
 
 
 class _Feed:
@@ -232,7 +296,8 @@ def write_ranges(model: str | Path, calibration: dict) -> Path:
 def load_int8(path: str | Path, threads=None):
     """Checkpoint ``path`` quantised to int8 from its ranges sidecar (:func:`read_ranges`),
     run by onnxruntime: (the model, its classes, its metadata), as
-    :func:`~aerialseg.inference.onnx_model.load_onnx` gives them for a Segmenter."""
+    :func:`~aerialseg.inference.onnx_model.load_onnx` gives them for a Segmenter. The int8
+    model is cached on disk (:func:`cache_dir`): building it is an ONNX export, 15-25 s."""
     from ..classes import ClassTable
     from ..models.checkpoint import load_checkpoint
     from ..models.export import onnx_bytes
@@ -245,8 +310,60 @@ def load_int8(path: str | Path, threads=None):
         raise AerialSegError(f"{path}: no such model file")
     _ort()
     calibration, source = read_ranges(path)
-    net, classes, meta = load_checkpoint(path)
-    meta.setdefault("name", path.stem)
-    model = OnnxModel(quantize(onnx_bytes(net, classes, meta), calibration, source), threads)
+    cached = cache_dir() / f"int8-{_cache_key(path, calibration)}.onnx"
+    model = _from_cache(cached, threads)
+    if model is None:
+        net, classes, meta = load_checkpoint(path)
+        meta.setdefault("name", path.stem)
+        built = quantize(onnx_bytes(net, classes, meta), calibration, source)
+        model = OnnxModel(built, threads)
+        _to_cache(cached, built)
     meta = {**model.meta, "precision": "int8"}
     return model, ClassTable.from_dict(meta["classes"]), meta
+
+
+# Bump when quantize() builds another model from the same checkpoint and ranges.
+CACHE_FORMAT = 1
+
+
+def cache_dir() -> Path:
+    """Where built int8 models are kept: ``$XDG_CACHE_HOME/aerialseg`` or ``~/.cache/aerialseg``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aerialseg"
+
+
+def _cache_key(checkpoint: Path, calibration: dict) -> str:
+    """What the built model depends on: the checkpoint's bytes, the ranges, onnxruntime's
+    quantizer (its version) and how this module builds (:data:`CACHE_FORMAT`)."""
+    import onnxruntime
+
+    h = hashlib.sha256(checkpoint.read_bytes())
+    h.update(json.dumps(calibration, sort_keys=True).encode())
+    h.update(f"onnxruntime {onnxruntime.__version__}, format {CACHE_FORMAT}".encode())
+    return h.hexdigest()[:40]
+
+
+def _from_cache(path: Path, threads):
+    """The cached model, or None if there is none or it is not whole (its first 32 bytes are
+    the sha256 of the rest): then it is rebuilt, never an error."""
+    from .onnx_model import OnnxModel
+
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if hashlib.sha256(data[32:]).digest() != data[:32]:
+        return None
+    try:
+        return OnnxModel(data[32:], threads)
+    except AerialSegError:
+        return None
+
+
+def _to_cache(path: Path, model: bytes) -> None:
+    """Keep ``model`` for the next load, written whole or not at all; a cache that cannot be
+    written (read-only home, full disk) only costs the next load its build."""
+    try:
+        with atomic_path(path) as tmp:
+            Path(tmp).write_bytes(hashlib.sha256(model).digest() + model)
+    except (AerialSegError, OSError) as e:
+        logging.getLogger(__name__).debug("int8 cache not written: %s", e)
