@@ -28,8 +28,9 @@ import numpy as np
 
 from ..errors import AerialSegError
 from ..io.files import atomic_path
+from .int8_graph import float_convs, split_concats
 
-FORMAT = 1
+FORMAT = 2  # 2: with the ranges of the split skip concatenations (int8_graph.split_concats)
 SUFFIX = ".int8.json"
 EXTRA = "pip install 'aerialseg[onnx]'"
 # The smallest input the exported graph takes (its reflection padding needs sides >= 32): what
@@ -67,7 +68,7 @@ def _quiet():
 
 def _prepared(onnx_model: bytes, tmp: Path) -> Path:
     """The model with shapes inferred, as onnxruntime's quantizer wants it, and its skip
-    concatenations split (:func:`_split_concats`), written in ``tmp``."""
+    concatenations split (:func:`.int8_graph.split_concats`), written in ``tmp``."""
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -76,66 +77,9 @@ def _prepared(onnx_model: bytes, tmp: Path) -> Path:
     with _quiet():
         quant_pre_process(str(src), str(out), skip_symbolic_shape=True)
     model = onnx.load(out)
-    _split_concats(model)
+    split_concats(model)
     onnx.save(model, out)
     return out
-
-
-def _split_concats(model) -> None:
-    """Rewrite each ``Conv(Concat(a, b))`` of ``model`` (an onnx ModelProto, shapes inferred)
-    as ``Conv_a(a) + Conv_b(b)``, the same function. Why: a Concat's int8 output has one
-    scale for both inputs, and the U-Net decoder concatenates a ReLU output (0..10) with an
-    encoder skip (-75..75), which left the ReLU branch some 17 levels; split, each input keeps
-    its own scale (held-out labels equal to fp32's: docs/experiments.md)."""
-    from onnx import helper, numpy_helper
-
-    g = model.graph
-    channels = {
-        v.name: v.type.tensor_type.shape.dim[1].dim_value
-        for v in [*g.value_info, *g.input]
-        if len(v.type.tensor_type.shape.dim) == 4
-    }
-    weights = {t.name: t for t in g.initializer}
-    users: dict[str, list] = {}
-    for node in g.node:
-        for name in node.input:
-            users.setdefault(name, []).append(node)
-    nodes, dropped = [], set()
-    for node in g.node:
-        nodes.append(node)
-        conv = users.get(node.output[0], [None])
-        if node.op_type != "Concat" or len(node.input) != 2 or len(conv) != 1:
-            continue
-        conv, attrs = conv[0], {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        conv_attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
-        first = channels.get(node.input[0], 0)
-        if (
-            conv.op_type != "Conv"
-            or attrs.get("axis") != 1
-            or conv_attrs.get("group", 1) != 1
-            or conv.input[1] not in weights
-            or not first
-        ):
-            continue
-        w = numpy_helper.to_array(weights[conv.input[1]])
-        parts = []
-        for k, (x, part) in enumerate([(node.input[0], w[:, :first]), (node.input[1], w[:, first:])]):
-            name = f"{conv.input[1]}.part{k}"
-            g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(part), name))
-            inputs = [x, name] + list(conv.input[2:] if k == 0 else [])  # the bias once
-            parts.append(f"{conv.output[0]}_part{k}")
-            nodes.append(
-                helper.make_node("Conv", inputs, [parts[-1]], f"{conv.name}_part{k}", **conv_attrs)
-            )
-        nodes.append(helper.make_node("Add", parts, list(conv.output), f"{conv.name}_sum"))
-        dropped.update((("Concat", node.output[0]), ("Conv", conv.output[0])))
-    kept = [n for n in nodes if (n.op_type, n.output[0]) not in dropped]
-    del g.node[:]
-    g.node.extend(kept)
-    used = {name for n in g.node for name in n.input}
-    kept_weights = [t for t in g.initializer if t.name in used]
-    del g.initializer[:]
-    g.initializer.extend(kept_weights)
 
 
 class _Feed:
@@ -220,6 +164,7 @@ def quantize(onnx_model: bytes, calibration: dict, source: str = "the int8 range
     """The int8 QDQ model built from ``onnx_model`` and stored ranges (no images needed).
     ``source`` names the ranges in errors (their file)."""
     _ort()
+    import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     ranges = check_calibration(calibration, source)
@@ -249,6 +194,7 @@ def quantize(onnx_model: bytes, calibration: dict, source: str = "the int8 range
                 per_channel=True,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
+                nodes_to_exclude=float_convs(onnx.load(model, load_external_data=False)),
                 extra_options={"TensorQuantOverrides": overrides},
             )
         return out.read_bytes()

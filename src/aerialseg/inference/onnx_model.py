@@ -19,7 +19,6 @@ from ..classes import ClassTable
 from ..errors import AerialSegError
 from ..models.export import INPUT
 
-
 # onnxruntime's WeightBiasQuantization pass quantises the float weights of a convolution fed by
 # a DequantizeLinear per tensor: it undoes keeping a layer in float in an int8 model, and per
 # tensor is worse than our per-channel int8 (first conv alone in float: 96.4 % of labels equal
