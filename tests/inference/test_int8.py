@@ -197,3 +197,40 @@ def test_an_unwritable_cache_is_no_error(calibrated, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # its aerialseg/ cannot be made
     seg = load_segmenter(calibrated, precision="int8")
     assert seg.segment(make_scene(40, 40, seed=1)[0]).shape == (40, 40)
+
+
+def test_split_concats_computes_the_same_with_no_concat_into_a_conv(tmp_path):
+    """The U-Net's skip Concat -> Conv becomes two Convs and an Add: the same outputs."""
+    import onnx
+    import onnxruntime as ort
+
+    from aerialseg.models.checkpoint import load_checkpoint
+    from aerialseg.models.export import onnx_bytes
+
+    net, classes, meta = load_checkpoint(tiny_checkpoint(tmp_path / "t.safetensors", seed=0))
+    model = onnx_bytes(net, classes, meta)
+    prepared = onnx.load(int8._prepared(model, tmp_path))
+    nodes = prepared.graph.node
+    fed = {i for n in nodes if n.op_type == "Conv" for i in n.input}
+    assert not [n for n in nodes if n.op_type == "Concat" and n.output[0] in fed]
+    assert [n for n in nodes if n.name.endswith("_sum")]  # there were some to split
+    x = make_scene(64, 96, seed=2)[0].transpose(2, 0, 1)[None].astype(np.float32)
+    before = ort.InferenceSession(model).run(None, {"image": x})[0]
+    after = ort.InferenceSession(prepared.SerializeToString()).run(None, {"image": x})[0]
+    np.testing.assert_allclose(after, before, atol=1e-4)
+
+
+def test_float_convs_are_those_before_the_third_strided_one():
+    from onnx import helper
+
+    from aerialseg.inference.int8_graph import float_convs
+
+    def graph(strides):
+        convs = [
+            helper.make_node("Conv", [f"x{i}", f"w{i}"], [f"x{i + 1}"], f"c{i}", strides=[s, s])
+            for i, s in enumerate(strides)
+        ]
+        return helper.make_model(helper.make_graph(convs, "g", [], []))
+
+    assert float_convs(graph([2, 1, 1, 2, 1, 2, 1, 2])) == ["c0", "c1", "c2", "c3", "c4"]
+    assert float_convs(graph([1, 1, 2, 1])) == []  # fewer strided convolutions: all int8

@@ -189,14 +189,14 @@ def add_calibrate_int8(sub, help: str) -> None:
     c.add_argument(
         "--crops",
         type=common.number(int, 1),
-        default=64,
+        default=32,
         metavar="N",
         help="crops drawn over the images (seeded: the same every run) (default: %(default)s)",
     )
     c.add_argument(
         "--crop-size",
         type=common.number(int, 32),
-        default=512,
+        default=256,
         metavar="PX",
         help="side of the square crops (default: %(default)s)",
     )
