@@ -160,9 +160,12 @@ def check_crop(im: np.ndarray) -> np.ndarray:
     return im
 
 
-def quantize(onnx_model: bytes, calibration: dict, source: str = "the int8 ranges") -> bytes:
+def quantize(
+    onnx_model: bytes, calibration: dict, source: str = "the int8 ranges", float_nodes=None
+) -> bytes:
     """The int8 QDQ model built from ``onnx_model`` and stored ranges (no images needed).
-    ``source`` names the ranges in errors (their file)."""
+    ``source`` names the ranges in errors (their file). ``float_nodes``: the names of the
+    nodes left in float (default :func:`.int8_graph.float_convs`; for experiments)."""
     _ort()
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -184,6 +187,8 @@ def quantize(onnx_model: bytes, calibration: dict, source: str = "the int8 range
         overrides = {
             k: [{"rmin": np.float32(lo), "rmax": np.float32(hi)}] for k, (lo, hi) in ranges.items()
         }
+        if float_nodes is None:
+            float_nodes = float_convs(onnx.load(model, load_external_data=False))
         out = tmp / "int8.onnx"
         with _quiet():
             quantize_static(
@@ -194,7 +199,7 @@ def quantize(onnx_model: bytes, calibration: dict, source: str = "the int8 range
                 per_channel=True,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
-                nodes_to_exclude=float_convs(onnx.load(model, load_external_data=False)),
+                nodes_to_exclude=list(float_nodes),
                 extra_options={"TensorQuantOverrides": overrides},
             )
         return out.read_bytes()
