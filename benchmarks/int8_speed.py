@@ -103,7 +103,7 @@ def accuracy(segs: dict, root: str) -> None:
             sets["held-out Tile 7"].append(item)
     others = other_places(Path(root).parent / OTHER)
     if others:
-        sets[f"other places ({len(others)})"] = list(others.values())
+        sets["other places"] = list(others.values())
     for name, items in sets.items():
         equal = {k: 0 for k in segs}
         right = {k: 0 for k in segs}
