@@ -86,6 +86,9 @@ def test_missing_corrupt_or_foreign_ranges_are_one_line(calibrated, tmp_path):
     sidecar.write_text("{not json")
     with pytest.raises(AerialSegError, match="other.int8.json: unreadable int8 ranges"):
         load_segmenter(other, precision="int8")
+    sidecar.write_text(json.dumps({"format": 1, "ranges": {"x": [0.0, 1.0]}}))
+    with pytest.raises(AerialSegError, match="other.int8.json: int8 ranges of format 1.*recal"):
+        load_segmenter(other, precision="int8")
     sidecar.write_text(json.dumps({"format": int8.FORMAT, "ranges": {"x": [1.0, 0.0]}}))
     with pytest.raises(AerialSegError, match="other.int8.json: bad range for 'x'"):
         load_segmenter(other, precision="int8")

@@ -210,8 +210,13 @@ def quantize(
 
 def check_calibration(calibration: dict, source: str) -> dict[str, tuple[float, float]]:
     """The ranges of a sidecar's content, or one line saying what is wrong with it."""
-    if not isinstance(calibration, dict) or calibration.get("format") != FORMAT:
+    if not isinstance(calibration, dict) or not isinstance(calibration.get("format"), int):
         raise AerialSegError(f"{source}: not aerialseg int8 ranges (format {FORMAT})")
+    if calibration["format"] != FORMAT:
+        raise AerialSegError(
+            f"{source}: int8 ranges of format {calibration['format']}, this aerialseg reads "
+            f"format {FORMAT}; recalibrate with `aerialseg calibrate-int8`"
+        )
     ranges = calibration.get("ranges")
     if not isinstance(ranges, dict) or not ranges:
         raise AerialSegError(f"{source}: no ranges")
