@@ -14,6 +14,15 @@ REAL_DATA = Path(
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_in_tmp(tmp_path_factory):
+    """Whatever the tests build and cache (int8 models) goes to a temporary folder, not the
+    user's ~/.cache; set in the environment so CLI subprocesses inherit it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture
 def tiny_dataset(tmp_path) -> Path:
     """Kaggle layout: 2 tiles x 3 images of 80x96 (spaces in folder names, palette masks too)."""

@@ -1,6 +1,7 @@
 """int8 through onnxruntime: built from stored ranges alone, deterministic, close to fp32."""
 
 import json
+import os
 import sys
 
 import numpy as np
@@ -85,6 +86,9 @@ def test_missing_corrupt_or_foreign_ranges_are_one_line(calibrated, tmp_path):
     sidecar.write_text("{not json")
     with pytest.raises(AerialSegError, match="other.int8.json: unreadable int8 ranges"):
         load_segmenter(other, precision="int8")
+    sidecar.write_text(json.dumps({"format": 1, "ranges": {"x": [0.0, 1.0]}}))
+    with pytest.raises(AerialSegError, match="other.int8.json: int8 ranges of format 1.*recal"):
+        load_segmenter(other, precision="int8")
     sidecar.write_text(json.dumps({"format": int8.FORMAT, "ranges": {"x": [1.0, 0.0]}}))
     with pytest.raises(AerialSegError, match="other.int8.json: bad range for 'x'"):
         load_segmenter(other, precision="int8")
@@ -148,3 +152,88 @@ def test_model_from_stored_ranges_is_what_calibrating_on_the_images_builds(tmp_p
         weight_type=QuantType.QInt8,
     )
     assert built == out.read_bytes()
+
+
+def test_second_load_uses_the_cache_and_gives_the_same_labels(calibrated, monkeypatch):
+    from aerialseg.inference.segmenter import load_segmenter
+
+    rgb = make_scene(70, 90, seed=3)[0]
+    first = load_segmenter(calibrated, precision="int8").segment(rgb)
+    cached = list(int8.cache_dir().glob("int8-*.onnx"))
+    assert cached and all(str(p).startswith(os.environ["XDG_CACHE_HOME"]) for p in cached)
+
+    def no_build(*a, **kw):
+        raise AssertionError("built again despite the cache")
+
+    monkeypatch.setattr(int8, "quantize", no_build)
+    assert np.array_equal(load_segmenter(calibrated, precision="int8").segment(rgb), first)
+
+
+def test_a_corrupted_or_stale_cache_is_rebuilt_not_trusted(calibrated, tmp_path, monkeypatch):
+    from aerialseg.inference.segmenter import load_segmenter
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    rgb = make_scene(70, 90, seed=4)[0]
+    first = load_segmenter(calibrated, precision="int8").segment(rgb)
+    (cached,) = int8.cache_dir().glob("int8-*.onnx")
+    whole = cached.read_bytes()
+    for bad in (whole[: len(whole) // 2], whole[:100] + bytes([whole[100] ^ 1]) + whole[101:]):
+        cached.write_bytes(bad)
+        assert np.array_equal(load_segmenter(calibrated, precision="int8").segment(rgb), first)
+        assert cached.read_bytes() == whole  # rebuilt and written again
+    # other ranges are another key: a model built from the old ones is not used
+    data = json.loads(int8.ranges_path(calibrated).read_text())
+    data["crops"] = 5
+    int8.ranges_path(calibrated).write_text(json.dumps(data))
+    try:
+        load_segmenter(calibrated, precision="int8")
+        assert len(list(int8.cache_dir().glob("int8-*.onnx"))) == 2
+    finally:
+        int8.calibrate_checkpoint(calibrated, photos(), n=4, size=64)
+
+
+def test_an_unwritable_cache_is_no_error(calibrated, tmp_path, monkeypatch):
+    from aerialseg.inference.segmenter import load_segmenter
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # its aerialseg/ cannot be made
+    seg = load_segmenter(calibrated, precision="int8")
+    assert seg.segment(make_scene(40, 40, seed=1)[0]).shape == (40, 40)
+
+
+def test_split_concats_computes_the_same_with_no_concat_into_a_conv(tmp_path):
+    """The U-Net's skip Concat -> Conv becomes two Convs and an Add: the same outputs."""
+    import onnx
+    import onnxruntime as ort
+
+    from aerialseg.models.checkpoint import load_checkpoint
+    from aerialseg.models.export import onnx_bytes
+
+    net, classes, meta = load_checkpoint(tiny_checkpoint(tmp_path / "t.safetensors", seed=0))
+    model = onnx_bytes(net, classes, meta)
+    prepared = onnx.load(int8._prepared(model, tmp_path))
+    nodes = prepared.graph.node
+    fed = {i for n in nodes if n.op_type == "Conv" for i in n.input}
+    assert not [n for n in nodes if n.op_type == "Concat" and n.output[0] in fed]
+    assert [n for n in nodes if n.name.endswith("_sum")]  # there were some to split
+    x = make_scene(64, 96, seed=2)[0].transpose(2, 0, 1)[None].astype(np.float32)
+    before = ort.InferenceSession(model).run(None, {"image": x})[0]
+    after = ort.InferenceSession(prepared.SerializeToString()).run(None, {"image": x})[0]
+    np.testing.assert_allclose(after, before, atol=1e-4)
+
+
+def test_float_convs_are_those_before_the_third_strided_one():
+    from onnx import helper
+
+    from aerialseg.inference.int8_graph import float_convs
+
+    def graph(strides):
+        convs = [
+            helper.make_node("Conv", [f"x{i}", f"w{i}"], [f"x{i + 1}"], f"c{i}", strides=[s, s])
+            for i, s in enumerate(strides)
+        ]
+        return helper.make_model(helper.make_graph(convs, "g", [], []))
+
+    assert float_convs(graph([2, 1, 1, 2, 1, 2, 1, 2])) == ["c0", "c1", "c2", "c3", "c4"]
+    assert float_convs(graph([1, 1, 2, 1])) == []  # fewer strided convolutions: all int8

@@ -1,5 +1,7 @@
 """int8 inference on the CPU: the network exported to ONNX and quantised statically (QDQ, int8
-weights per output channel, uint8 activations per tensor) for onnxruntime's CPU provider.
+weights per output channel, uint8 activations per tensor) for onnxruntime's CPU provider. The
+stem and first stages stay in float and skip concatenations are split
+(:mod:`.int8_graph`): that is what takes its labels to >= 99 % agreement with fp32's.
 
 Why onnxruntime and not PyTorch's PT2E flow with the x86 inductor quantizer (torchao 0.18,
 torch 2.13): on a 2-core AMD EPYC (AVX512-VNNI, no AMX) a 1088² forward of the PT2E model
@@ -10,14 +12,17 @@ Calibration needs images, inference must not: activation ranges are measured onc
 (:func:`calibrate`, deterministic crops of training images) and stored in a small JSON
 sidecar next to the checkpoint (``NAME.int8.json``; the bundled model's ships in the wheel).
 Loading rebuilds the same int8 model from those ranges alone (:func:`quantize`): same
-checkpoint and sidecar, same model, same labels.
+checkpoint and sidecar, same model, same labels; the model built is cached on disk, keyed by
+what it is built from (:func:`load_int8`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
+import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,8 +31,9 @@ import numpy as np
 
 from ..errors import AerialSegError
 from ..io.files import atomic_path
+from .int8_graph import float_convs, split_concats
 
-FORMAT = 1
+FORMAT = 2  # 2: with the ranges of the split skip concatenations (int8_graph.split_concats)
 SUFFIX = ".int8.json"
 EXTRA = "pip install 'aerialseg[onnx]'"
 # The smallest input the exported graph takes (its reflection padding needs sides >= 32): what
@@ -64,13 +70,18 @@ def _quiet():
 
 
 def _prepared(onnx_model: bytes, tmp: Path) -> Path:
-    """The model with shapes inferred, as onnxruntime's quantizer wants it, written in ``tmp``."""
+    """The model with shapes inferred, as onnxruntime's quantizer wants it, and its skip
+    concatenations split (:func:`.int8_graph.split_concats`), written in ``tmp``."""
+    import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     src, out = tmp / "model.onnx", tmp / "prepared.onnx"
     src.write_bytes(onnx_model)
     with _quiet():
         quant_pre_process(str(src), str(out), skip_symbolic_shape=True)
+    model = onnx.load(out)
+    split_concats(model)
+    onnx.save(model, out)
     return out
 
 
@@ -152,10 +163,14 @@ def check_crop(im: np.ndarray) -> np.ndarray:
     return im
 
 
-def quantize(onnx_model: bytes, calibration: dict, source: str = "the int8 ranges") -> bytes:
+def quantize(
+    onnx_model: bytes, calibration: dict, source: str = "the int8 ranges", float_nodes=None
+) -> bytes:
     """The int8 QDQ model built from ``onnx_model`` and stored ranges (no images needed).
-    ``source`` names the ranges in errors (their file)."""
+    ``source`` names the ranges in errors (their file). ``float_nodes``: the names of the
+    nodes left in float (default :func:`.int8_graph.float_convs`; for experiments)."""
     _ort()
+    import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     ranges = check_calibration(calibration, source)
@@ -175,6 +190,8 @@ def quantize(onnx_model: bytes, calibration: dict, source: str = "the int8 range
         overrides = {
             k: [{"rmin": np.float32(lo), "rmax": np.float32(hi)}] for k, (lo, hi) in ranges.items()
         }
+        if float_nodes is None:
+            float_nodes = float_convs(onnx.load(model, load_external_data=False))
         out = tmp / "int8.onnx"
         with _quiet():
             quantize_static(
@@ -185,6 +202,7 @@ def quantize(onnx_model: bytes, calibration: dict, source: str = "the int8 range
                 per_channel=True,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
+                nodes_to_exclude=list(float_nodes),
                 extra_options={"TensorQuantOverrides": overrides},
             )
         return out.read_bytes()
@@ -192,8 +210,13 @@ def quantize(onnx_model: bytes, calibration: dict, source: str = "the int8 range
 
 def check_calibration(calibration: dict, source: str) -> dict[str, tuple[float, float]]:
     """The ranges of a sidecar's content, or one line saying what is wrong with it."""
-    if not isinstance(calibration, dict) or calibration.get("format") != FORMAT:
+    if not isinstance(calibration, dict) or not isinstance(calibration.get("format"), int):
         raise AerialSegError(f"{source}: not aerialseg int8 ranges (format {FORMAT})")
+    if calibration["format"] != FORMAT:
+        raise AerialSegError(
+            f"{source}: int8 ranges of format {calibration['format']}, this aerialseg reads "
+            f"format {FORMAT}; recalibrate with `aerialseg calibrate-int8`"
+        )
     ranges = calibration.get("ranges")
     if not isinstance(ranges, dict) or not ranges:
         raise AerialSegError(f"{source}: no ranges")
@@ -232,7 +255,8 @@ def write_ranges(model: str | Path, calibration: dict) -> Path:
 def load_int8(path: str | Path, threads=None):
     """Checkpoint ``path`` quantised to int8 from its ranges sidecar (:func:`read_ranges`),
     run by onnxruntime: (the model, its classes, its metadata), as
-    :func:`~aerialseg.inference.onnx_model.load_onnx` gives them for a Segmenter."""
+    :func:`~aerialseg.inference.onnx_model.load_onnx` gives them for a Segmenter. The int8
+    model is cached on disk (:func:`cache_dir`): building it is an ONNX export, 15-25 s."""
     from ..classes import ClassTable
     from ..models.checkpoint import load_checkpoint
     from ..models.export import onnx_bytes
@@ -245,8 +269,67 @@ def load_int8(path: str | Path, threads=None):
         raise AerialSegError(f"{path}: no such model file")
     _ort()
     calibration, source = read_ranges(path)
-    net, classes, meta = load_checkpoint(path)
-    meta.setdefault("name", path.stem)
-    model = OnnxModel(quantize(onnx_bytes(net, classes, meta), calibration, source), threads)
+    cached = _cache_path(path, calibration)
+    model = _from_cache(cached, threads) if cached else None
+    if model is None:
+        net, classes, meta = load_checkpoint(path)
+        meta.setdefault("name", path.stem)
+        built = quantize(onnx_bytes(net, classes, meta), calibration, source)
+        model = OnnxModel(built, threads)
+        if cached:
+            _to_cache(cached, built)
     meta = {**model.meta, "precision": "int8"}
     return model, ClassTable.from_dict(meta["classes"]), meta
+
+
+# Bump when quantize() builds another model from the same checkpoint and ranges.
+CACHE_FORMAT = 1
+
+
+def cache_dir() -> Path:
+    """Where built int8 models are kept: ``$XDG_CACHE_HOME/aerialseg`` or ``~/.cache/aerialseg``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aerialseg"
+
+
+def _cache_path(checkpoint: Path, calibration: dict) -> Path | None:
+    """The cache file of the model built from ``checkpoint`` and ``calibration``, named by
+    what it depends on: the checkpoint's bytes, the ranges, onnxruntime's quantizer (its
+    version) and how this module builds (:data:`CACHE_FORMAT`). None where there is no home
+    to cache in."""
+    import onnxruntime
+
+    try:
+        h = hashlib.sha256(checkpoint.read_bytes())
+        folder = cache_dir()
+    except (OSError, RuntimeError):  # RuntimeError: Path.home() without a home
+        return None
+    h.update(json.dumps(calibration, sort_keys=True).encode())
+    h.update(f"onnxruntime {onnxruntime.__version__}, format {CACHE_FORMAT}".encode())
+    return folder / f"int8-{h.hexdigest()[:40]}.onnx"
+
+
+def _from_cache(path: Path, threads):
+    """The cached model, or None if there is none or it is not whole (its first 32 bytes are
+    the sha256 of the rest): then it is rebuilt, never an error."""
+    from .onnx_model import OnnxModel
+
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if hashlib.sha256(data[32:]).digest() != data[:32]:
+        return None
+    try:
+        return OnnxModel(data[32:], threads)
+    except AerialSegError:
+        return None
+
+
+def _to_cache(path: Path, model: bytes) -> None:
+    """Keep ``model`` for the next load, written whole or not at all; a cache that cannot be
+    written (read-only home, full disk) only costs the next load its build."""
+    try:
+        with atomic_path(path) as tmp:
+            Path(tmp).write_bytes(hashlib.sha256(model).digest() + model)
+    except (AerialSegError, OSError) as e:
+        logging.getLogger(__name__).debug("int8 cache not written: %s", e)
