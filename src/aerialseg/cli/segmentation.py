@@ -188,8 +188,8 @@ def cmd_segment(args) -> int:
             tqdm.write(f"{display_name(path)}: warning: {result.warning}", file=sys.stderr)
     written = f" ({', '.join(kinds)})" if kinds else ""
     print(
-        f"segmented {done} image{'s' * (done != 1)} with {seg.name} -> {display_name(out)}/"
-        + written
+        f"segmented {done} image{'s' * (done != 1)} with {seg.name} in {seg.precision} "
+        f"-> {display_name(out)}/" + written
     )
     if kept:
         print(

@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -229,6 +230,19 @@ def check_calibration(calibration: dict, source: str) -> dict[str, tuple[float, 
     return out
 
 
+def usable(model: str | Path) -> bool:
+    """Whether checkpoint ``model`` can run as int8 here: its ranges of the current format
+    beside it and onnxruntime installed. "auto" precision asks this before choosing int8."""
+    path = ranges_path(model)
+    if Path(model).suffix.lower() == ".onnx" or not path.is_file():
+        return False
+    try:
+        _ort()
+        return json.loads(path.read_text()).get("format") == FORMAT
+    except (AerialSegError, OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return False
+
+
 def read_ranges(model: str | Path) -> tuple[dict, str]:
     """(the sidecar's content, its path) for checkpoint ``model``; one line if it has none."""
     path = ranges_path(model)
@@ -272,6 +286,9 @@ def load_int8(path: str | Path, threads=None):
     cached = _cache_path(path, calibration)
     model = _from_cache(cached, threads) if cached else None
     if model is None:
+        # the one slow step (an ONNX export and quantisation), once per model: say so
+        print(f"building the int8 model of {path.name} (once; kept in {cache_dir()})",
+              file=sys.stderr, flush=True)  # fmt: skip
         net, classes, meta = load_checkpoint(path)
         meta.setdefault("name", path.stem)
         built = quantize(onnx_bytes(net, classes, meta), calibration, source)

@@ -54,6 +54,7 @@ def model_stats(seg, tta: bool, confidence: float, near, sample: np.ndarray) -> 
     the warning looks at)."""
     return {
         "model": seg.name,
+        "precision": seg.precision,
         "tta": tta,
         "mean_confidence": round(confidence, 4),
         **familiarity_stats(near),
