@@ -27,7 +27,10 @@ environment (libgomp's default) times torch's rows spinning, as before. On share
 is most of the difference at 2 threads (docs/experiments.md, *Threads that wait sleep*); with
 ``--threads 1`` there is no waiting and it changes nothing.
 
-    python benchmarks/keras_anchor.py [--rounds 3] [--steps 6] [--threads N] [--compile]
+    python benchmarks/keras_anchor.py [--rounds 3] [--steps 6] [--threads N[,N...]] [--compile]
+
+``--threads 1,2`` runs the whole comparison once per thread count, one process each (the
+figures the docs quote: one and two threads).
 
 Figure: the training-throughput ratio against the paper's Keras/TensorFlow stack (patches per
 CPU-second), quoted in docs/results.md (training speed); every run in docs/experiments.md.
@@ -38,6 +41,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -153,9 +157,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=6, help="batches per round and setup")
-    ap.add_argument("--threads", type=int, help="threads for both (default: torch's default)")
+    ap.add_argument(
+        "--threads", help="threads for both, or a list (1,2): one run each (default: torch's)"
+    )
     ap.add_argument("--compile", action="store_true", help="add unet-effl0 under torch.compile")
     args = ap.parse_args()
+    counts = [int(n) for n in args.threads.split(",")] if args.threads else []
+    if len(counts) > 1:  # TensorFlow fixes its thread pools once: one process per count
+        same = ["--rounds", str(args.rounds), "--steps", str(args.steps)]
+        same += ["--compile"] if args.compile else []
+        for n in counts:
+            subprocess.run([sys.executable, __file__, *same, "--threads", str(n)], check=True)
+        return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     try:
@@ -167,7 +180,7 @@ def main() -> None:
         sys.exit(0)
     # as `aerialseg train` runs; process-wide, so Keras gets it too (it can only help it)
     reuse_freed_memory()
-    threads = args.threads or torch.get_num_threads()
+    threads = counts[0] if counts else torch.get_num_threads()
     torch.set_num_threads(threads)
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
@@ -188,6 +201,7 @@ def main() -> None:
         "aerialseg unet-seed": ("torch", aerialseg_setup("unet-seed", samples)),
         "aerialseg unet (prev. default)": ("torch", aerialseg_setup("unet", samples)),
         "aerialseg unet-effl0 (default)": ("torch", aerialseg_setup("unet-effl0", samples)),
+        "aerialseg unet-effl0-s4": ("torch", aerialseg_setup("unet-effl0-s4", samples)),
         "aerialseg unet-effl0-fbn": ("torch", aerialseg_setup("unet-effl0-fbn", samples)),
     }
     if args.compile:
