@@ -14,6 +14,8 @@ Against it, in the same process, in alternating rounds, on the same real batches
   fused Adam over its parameter groups, its loss, ``train_step`` with bf16 autocast where the
   CPU has it) for
   the previous default recipe (``unet``) and the current one (``unet-effl0``, ImageNet encoder);
+- the default's step as it was before ``models.depthwise`` (depthwise convs in fp32), and
+  ``unet-effl0-s4`` (the default with a three-step decoder);
 - the same network as the anchor (``unet-seed``) through aerialseg's step;
 - the plain fp32 PyTorch port of that network from train_throughput.py (the weaker anchor);
 - with ``--compile``, also the default's step with its model under ``torch.compile``
@@ -51,6 +53,8 @@ passive_thread_waits()  # as the aerialseg command does, before torch loads (see
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
 
 try:  # run as a script from the repository root or from benchmarks/
     from train_throughput import batches, plain_loss, plain_model
@@ -116,6 +120,25 @@ def torch_steps(setup, data) -> None:
     model, opt, loss_fn, precision = setup
     for x, y in data:
         train_step(model, opt, loss_fn, x, y, precision)
+
+
+def fp32_depthwise_steps(setup, data) -> None:
+    """The default's step as it was before models.depthwise: its depthwise convs trained in
+    fp32 (inputs converted, outputs fp32), the rest under bf16 autocast."""
+    from aerialseg.models.efficientnet import SameConv
+
+    def forward(self, x):
+        x = F.pad(x, self.pads) if self.pads else x
+        if self.groups > 1 and torch.is_grad_enabled() and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                return nn.Conv2d.forward(self, x.float())
+        return nn.Conv2d.forward(self, x)
+
+    SameConv.forward, today = forward, SameConv.forward
+    try:
+        torch_steps(setup, data)
+    finally:
+        SameConv.forward = today
 
 
 def rates(fn, setup, data) -> tuple[float, float]:
@@ -201,6 +224,7 @@ def main() -> None:
         "aerialseg unet-seed": ("torch", aerialseg_setup("unet-seed", samples)),
         "aerialseg unet (prev. default)": ("torch", aerialseg_setup("unet", samples)),
         "aerialseg unet-effl0 (default)": ("torch", aerialseg_setup("unet-effl0", samples)),
+        "unet-effl0, fp32 depthwise": ("fp32dw", aerialseg_setup("unet-effl0", samples)),
         "aerialseg unet-effl0-s4": ("torch", aerialseg_setup("unet-effl0-s4", samples)),
         "aerialseg unet-effl0-fbn": ("torch", aerialseg_setup("unet-effl0-fbn", samples)),
     }
@@ -217,7 +241,8 @@ def main() -> None:
     load0 = os.getloadavg()
     for r in range(args.rounds + 1):  # round 0: warm-up (tracing, XLA, oneDNN kernels)
         for name, (kind, setup) in setups.items():
-            fn, batches_ = (keras_steps, keras_data) if kind == "keras" else (torch_steps, data)
+            steps = {"keras": keras_steps, "torch": torch_steps, "fp32dw": fp32_depthwise_steps}
+            fn, batches_ = steps[kind], keras_data if kind == "keras" else data
             wall, cpu = rates(fn, setup, batches_ if r else batches_[:2])
             if r:
                 measured[name].append((wall, cpu))
