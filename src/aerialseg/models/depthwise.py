@@ -15,8 +15,9 @@ oneDNN does fast:
   (cross-correlation) is one depthwise conv of the input by the output gradient as the kernel
   (dilated by the stride), giving ``k x k`` per (channel, image), summed over the batch.
 
-Same maths as autograd's, in bf16 with fp32 accumulation inside each conv (tests compare them).
-Measured in ``benchmarks/keras_anchor.py`` (docs/experiments.md, *bf16 depthwise training*).
+Same maths as autograd's, in bf16 with fp32 accumulation inside each conv (the 5x5 weight
+gradient rounds each image's share to bf16 before the batch sum); tests compare them. Measured
+in ``benchmarks/keras_anchor.py`` (docs/experiments.md, *A quicker step*).
 """
 
 from __future__ import annotations
