@@ -14,6 +14,8 @@ Against it, in the same process, in alternating rounds, on the same real batches
   fused Adam over its parameter groups, its loss, ``train_step`` with bf16 autocast where the
   CPU has it) for
   the previous default recipe (``unet``) and the current one (``unet-effl0``, ImageNet encoder);
+- the default's step as it was before ``models.depthwise`` (depthwise convs in fp32), and
+  ``unet-effl0-s4`` (the default with a three-step decoder);
 - the same network as the anchor (``unet-seed``) through aerialseg's step;
 - the plain fp32 PyTorch port of that network from train_throughput.py (the weaker anchor);
 - with ``--compile``, also the default's step with its model under ``torch.compile``
@@ -27,7 +29,10 @@ environment (libgomp's default) times torch's rows spinning, as before. On share
 is most of the difference at 2 threads (docs/experiments.md, *Threads that wait sleep*); with
 ``--threads 1`` there is no waiting and it changes nothing.
 
-    python benchmarks/keras_anchor.py [--rounds 3] [--steps 6] [--threads N] [--compile]
+    python benchmarks/keras_anchor.py [--rounds 3] [--steps 6] [--threads N[,N...]] [--compile]
+
+``--threads 1,2`` runs the whole comparison once per thread count, one process each (the
+figures the docs quote: one and two threads).
 
 Figure: the training-throughput ratio against the paper's Keras/TensorFlow stack (patches per
 CPU-second), quoted in docs/results.md (training speed); every run in docs/experiments.md.
@@ -38,6 +43,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -47,6 +53,8 @@ passive_thread_waits()  # as the aerialseg command does, before torch loads (see
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
 
 try:  # run as a script from the repository root or from benchmarks/
     from train_throughput import batches, plain_loss, plain_model
@@ -114,6 +122,25 @@ def torch_steps(setup, data) -> None:
         train_step(model, opt, loss_fn, x, y, precision)
 
 
+def fp32_depthwise_steps(setup, data) -> None:
+    """The default's step as it was before models.depthwise: its depthwise convs trained in
+    fp32 (inputs converted, outputs fp32), the rest under bf16 autocast."""
+    from aerialseg.models.efficientnet import SameConv
+
+    def forward(self, x):
+        x = F.pad(x, self.pads) if self.pads else x
+        if self.groups > 1 and torch.is_grad_enabled() and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                return nn.Conv2d.forward(self, x.float())
+        return nn.Conv2d.forward(self, x)
+
+    SameConv.forward, today = forward, SameConv.forward
+    try:
+        torch_steps(setup, data)
+    finally:
+        SameConv.forward = today
+
+
 def rates(fn, setup, data) -> tuple[float, float]:
     """Patches per second of wall-clock time and per second of this process's CPU time (all
     its threads: on a shared machine the steadier of the two)."""
@@ -153,9 +180,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=6, help="batches per round and setup")
-    ap.add_argument("--threads", type=int, help="threads for both (default: torch's default)")
+    ap.add_argument(
+        "--threads", help="threads for both, or a list (1,2): one run each (default: torch's)"
+    )
     ap.add_argument("--compile", action="store_true", help="add unet-effl0 under torch.compile")
     args = ap.parse_args()
+    counts = [int(n) for n in args.threads.split(",")] if args.threads else []
+    if len(counts) > 1:  # TensorFlow fixes its thread pools once: one process per count
+        same = ["--rounds", str(args.rounds), "--steps", str(args.steps)]
+        same += ["--compile"] if args.compile else []
+        for n in counts:
+            subprocess.run([sys.executable, __file__, *same, "--threads", str(n)], check=True)
+        return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     try:
@@ -167,7 +203,7 @@ def main() -> None:
         sys.exit(0)
     # as `aerialseg train` runs; process-wide, so Keras gets it too (it can only help it)
     reuse_freed_memory()
-    threads = args.threads or torch.get_num_threads()
+    threads = counts[0] if counts else torch.get_num_threads()
     torch.set_num_threads(threads)
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
@@ -188,6 +224,8 @@ def main() -> None:
         "aerialseg unet-seed": ("torch", aerialseg_setup("unet-seed", samples)),
         "aerialseg unet (prev. default)": ("torch", aerialseg_setup("unet", samples)),
         "aerialseg unet-effl0 (default)": ("torch", aerialseg_setup("unet-effl0", samples)),
+        "unet-effl0, fp32 depthwise": ("fp32dw", aerialseg_setup("unet-effl0", samples)),
+        "aerialseg unet-effl0-s4": ("torch", aerialseg_setup("unet-effl0-s4", samples)),
         "aerialseg unet-effl0-fbn": ("torch", aerialseg_setup("unet-effl0-fbn", samples)),
     }
     if args.compile:
@@ -203,7 +241,8 @@ def main() -> None:
     load0 = os.getloadavg()
     for r in range(args.rounds + 1):  # round 0: warm-up (tracing, XLA, oneDNN kernels)
         for name, (kind, setup) in setups.items():
-            fn, batches_ = (keras_steps, keras_data) if kind == "keras" else (torch_steps, data)
+            steps = {"keras": keras_steps, "torch": torch_steps, "fp32dw": fp32_depthwise_steps}
+            fn, batches_ = steps[kind], keras_data if kind == "keras" else data
             wall, cpu = rates(fn, setup, batches_ if r else batches_[:2])
             if r:
                 measured[name].append((wall, cpu))

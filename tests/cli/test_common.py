@@ -33,7 +33,7 @@ def test_train_help_shows_defaults_and_allowed_values(capsys):
     out = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
     assert (
         "(default: 0.002)" in out
-        and "{unet,unet-effl0,unet-effl0-fbn,unet-effl1,unet-effl2,unet-seed}" in out
+        and "{unet,unet-effl0,unet-effl0-fbn,unet-effl0-s4,unet-effl1,unet-effl2,unet-seed}" in out
         and "dice+focal" in out
     )
 

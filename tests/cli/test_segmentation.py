@@ -138,7 +138,7 @@ def test_seed_preset_trains_on_random_patch_split(tiny_dataset, tmp_path):
         (
             ["train", "--data", "{data}", "--out", "{tmp}/r", "--arch", "vgg"],
             "invalid choice: 'vgg' (choose from 'unet', 'unet-effl0', 'unet-effl0-fbn', "
-            "'unet-effl1', 'unet-effl2', 'unet-seed')",
+            "'unet-effl0-s4', 'unet-effl1', 'unet-effl2', 'unet-seed')",
         ),
         (
             ["train", "--data", "{data}", "--out", "{tmp}/r", "--patch-size", "128"],

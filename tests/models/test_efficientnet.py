@@ -94,15 +94,18 @@ def test_pretrained_weights_recognise_imagenet_photos(arch, variant):
     assert {985, 599} & set(_imagenet_top5(model, state, flower)[:1])
 
 
-def test_depthwise_convs_train_in_fp32_under_cpu_autocast():
+def test_depthwise_convs_train_in_bf16_under_cpu_autocast():
+    """Training under bf16 autocast takes models.depthwise (tests/models/test_depthwise.py);
+    inference and fp32 take the plain conv."""
     from aerialseg.models.efficientnet import SameConv
 
-    dw, dense = SameConv(8, 8, 3, groups=8), SameConv(8, 8, 3)
+    dw = SameConv(8, 8, 3, groups=8)
     x = torch.rand(1, 8, 16, 16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert dw(x).dtype == torch.float32 and dense(x).dtype == torch.bfloat16
-        with torch.no_grad():  # inference keeps bf16
+        assert dw(x).grad_fn.name() == "_DepthwiseBF16Backward"
+        with torch.no_grad():  # inference: the plain conv, bf16 as autocast makes it
             assert dw(x).dtype == torch.bfloat16
+    assert dw(x).dtype == torch.float32 and dw(x).grad_fn.name() != "_DepthwiseBF16Backward"
 
 
 def test_encoder_without_batch_norm_is_the_folded_encoder():

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Normalize, SegmentationModel, fold_batchnorm
+from .depthwise import depthwise_bf16
 
 # (expand ratio, kernel, stride) of the 7 stages, the same in every Lite model
 STAGES = ((1, 3, 1), (6, 3, 2), (6, 5, 2), (6, 3, 2), (6, 5, 1), (6, 5, 2), (6, 3, 1))
@@ -75,13 +76,16 @@ class SameConv(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, self.pads) if self.pads else x
-        if self.groups > 1 and torch.is_grad_enabled() and torch.is_autocast_enabled("cpu"):
-            # Training on a CPU under bf16 autocast: oneDNN's depthwise backward is about
-            # twice as slow in bf16 as in fp32 here, and it was 2/3 of a training step, so
-            # the depthwise convs train in fp32 (a step 1.3x faster: benchmarks/
-            # keras_anchor.py); dense convs and all of inference stay bf16.
-            with torch.autocast("cpu", enabled=False):
-                return super().forward(x.float())
+        if (
+            self.groups > 1
+            and torch.is_grad_enabled()
+            and torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        ):
+            # Training on a CPU under bf16 autocast: oneDNN's own bf16 depthwise backward is
+            # slow in places (see models.depthwise), so this one rewrites those places.
+            y = depthwise_bf16(x, self.weight, self.stride[0], self.padding[0])
+            return y if self.bias is None else y + self.bias.to(y.dtype).view(1, -1, 1, 1)
         return super().forward(x)
 
 
