@@ -221,6 +221,46 @@ def reuse_freed_memory() -> bool:
     return all(done)
 
 
+def resident_bytes() -> int | None:
+    """This process's resident memory (RSS) in bytes, or None where /proc is not there."""
+    import os
+
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@functools.cache
+def _malloc_trim():
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+def release_freed_memory(above: int) -> bool:
+    """Hand the heap's freed pages back to the kernel (glibc's malloc_trim) when this process
+    holds more than ``above`` bytes resident; True if it did.
+
+    Why: with :func:`reuse_freed_memory`, freed blocks stay in the heap, and over hundreds of
+    windows the blocks that outlive a forward pass (GDAL's cached tiles, the bands handed out)
+    land among the holes the next pass left: the heap grows by some 30-60 MB per column chunk
+    of a streamed raster, with 0.6 GB of it free (a 10 000² raster peaked at 1.02 GiB).
+    Trimming costs the next pass its pages again (a fifth of a 1152² forward when done every
+    window, benchmarks/segment_memory.py), so it is done only when the resident memory is
+    over the bound, which the heap reaches a few times a raster. Linux with glibc only."""
+    rss = resident_bytes()
+    trim = _malloc_trim()
+    if rss is None or trim is None or rss <= above:
+        return False
+    trim(0)
+    return True
+
+
 def passive_thread_waits() -> bool:
     """Make torch's OpenMP threads sleep, not spin, while they wait for each other; True if
     set here (before torch is imported: the OpenMP runtime reads it once, when it loads).

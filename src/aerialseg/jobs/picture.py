@@ -77,7 +77,11 @@ def streams(
     try:
         with _pillow_limit(None), Image.open(path) as im:  # the header: Pillow's bomb check off
             size, mode, info = (im.height, im.width), im.mode, im.info
-            turned = im.getexif().get(0x0112, 1) not in (0, 1)  # EXIF orientation
+            if im.format == "PNG" and _png_metadata_after_pixels(path):
+                return None  # Pillow would decode the whole picture to see it: as before
+            # PNG's getexif() decodes the whole picture, for chunks after the pixels (none here)
+            exif = Image.Image.getexif(im) if im.format == "PNG" else im.getexif()
+            turned = exif.get(0x0112, 1) not in (0, 1)  # EXIF orientation
     except Exception:  # noqa: BLE001 - unreadable: the in-memory reader says why
         return None
     if mode != "RGB" or turned or "transparency" in info or size[0] * size[1] < min_pixels:
@@ -95,6 +99,26 @@ def streams(
     except AerialSegError:
         return None
     return size if same else None
+
+
+def _png_metadata_after_pixels(path: Path) -> bool:
+    """Whether the PNG has EXIF or text chunks after its pixel data (IDAT), where an EXIF
+    rotation may hide: its chunks are walked, their data skipped."""
+    import struct
+
+    with open(path, "rb") as f:
+        f.seek(8)  # the signature
+        seen_pixels = False
+        while len(head := f.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", head)
+            if kind == b"IEND":
+                return False
+            if kind == b"IDAT":
+                seen_pixels = True
+            elif seen_pixels and kind in (b"eXIf", b"tEXt", b"zTXt", b"iTXt"):
+                return True
+            f.seek(length + 4, os.SEEK_CUR)  # data and CRC
+    return False
 
 
 def segment_picture_streamed(
