@@ -155,6 +155,7 @@ def stream_raster(
     finally:
         if seam:
             seam.close()
+    release_freed_memory(0)  # the passes' pages: of no use to the writing that follows
 
 
 class _Seam:
