@@ -20,12 +20,14 @@ with no baseline run compare their CPU-s/MP with the smallest size's of this run
         [--repeats 2] [--tta] [--threads 1] [--pictures DIR] [--jsonl FILE]
 
 --pictures DIR keeps the pictures made there (and reuses them on a rerun); --jsonl appends a
-record per run as it finishes (long runs). Figures: docs/results.md (memory).
+record per run as it finishes (long runs, one process per size); --report FILE prints those
+records, CPU-s/MP against the smallest size's. Figures: docs/results.md (memory).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import subprocess
@@ -160,7 +162,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS of the children")
     ap.add_argument("--pictures", type=Path, help="make (or reuse) the pictures here, keep them")
     ap.add_argument("--jsonl", type=Path, help="append a record per run")
+    ap.add_argument("--report", type=Path, help="only print the figures of a --jsonl file")
     args = ap.parse_args()
+    if args.report:
+        return report(args.report)
     t, what = tile()
     load = os.getloadavg()[0]
     print(f"pictures: {what}; {os.cpu_count()} CPUs, load {load:.1f}; threads "
@@ -232,6 +237,30 @@ def main() -> None:
                     shutil.rmtree(path.parent, ignore_errors=True)
                 if keep is None:
                     picture.unlink()
+
+
+def report(path: Path) -> None:
+    """The records of a --jsonl file (runs made apart, e.g. one long run per size): peak per
+    size, format and way, and CPU-s/MP against the smallest size's streamed run."""
+    import json
+
+    recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    area = {r["size"]: math.prod(map(int, r["size"].split("x"))) for r in recs}
+    first = {}
+    for r in sorted(recs, key=lambda r: area[r["size"]]):
+        if r["way"] in ("streamed", "raster"):
+            first.setdefault(r["format"], r)
+    print(f"{'size':>11} {'format':8} {'way':9} {'peak bytes':>13} {'GB':>5} {'GiB':>5} "
+          f"{'<=1 GB':6} {'CPU s/MP':>8} {'x first':>7} {'load':>5} at")  # fmt: skip
+    for r in sorted(recs, key=lambda r: (area[r["size"]], r["format"], r["at"])):
+        base = first.get(r["format"])
+        ratio = r["cpu_s_per_mp"] / base["cpu_s_per_mp"] if base else float("nan")
+        ok = "yes" if r["peak_bytes"] <= 10**9 else "NO"
+        print(
+            f"{r['size']:>11} {r['format']:8} {r['way']:9} {r['peak_bytes']:13,d} "
+            f"{r['peak_bytes'] / 1e9:5.2f} {r['peak_bytes'] / 2**30:5.2f} {ok:6} "
+            f"{r['cpu_s_per_mp']:8.3f} {ratio:7.3f} {r['load']:5.1f} {r['at']}"
+        )
 
 
 def _picture(size, fmt, folder: Path, t) -> Path:
