@@ -141,3 +141,23 @@ def test_passive_waits_reach_a_fresh_process_before_torch_loads():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == ["True", "PASSIVE", "False"]
+
+
+def test_freed_memory_goes_back_only_over_the_bound(monkeypatch):
+    import platform
+    import sys
+
+    from aerialseg import runtime
+
+    rss = runtime.resident_bytes()
+    linux = sys.platform.startswith("linux")
+    assert (rss is not None) is linux and (not linux or rss > 10**7)  # a Python with numpy
+    glibc = linux and platform.libc_ver()[0] == "glibc"
+    assert runtime.release_freed_memory(0) is glibc  # the real malloc_trim
+    trims = []
+    monkeypatch.setattr(runtime, "_malloc_trim", lambda: trims.append)
+    assert runtime.release_freed_memory(2**62) is False  # under the bound: nothing done
+    assert trims == []
+    if linux:
+        assert runtime.release_freed_memory(0) is True
+        assert trims == [0]

@@ -221,6 +221,46 @@ def reuse_freed_memory() -> bool:
     return all(done)
 
 
+def resident_bytes() -> int | None:
+    """This process's resident memory (RSS) in bytes, or None where /proc is not there."""
+    import os
+
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@functools.cache
+def _malloc_trim():
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+def release_freed_memory(above: int) -> bool:
+    """Hand the heap's freed pages back to the kernel (glibc's malloc_trim) when this process
+    holds more than ``above`` bytes resident; True if it did.
+
+    Why: with :func:`reuse_freed_memory`, freed blocks stay in the heap, and the blocks that
+    outlive a forward pass (GDAL's cached tiles, the bands handed out) land among the holes
+    the next pass left, so the heap creeps up over hundreds of windows: streaming a 10 000²
+    GeoTIFF, 0.8 GB of heap held 0.2 GB in use between passes. Trimming makes the next pass
+    fault its pages in again (a 1152² forward took 0.68 CPU-s instead of 0.53 when trimmed
+    before every pass), so it is done only when the resident memory is over ``above``.
+    Linux with glibc only."""
+    rss = resident_bytes()
+    trim = _malloc_trim()
+    if rss is None or trim is None or rss <= above:
+        return False
+    trim(0)
+    return True
+
+
 def passive_thread_waits() -> bool:
     """Make torch's OpenMP threads sleep, not spin, while they wait for each other; True if
     set here (before torch is imported: the OpenMP runtime reads it once, when it loads).

@@ -95,3 +95,49 @@ def test_short_wide_rasters_are_still_cut_into_chunks():
         assert groups[0][0] == 0 and groups[-1][1] == len(cols)
         widest = max(cols[i1 - 1] + win_w - cols[i0] for i0, i1 in groups)
         assert widest <= 8 * win_w, (h, w, widest)
+
+
+def test_bands_of_a_few_rows_hold_the_same_values(seg, tmp_path, monkeypatch):
+    """Bands cut to ``band_rows`` (what the streamed path hands its sinks, to keep them small)
+    are the whole bands' rows, value for value; and the seams between column chunks still
+    blend as before when bands are cut finer than a window stride."""
+    photo, _ = scene(90, 140, seed=2)
+    rgb = photo.transpose(1, 2, 0)
+    whole = list(predict_bands(seg.model, rgb, "fp32", seg.tiling))
+    cut = list(predict_bands(seg.model, rgb, "fp32", seg.tiling, band_rows=7))
+    assert max(len(p) for _, p in cut) == 7 < max(len(p) for _, p in whole)
+    assert [y for y, _ in cut] == [0, *np.cumsum([len(p) for _, p in cut])[:-1]]  # in order
+    assert np.array_equal(np.concatenate([p for _, p in cut]), seg.predict_proba(rgb))
+    photo, _ = scene(60, 400, seed=3)
+    with RasterSource(write_raster(tmp_path / "wide.tif", photo)) as src:
+        before, _ = stream(seg, src, chunk=120)
+        monkeypatch.setattr(georaster, "BAND_ROWS", 5)
+        after, _ = stream(seg, src, chunk=120)
+    assert np.array_equal(after, before)
+
+
+def test_a_full_scratch_disk_is_one_line(seg, tmp_path, monkeypatch):
+    """The seam between column chunks goes to a scratch file: a full disk there is one line."""
+    import errno
+
+    from aerialseg.errors import AerialSegError
+
+    def full(*a):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    photo, _ = scene(60, 400, seed=3)
+    with RasterSource(write_raster(tmp_path / "wide.tif", photo)) as src:
+        monkeypatch.setattr(georaster.os, "pwrite", full)
+        with pytest.raises(AerialSegError, match="scratch file .*No space left") as e:
+            stream(seg, src, chunk=120)
+    assert "\n" not in str(e.value)
+
+
+def test_freed_memory_is_handed_back_after_every_forward_pass(seg, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(georaster, "release_freed_memory", calls.append)
+    photo, _ = scene(60, 140, seed=4)
+    with RasterSource(write_raster(tmp_path / "a.tif", photo)) as src:
+        stream(seg, src)
+    assert calls[-1] == 0  # at the end, whatever the resident memory
+    assert calls[:-1] and set(calls[:-1]) == {georaster.TRIM_ABOVE}  # after every pass

@@ -112,3 +112,44 @@ def test_a_truncated_picture_is_one_line_naming_it(seg, tmp_path):
         segment_picture_streamed(seg, path, output_paths(out, "pic"))
     assert "\n" not in str(e.value)
     assert list(out.iterdir()) == []
+
+
+def png_with_chunk(path, chunk: bytes, before_pixels: bool):
+    """``path`` (a PNG) with ``chunk`` (type + data) inserted before its first IDAT or IEND."""
+    import struct
+    import zlib
+
+    data = path.read_bytes()
+    at = data.index(b"IDAT" if before_pixels else b"IEND") - 4
+    kind, body = chunk[:4], chunk[4:]
+    raw = struct.pack(">I", len(body)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    assert kind.isalpha()
+    path.write_bytes(data[:at] + raw + data[at:])
+    return path
+
+
+def test_a_png_is_checked_for_rotation_without_decoding_it(seg, tmp_path, monkeypatch):
+    """Pillow decodes a whole PNG to look for EXIF after its pixels (a 40 000² one: 4.8 GB);
+    the chunks are walked instead, and a picture with metadata there is read whole."""
+    from PIL import PngImagePlugin
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated
+    body = exif.tobytes()
+    body = body[6:] if body.startswith(b"Exif\x00\x00") else body
+    plain = picture(tmp_path / "plain.png", 40, 50)
+    before = png_with_chunk(picture(tmp_path / "b.png", 40, 50), b"eXIf" + body, True)
+    after = png_with_chunk(picture(tmp_path / "a.png", 40, 50), b"eXIf" + body, False)
+    dated = png_with_chunk(picture(tmp_path / "t.png", 40, 50), b"tIME" + bytes(7), False)
+    for path in (before, after):  # the in-memory reader would turn both
+        with Image.open(path) as im:
+            assert im.getexif().get(0x0112) == 6
+    assert streams(seg, after, min_pixels=0) is None
+
+    def decoded(*a, **k):
+        raise AssertionError("the picture was decoded")
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", decoded)
+    assert streams(seg, plain, min_pixels=0) == (40, 50)
+    assert streams(seg, dated, min_pixels=0) == (40, 50)  # not metadata that turns it
+    assert streams(seg, before, min_pixels=0) is None  # rotated, seen from the header

@@ -47,6 +47,7 @@ def predict_bands(
     *,
     valid=None,
     plan: tuple[list[int], list[int], int, int, int] | None = None,
+    band_rows: int | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Blended class probabilities band by band: yields (first row, probs (rows, W, C) float32).
 
@@ -62,6 +63,8 @@ def predict_bands(
 
     ``plan``: the windows to run, as :meth:`Tiling.plan` gives them for ``rgb`` (default: that
     plan); a column chunk of a bigger raster runs its share of the raster's plan.
+    ``band_rows``: hand out at most this many rows at a time (default: a window stride's),
+    so that the bands, and what their consumer makes of them, are that much smaller.
     """
     model.eval()
     tiling = tiling or Tiling()
@@ -84,9 +87,12 @@ def predict_bands(
         """Hand out the finished padded rows [top, until) that lie on the image."""
         nonlocal top, acc, wsum
         lo, hi = max(top, b), min(until, b + h)
-        if hi > lo:
-            band = acc[:, lo - top : hi - top, b : b + w] / wsum[lo - top : hi - top, b : b + w]
-            yield lo - b, band.permute(1, 2, 0).numpy()
+        step = band_rows or max(hi - lo, 1)
+        for y in range(lo, hi, step):
+            y1 = min(hi, y + step)
+            band = acc[:, y - top : y1 - top, b : b + w] / wsum[y - top : y1 - top, b : b + w]
+            yield y - b, band.permute(1, 2, 0).numpy()
+            del band
         n = until - top
         # shift the running sums up by n rows in place, n rows at a time so no copy overlaps
         # its source (a fresh buffer would double this, the largest allocation, for a moment)

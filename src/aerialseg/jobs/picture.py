@@ -1,8 +1,8 @@
 """A plain picture (PNG, JPEG, TIFF without georeference) segmented in bounded memory.
 
-Read whole, a 10 000² PNG and its maps took 2.23 GiB; streamed, 1.03 GiB, as a GeoTIFF does
-(benchmarks/segment_memory.py, README). Nothing the size of the picture is ever held. Three
-steps, each streaming:
+Read whole, a 10 000² PNG and its maps took 2.23 GiB; streamed, 0.80-0.82 GiB, as a GeoTIFF
+does (benchmarks/segment_memory.py, docs/results.md). Nothing the size of the picture is ever
+held. Three steps, each streaming:
 
 1. GDAL decodes the picture top to bottom, once, into a tiled zstd GeoTIFF beside the outputs.
    Why a copy: the windows are run in column chunks, each top to bottom
@@ -13,10 +13,10 @@ steps, each streaming:
    tiled scratch GeoTIFF, counts the classes, sums the confidence and keeps the figure's
    decimated labels (the probabilities, when asked for, go row by row into their .npy).
 3. Labels and copy are read back in full-width strips: the label and colour PNGs are encoded
-   row by row (:mod:`aerialseg.io.pngstream`), the overlay goes to a scratch GeoTIFF that
-   GDAL's JPEG writer copies line by line, and the figure and the blank-picture check get
-   their decimated pixels - the very ones the in-memory path takes, so figure and warning
-   are the same.
+   row by row (:mod:`aerialseg.io.pngstream`), the overlay JPEG band by band
+   (:mod:`aerialseg.io.jpegstream`: GDAL's JPEG writer held 3 bytes a pixel, 1.2 GB at
+   20 000²), and the figure and the blank-picture check get their decimated pixels - the
+   very ones the in-memory path takes, so figure and warning are the same.
 
 The label pixels are the in-memory path's (where column chunks meet, to float rounding: see
 :mod:`aerialseg.inference.georaster`), the statistics and file set the same; PNG and JPEG
@@ -77,7 +77,11 @@ def streams(
     try:
         with _pillow_limit(None), Image.open(path) as im:  # the header: Pillow's bomb check off
             size, mode, info = (im.height, im.width), im.mode, im.info
-            turned = im.getexif().get(0x0112, 1) not in (0, 1)  # EXIF orientation
+            if im.format == "PNG" and _png_metadata_after_pixels(path):
+                return None  # Pillow would decode the whole picture to see it: as before
+            # PNG's getexif() decodes the whole picture, for chunks after the pixels (none here)
+            exif = Image.Image.getexif(im) if im.format == "PNG" else im.getexif()
+            turned = exif.get(0x0112, 1) not in (0, 1)  # EXIF orientation
     except Exception:  # noqa: BLE001 - unreadable: the in-memory reader says why
         return None
     if mode != "RGB" or turned or "transparency" in info or size[0] * size[1] < min_pixels:
@@ -95,6 +99,26 @@ def streams(
     except AerialSegError:
         return None
     return size if same else None
+
+
+def _png_metadata_after_pixels(path: Path) -> bool:
+    """Whether the PNG has EXIF or text chunks after its pixel data (IDAT), where an EXIF
+    rotation may hide: its chunks are walked, their data skipped."""
+    import struct
+
+    with open(path, "rb") as f:
+        f.seek(8)  # the signature
+        seen_pixels = False
+        while len(head := f.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", head)
+            if kind == b"IEND":
+                return False
+            if kind == b"IDAT":
+                seen_pixels = True
+            elif seen_pixels and kind in (b"eXIf", b"tEXt", b"zTXt", b"iTXt"):
+                return True
+            f.seek(length + 4, os.SEEK_CUR)  # data and CRC
+    return False
 
 
 def segment_picture_streamed(
@@ -128,7 +152,7 @@ def segment_picture_streamed(
             stream_raster(seg, src, [sink], tta, on_window, chunk or CHUNK)
         finally:
             sink.close()
-        small, sample = _write_maps(seg.classes, copy, sink, tmp, paths, opacity, scratch)
+        small, sample = _write_maps(seg.classes, copy, sink, tmp, paths, opacity)
         near = raster_familiarity(seg, src)  # the in-memory path's windows: same distance
         stats = class_counts_stats(sink.counts, h * w, seg.classes, gsd)
         info = {
@@ -158,7 +182,7 @@ class _Sink:
         self.small = np.zeros((-(-h // self.step), -(-w // self.step)), np.uint8)
         self.labels_path, self.name = labels_path, name
         # uncompressed: a piece rarely covers whole tiles, and a plain tile is rewritten in place
-        self.dst = _gdal(name, rasterio.open, labels_path, "w", **_profile(h, w, 1, True))
+        self.dst = _gdal(name, rasterio.open, labels_path, "w", **_profile(h, w, 1))
         self.probs = None
 
     def probs_to(self, path: Path) -> None:
@@ -200,13 +224,12 @@ class _Sink:
                 self.probs = None
 
 
-def _write_maps(classes, copy: Path, sink: _Sink, tmp, paths, opacity: float, scratch):
+def _write_maps(classes, copy: Path, sink: _Sink, tmp, paths, opacity: float):
     """Labels PNG, colour PNG and overlay JPEG from the scratch files, strip by strip; the
     figure's decimated photo and the blank check's sample, as the in-memory path takes them."""
-    import rasterio
-    from rasterio.shutil import copy as gdal_copy
     from rasterio.windows import Window
 
+    from ..io.jpegstream import JpegRows
     from ..io.pngstream import PngRows
 
     h, w = sink.h, sink.w
@@ -214,38 +237,36 @@ def _write_maps(classes, copy: Path, sink: _Sink, tmp, paths, opacity: float, sc
     band = max(1, OVERLAY_PIXELS // w)  # rows of the overlay painted at a time
     small = np.zeros((*sink.small.shape, 3), np.uint8)
     sample = np.zeros((-(-h // blank), -(-w // blank), 3), np.uint8)
-    over = scratch.enter_context(_scratch(tmp["overlay"], "overlay"))
-    pngs = [PngRows(tmp["labels"], w, h, 1), PngRows(tmp["mask"], w, h, 3)]
+    if max(h, w) > 65535:
+        raise AerialSegError(f"{paths['overlay']}: a JPEG is at most 65 535 pixels a side")
+    files = [PngRows(tmp["labels"], w, h, 1), PngRows(tmp["mask"], w, h, 3)]
+    files.append(JpegRows(tmp["overlay"], w, h, quality=75))
     try:
-        with ExitStack() as files:
-            rgb_src = files.enter_context(_quiet_open(copy))
-            lab_src = files.enter_context(_quiet_open(sink.labels_path))
-            # one-line strips: GDAL's JPEG writer reads the overlay line by line
-            out = files.enter_context(_created(over, paths["overlay"], _profile(h, w, 3, False)))
+        with ExitStack() as sources:
+            rgb_src = sources.enter_context(_quiet_open(copy))
+            lab_src = sources.enter_context(_quiet_open(sink.labels_path))
             for y in range(0, h, TILE):
                 win = Window(0, y, w, min(TILE, h - y))
                 rgb = np.moveaxis(_gdal(sink.name, rgb_src.read, window=win), 0, -1)
                 labels = _gdal(sink.name, lab_src.read, 1, window=win)
-                pngs[0].write(labels)
-                pngs[1].write(classes.colorize(labels))
+                files[0].write(labels)
+                files[1].write(classes.colorize(labels))
                 shown = np.empty_like(rgb)
                 for r in range(0, len(rgb), band):  # its float copies: ~50 B a pixel
                     shown[r : r + band] = paint_overlay(
                         rgb[r : r + band], labels[r : r + band], classes, opacity
                     )
-                _gdal(paths["overlay"], out.write, np.moveaxis(shown, -1, 0), window=win)
+                files[2].write(shown)
                 for keep, s in ((small, step), (sample, blank)):
                     r0 = -(-y // s)
                     part = rgb[r0 * s - y :: s, ::s]
                     keep[r0 : r0 + len(part)] = part
-        for png in pngs:
-            png.close()
+        for f in files:
+            f.close()
     except BaseException:
-        for png in pngs:
-            png.abort()
+        for f in files:
+            f.abort()
         raise
-    with rasterio.Env(GDAL_PAM_ENABLED="NO"):  # no .aux.xml beside the JPEG
-        _gdal(paths["overlay"], gdal_copy, over, tmp["overlay"], driver="JPEG", QUALITY=75)
     return small, sample
 
 
@@ -259,7 +280,7 @@ def _copy_picture(path: Path, dest: Path, name: Path) -> tuple[int, int]:
 
     with _quiet_open(path) as src:
         h, w = src.height, src.width
-        profile = {**_profile(h, w, 3, True), "compress": "zstd", "zstd_level": 1, "predictor": 2}
+        profile = {**_profile(h, w, 3), "compress": "zstd", "zstd_level": 1, "predictor": 2}
         with _created(dest, name, profile) as dst:
             for y in range(0, h, TILE):
                 win = Window(0, y, w, min(TILE, h - y))
@@ -271,10 +292,10 @@ def _copy_picture(path: Path, dest: Path, name: Path) -> tuple[int, int]:
     return h, w
 
 
-def _profile(h: int, w: int, count: int, tiled: bool) -> dict:
-    block = {"blockxsize": TILE, "blockysize": TILE} if tiled else {"blockysize": 1}
+def _profile(h: int, w: int, count: int) -> dict:
     return {"driver": "GTiff", "width": w, "height": h, "count": count, "dtype": "uint8",
-            "tiled": tiled, "BIGTIFF": "IF_SAFER", **block}  # fmt: skip
+            "tiled": True, "blockxsize": TILE, "blockysize": TILE,
+            "BIGTIFF": "IF_SAFER"}  # fmt: skip
 
 
 @contextmanager
