@@ -58,7 +58,7 @@ def check_split(path: str, val_ids: set[str]) -> None:
 
 
 def score_unet(path: str, data: str) -> dict:
-    seg = load_segmenter(path, runtime="torch")
+    seg = load_segmenter(path)
     val = split_images(load_dataset(data, seg.classes), 0.2, 0)[1]
     check_split(path, {s.id for s in val})
     timed = Timed(seg)

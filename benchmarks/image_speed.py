@@ -110,7 +110,7 @@ def main() -> None:
     setups = setups[1:] if args.no_before else setups
     setups += [Setup(f"window={n}", Tiling(window=int(n))) for n in args.windows.split(",") if n]
     names = [args.model, args.compare] if args.compare else [args.model]
-    models = {n or "bundled": load_segmenter(n, runtime="torch") for n in names}
+    models = {n or "bundled": load_segmenter(n) for n in names}
     ttas = (False,) if args.no_tta else (False, True)
     keys = [(m, s, i, t) for m in models for s in range(len(setups)) for i in images for t in ttas]
     times: dict[tuple, list[tuple[float, float]]] = {k: [] for k in keys}

@@ -380,7 +380,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    parent = load_segmenter(args.parent, runtime="torch")
+    parent = load_segmenter(args.parent)
     scenes = oem_scenes(args.oem) if (args.oem / "images").is_dir() else []
     if not scenes:
         print(f"skipped the new-place cases: no scenes in {args.oem}")

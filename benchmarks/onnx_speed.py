@@ -50,7 +50,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     rgb, what = test_image()
     setups = {
-        "pytorch default": load_segmenter(args.model, device="cpu", runtime="torch"),
+        "pytorch default": load_segmenter(args.model, device="cpu"),
         "pytorch fp32": load_segmenter(args.model, precision="fp32", device="cpu"),
         "onnxruntime": onnx_segmenter(args.model, args.threads),
     }

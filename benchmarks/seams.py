@@ -47,7 +47,7 @@ def main() -> None:
     args = ap.parse_args()
     rgb = read_image(args.image)
     h, w = rgb.shape[:2]
-    seg = load_segmenter(args.model, runtime="torch")
+    seg = load_segmenter(args.model)
 
     # 1. neighbours' disagreement by distance to the nearest window edge
     bins = [(0, 8), (8, 16), (16, 32), (32, 48), (48, 64)]
