@@ -34,11 +34,7 @@ def add_precision(parser: argparse.ArgumentParser, int8: bool = False) -> None:
         default="auto",
         choices=PRECISIONS + ("int8",) * int8,
         help=f"{PRECISION_HELP}"
-        + (
-            "; int8: onnxruntime on the CPU, with the model's stored int8 ranges (what auto "
-            "picks on the CPU where the model has them and onnxruntime is installed)"
-        )
-        * int8
+        + ("; int8: onnxruntime on the CPU, with the model's stored int8 ranges" * int8)
         + " (default: auto)",
     )
 

@@ -230,19 +230,6 @@ def check_calibration(calibration: dict, source: str) -> dict[str, tuple[float, 
     return out
 
 
-def usable(model: str | Path) -> bool:
-    """Whether checkpoint ``model`` can run as int8 here: its ranges of the current format
-    beside it and onnxruntime installed. "auto" precision asks this before choosing int8."""
-    path = ranges_path(model)
-    if Path(model).suffix.lower() == ".onnx" or not path.is_file():
-        return False
-    try:
-        _ort()
-        return json.loads(path.read_text()).get("format") == FORMAT
-    except (AerialSegError, OSError, UnicodeDecodeError, ValueError, AttributeError):
-        return False
-
-
 def read_ranges(model: str | Path) -> tuple[dict, str]:
     """(the sidecar's content, its path) for checkpoint ``model``; one line if it has none."""
     path = ranges_path(model)

@@ -332,10 +332,7 @@ def load_segmenter(
 ) -> Segmenter:
     """Load a checkpoint (None = the bundled default model) as a :class:`Segmenter`.
 
-    ``precision`` "auto": "int8" for a checkpoint on the CPU that has int8 ranges beside it
-    (the bundled model does) when onnxruntime is installed and neither ``runtime`` nor
-    ``classes`` is given; otherwise bf16 or fp32 as :func:`~aerialseg.runtime.resolve_precision`
-    picks. "int8": the checkpoint quantised with its stored ranges, through onnxruntime
+    ``precision`` "int8": the checkpoint quantised with its stored ranges, through onnxruntime
     (:mod:`.int8`). ``runtime`` "onnx" runs the model through onnxruntime on the CPU: an
     ``.onnx`` file from ``aerialseg export`` as it is, a checkpoint exported in memory first.
     None: "onnx" for an ``.onnx`` file, else "torch". ``scales``: see :class:`Segmenter`.
@@ -353,13 +350,6 @@ def load_segmenter(
                 f"the bundled model is missing ({path}); reinstall aerialseg or pass --model"
             )
     is_onnx = Path(path).suffix.lower() == ".onnx"
-    if precision == "auto" and runtime is None and classes is None and not is_onnx:
-        # int8 where it can run: 0.34-0.68x bf16's time on the CPU with >= 99 % of held-out
-        # labels equal to fp32's (docs/results.md); else the torch precisions below
-        from .int8 import usable
-
-        if resolve_device(device) == "cpu" and usable(path):
-            precision = "int8"
     if precision == "int8":  # onnxruntime's int8 kernels, whatever the runtime's default
         from .int8 import load_int8
 

@@ -57,7 +57,7 @@ class Algorithm(QgsProcessingAlgorithm):
         self.addParameter(
             QgsProcessingParameterBoolean(
                 "INT8",
-                "int8 or stop (without it: int8 where the model has int8 ranges, else float)",
+                "int8 (faster on the CPU; needs onnxruntime and the model's int8 ranges)",
                 False,
             )
         )
