@@ -14,6 +14,7 @@ pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
 pytest.importorskip("onnxscript", reason="the onnx extra is not installed")
 
 
+@pytest.mark.slow  # the bundled model's export: ~20 s; make test-slow (and CI) run it
 def test_export_then_segment_with_onnx_equals_pytorch(onnx_default, tmp_path, capsys):
     onnx_file, out = onnx_default  # `aerialseg export --out FILE`: the bundled model
     assert "max |logit difference| vs PyTorch" in out and "labels equal 100.00%" in out
@@ -33,6 +34,7 @@ def test_export_then_segment_with_onnx_equals_pytorch(onnx_default, tmp_path, ca
     assert (labels[0] == labels[1]).mean() >= 0.999
 
 
+@pytest.mark.slow  # the bundled model's export: ~20 s; make test-slow (and CI) run it
 def test_onnx_model_needs_the_onnx_runtime_and_the_cpu(onnx_default, tmp_path, capsys):
     onnx_file = onnx_default[0]
     photo, _ = make_scene(64, 64, seed=1)
