@@ -65,6 +65,21 @@ from aerialseg.runtime import reuse_freed_memory  # noqa: E402
 from aerialseg.training.segmentation import train_step  # noqa: E402
 
 
+def import_keras(script: str):
+    """(keras, tensorflow), or one line saying how to get them and exit 0: TensorFlow is not
+    aerialseg's dependency, so a benchmark without it skips rather than fails."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    try:
+        import keras
+        import tensorflow as tf
+    except ImportError:
+        print(f"{script}: needs TensorFlow, which aerialseg does not install: "
+              "pip install tensorflow-cpu (benchmark only)")  # fmt: skip
+        sys.exit(0)
+    return keras, tf
+
+
 def keras_unet(keras, classes: int = 6, base: int = 16, depth: int = 4):
     """The seed paper's U-Net, as its Keras code would build it."""
     layers = keras.layers
@@ -192,15 +207,7 @@ def main() -> None:
         for n in counts:
             subprocess.run([sys.executable, __file__, *same, "--threads", str(n)], check=True)
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    try:
-        import keras
-        import tensorflow as tf
-    except ImportError:
-        print("keras_anchor.py: needs TensorFlow, which aerialseg does not install: "
-              "pip install tensorflow-cpu (benchmark only)")  # fmt: skip
-        sys.exit(0)
+    keras, tf = import_keras("keras_anchor.py")
     # as `aerialseg train` runs; process-wide, so Keras gets it too (it can only help it)
     reuse_freed_memory()
     threads = counts[0] if counts else torch.get_num_threads()

@@ -36,10 +36,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 try:  # run as a script from the repository root or from benchmarks/
-    from keras_anchor import keras_unet
+    from keras_anchor import import_keras, keras_unet
     from segment_speed import seed_spline_window, test_image
 except ImportError:
-    from benchmarks.keras_anchor import keras_unet
+    from benchmarks.keras_anchor import import_keras, keras_unet
     from benchmarks.segment_speed import seed_spline_window, test_image
 
 from aerialseg.inference.segmenter import load_segmenter  # noqa: E402
@@ -81,15 +81,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="for TensorFlow and aerialseg alike")
     ap.add_argument("--precisions", default="auto", help="aerialseg's, comma-separated")
     args = ap.parse_args()
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        import keras
-        import tensorflow as tf
-    except ImportError:
-        print("paper_speed.py: the paper's stack needs TensorFlow, which aerialseg does not "
-              "install: pip install tensorflow-cpu (benchmark only)")  # fmt: skip
-        sys.exit(0)
+    keras, tf = import_keras("paper_speed.py")
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     torch.set_num_threads(args.threads)
