@@ -270,6 +270,7 @@ def load_int8(path: str | Path, threads=None):
         raise AerialSegError(f"{path}: no such model file")
     _ort()
     calibration, source = read_ranges(path)
+    check_calibration(calibration, source)  # a bad sidecar is one line before any build
     cached = _cache_path(path, calibration)
     model = _from_cache(cached, threads) if cached else None
     if model is None:
