@@ -14,8 +14,10 @@ Against it, in the same process, in alternating rounds, on the same real batches
   fused Adam over its parameter groups, its loss, ``train_step`` with bf16 autocast where the
   CPU has it) for
   the previous default recipe (``unet``) and the current one (``unet-effl0``, ImageNet encoder);
-- the default's step as it was before ``models.depthwise`` (depthwise convs in fp32), and
-  ``unet-effl0-s4`` (the default with a three-step decoder);
+- the default's step as it was before ``models.upconv`` (decoder steps that upsample and
+  concatenate before their first conv) and before ``models.depthwise`` (depthwise convs in
+  fp32, and the upsampling decoder), and ``unet-effl0-s4`` (the default with a three-step
+  decoder);
 - the same network as the anchor (``unet-seed``) through aerialseg's step;
 - the plain fp32 PyTorch port of that network from train_throughput.py (the weaker anchor);
 - with ``--compile``, also the default's step with its model under ``torch.compile``
@@ -137,9 +139,27 @@ def torch_steps(setup, data) -> None:
         train_step(model, opt, loss_fn, x, y, precision)
 
 
+def plain_decoder_steps(setup, data) -> None:
+    """The default's step as it was before models.upconv: each decoder step upsampled its
+    input and joined its skip before its first conv."""
+    from aerialseg.models import efficientnet
+
+    def plain(low, skip, weight):
+        y = F.interpolate(low, scale_factor=2.0, mode="nearest")
+        y = torch.cat([y, skip], 1) if skip is not None else y
+        return F.conv2d(y, weight, None, 1, 1)
+
+    efficientnet.upsampled_conv, today = plain, efficientnet.upsampled_conv
+    try:
+        torch_steps(setup, data)
+    finally:
+        efficientnet.upsampled_conv = today
+
+
 def fp32_depthwise_steps(setup, data) -> None:
-    """The default's step as it was before models.depthwise: its depthwise convs trained in
-    fp32 (inputs converted, outputs fp32), the rest under bf16 autocast."""
+    """The default's step as it was before models.depthwise and models.upconv: its depthwise
+    convs trained in fp32 (inputs converted, outputs fp32), the rest under bf16 autocast, and
+    its decoder upsampled and concatenated."""
     from aerialseg.models.efficientnet import SameConv
 
     def forward(self, x):
@@ -151,7 +171,7 @@ def fp32_depthwise_steps(setup, data) -> None:
 
     SameConv.forward, today = forward, SameConv.forward
     try:
-        torch_steps(setup, data)
+        plain_decoder_steps(setup, data)
     finally:
         SameConv.forward = today
 
@@ -231,7 +251,8 @@ def main() -> None:
         "aerialseg unet-seed": ("torch", aerialseg_setup("unet-seed", samples)),
         "aerialseg unet (prev. default)": ("torch", aerialseg_setup("unet", samples)),
         "aerialseg unet-effl0 (default)": ("torch", aerialseg_setup("unet-effl0", samples)),
-        "unet-effl0, fp32 depthwise": ("fp32dw", aerialseg_setup("unet-effl0", samples)),
+        "unet-effl0, upsample+cat decoder": ("plaindec", aerialseg_setup("unet-effl0", samples)),
+        "unet-effl0, also fp32 depthwise": ("fp32dw", aerialseg_setup("unet-effl0", samples)),
         "aerialseg unet-effl0-s4": ("torch", aerialseg_setup("unet-effl0-s4", samples)),
         "aerialseg unet-effl0-fbn": ("torch", aerialseg_setup("unet-effl0-fbn", samples)),
     }
@@ -248,7 +269,12 @@ def main() -> None:
     load0 = os.getloadavg()
     for r in range(args.rounds + 1):  # round 0: warm-up (tracing, XLA, oneDNN kernels)
         for name, (kind, setup) in setups.items():
-            steps = {"keras": keras_steps, "torch": torch_steps, "fp32dw": fp32_depthwise_steps}
+            steps = {
+                "keras": keras_steps,
+                "torch": torch_steps,
+                "fp32dw": fp32_depthwise_steps,
+                "plaindec": plain_decoder_steps,
+            }
             fn, batches_ = steps[kind], keras_data if kind == "keras" else data
             wall, cpu = rates(fn, setup, batches_ if r else batches_[:2])
             if r:

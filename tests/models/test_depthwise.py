@@ -62,3 +62,18 @@ def test_same_inputs_same_gradients():
     runs = [torch.autograd.grad(depthwise_bf16(x, w, 2, 0).float().square().sum(), (x, w))
             for _ in range(2)]  # fmt: skip
     assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+@pytest.mark.parametrize("side", [13, 14])
+def test_input_gradient_where_the_windows_miss_the_last_pixels(kernel, side):
+    """Stride 2 over a side the windows do not fit: the pixels no window reads get zeros."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, side, side).bfloat16().requires_grad_()
+    w = torch.randn(4, 1, kernel, kernel).bfloat16()
+    y = depthwise_bf16(x, w, 2, 0)
+    g = torch.randn(y.shape).bfloat16()
+    (gx,) = torch.autograd.grad(y, x, g)
+    xr = x.detach().double().requires_grad_()
+    (rx,) = torch.autograd.grad(F.conv2d(xr, w.double(), None, 2, 0, 1, 4), xr, g.double())
+    assert (gx.double() - rx).abs().max().item() <= 2**-7 * rx.abs().max().item()

@@ -39,9 +39,13 @@ def _input_grad_stride2(g: torch.Tensor, w: torch.Tensor, side: tuple[int, int])
         taps_p, rows = len(range(p, k, 2)), (side[0] - p + 1) // 2
         for q in (0, 1):
             taps_q, cols = len(range(q, k, 2)), (side[1] - q + 1) // 2
-            gp = F.pad(g, (taps_q - 1, cols - wd, taps_p - 1, rows - h))
             phase = w[:, :, p::2, q::2].flip(-2, -1).contiguous()
-            out[:, :, p::2, q::2] = F.conv2d(gp, phase, None, 1, 0, 1, c)
+            # g needs taps - 1 zeros before it and rows - h after; the conv's own (symmetric)
+            # padding and a crop spare a padded copy of g per phase
+            pr, pc = max(taps_p - 1, rows - h), max(taps_q - 1, cols - wd)
+            r0, c0 = pr - taps_p + 1, pc - taps_q + 1
+            gx = F.conv2d(g, phase, None, 1, (pr, pc), 1, c)
+            out[:, :, p::2, q::2] = gx[..., r0 : r0 + rows, c0 : c0 + cols]
     return out
 
 

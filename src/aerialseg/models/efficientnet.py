@@ -28,6 +28,7 @@ from torch import nn
 
 from .base import Normalize, SegmentationModel, fold_batchnorm
 from .depthwise import depthwise_bf16
+from .upconv import upsampled_conv
 
 # (expand ratio, kernel, stride) of the 7 stages, the same in every Lite model
 STAGES = ((1, 3, 1), (6, 3, 2), (6, 5, 2), (6, 3, 2), (6, 5, 1), (6, 5, 2), (6, 3, 1))
@@ -76,17 +77,22 @@ class SameConv(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, self.pads) if self.pads else x
-        if (
-            self.groups > 1
-            and torch.is_grad_enabled()
-            and torch.is_autocast_enabled("cpu")
-            and torch.get_autocast_dtype("cpu") == torch.bfloat16
-        ):
+        if self.groups > 1 and _bf16_cpu_training():
             # Training on a CPU under bf16 autocast: oneDNN's own bf16 depthwise backward is
             # slow in places (see models.depthwise), so this one rewrites those places.
             y = depthwise_bf16(x, self.weight, self.stride[0], self.padding[0])
             return y if self.bias is None else y + self.bias.to(y.dtype).view(1, -1, 1, 1)
         return super().forward(x)
+
+
+def _bf16_cpu_training() -> bool:
+    """Whether this forward pass trains on a CPU under bf16 autocast: where models.depthwise
+    and models.upconv replace slow or wasteful convolutions."""
+    return (
+        torch.is_grad_enabled()
+        and torch.is_autocast_enabled("cpu")
+        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    )
 
 
 class MBConv(nn.Module):
@@ -257,11 +263,16 @@ class EfficientUNet(SegmentationModel):
         y = feats.pop()
         if self.context is not None:
             y = self.context(y)
+        fast = _bf16_cpu_training()
         for up in self.decoder:
+            skip = feats.pop() if feats else None
+            if fast:  # the same function, without the upsampled map (see models.upconv)
+                y = upsampled_conv(y, skip, up[0].weight)
+                for layer in list(up)[1:]:
+                    y = layer(y)
+                continue
             y = F.interpolate(y, scale_factor=2.0, mode="nearest")
-            if feats:
-                y = torch.cat([y, feats.pop()], 1)
-            y = up(y)
+            y = up(torch.cat([y, skip], 1) if skip is not None else y)
         y = self.head(y)
         if y.shape[-1] != padded[-1]:
             y = F.interpolate(y, size=padded, mode="bilinear", align_corners=False)
