@@ -128,6 +128,7 @@ def test_bad_calibration_images_are_refused():
         int8.crops([], 1, 64)
 
 
+@pytest.mark.slow  # builds int8 models (~5 s idle): keeps `make test` under 5 minutes
 def test_model_from_stored_ranges_is_what_calibrating_on_the_images_builds(tmp_path):
     """The stored ranges stand in for the images exactly: the int8 model built from them is
     byte for byte onnxruntime's own quantize_static calibrated on the same crops."""
@@ -169,6 +170,7 @@ def test_second_load_uses_the_cache_and_gives_the_same_labels(calibrated, monkey
     assert np.array_equal(load_segmenter(calibrated, precision="int8").segment(rgb), first)
 
 
+@pytest.mark.slow  # builds int8 models (~5 s idle): keeps `make test` under 5 minutes
 def test_a_corrupted_or_stale_cache_is_rebuilt_not_trusted(calibrated, tmp_path, monkeypatch):
     from aerialseg.inference.segmenter import load_segmenter
 
@@ -187,6 +189,7 @@ def test_a_corrupted_or_stale_cache_is_rebuilt_not_trusted(calibrated, tmp_path,
     assert other != cached and other.parent == cached.parent
 
 
+@pytest.mark.slow  # builds int8 models (~5 s idle): keeps `make test` under 5 minutes
 def test_an_unwritable_cache_is_no_error(calibrated, tmp_path, monkeypatch):
     from aerialseg.inference.segmenter import load_segmenter
 
