@@ -34,36 +34,40 @@ def phase_kernels(weight: torch.Tensor) -> torch.Tensor:
     return k.reshape(4 * weight.shape[0], weight.shape[1], 2, 2)
 
 
+_PARITIES = ((0, 0), (0, 1), (1, 0), (1, 1))  # (row, column) parity of an output pixel
+
+
+def _windows(z: torch.Tensor, h: int, w: int) -> list[torch.Tensor]:
+    """Each parity's (n, c, h, w) window of the 2x2 conv's (n, 4c, h+1, w+1) output: parity
+    (p, q) of output pixel (2i+p, 2j+q) is its group's pixel (i+p, j+q), since the conv,
+    padded by one, saw low-res rows i-1 and i at its row i."""
+    c = z.shape[1] // 4
+    return [z[:, g * c : (g + 1) * c, p : p + h, q : q + w] for g, (p, q) in enumerate(_PARITIES)]
+
+
+def _pixels(y: torch.Tensor) -> list[torch.Tensor]:
+    """The full-size map's pixels of each parity, as (n, c, h, w) views."""
+    return [y[:, :, p::2, q::2] for p, q in _PARITIES]
+
+
 class _Interleave(torch.autograd.Function):
-    """(n, 4c, h+1, w+1) parity maps to the (n, c, 2h, 2w) map: parity (p, q) of output pixel
-    (2i+p, 2j+q) is its group's pixel (i+p, j+q) (the 2x2 conv padded by one saw rows i-1..i
-    at row i). Channels-last out, as the convs around it want; the backward is the same copy
-    the other way."""
+    """The four parities' windows into one channels-last (n, c, 2h, 2w) map (as the convs
+    around it want it); the backward is the same copy the other way."""
 
     @staticmethod
     def forward(ctx, z: torch.Tensor) -> torch.Tensor:
-        n, c4, h1, w1 = z.shape
-        c, h, w = c4 // 4, h1 - 1, w1 - 1
-        out = z.new_empty(n, h, 2, w, 2, c)
-        for p in (0, 1):
-            for q in (0, 1):
-                g = 2 * p + q
-                part = z[:, g * c : (g + 1) * c, p : p + h, q : q + w]
-                out[:, :, p, :, q, :] = part.permute(0, 2, 3, 1)
-        return out.view(n, 2 * h, 2 * w, c).permute(0, 3, 1, 2)
+        n, c, h, w = z.shape[0], z.shape[1] // 4, z.shape[2] - 1, z.shape[3] - 1
+        out = z.new_empty(n, 2 * h, 2 * w, c).permute(0, 3, 1, 2)
+        for dst, src in zip(_pixels(out), _windows(z, h, w)):
+            dst.copy_(src)
+        return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        n, c, hh, ww = grad.shape
-        h, w = hh // 2, ww // 2
+        n, c, h, w = grad.shape[0], grad.shape[1], grad.shape[2] // 2, grad.shape[3] // 2
         gz = grad.new_zeros(n, h + 1, w + 1, 4 * c).permute(0, 3, 1, 2)
-        parts = grad.permute(0, 2, 3, 1).reshape(n, h, 2, w, 2, c)
-        for p in (0, 1):
-            for q in (0, 1):
-                g = 2 * p + q
-                gz[:, g * c : (g + 1) * c, p : p + h, q : q + w] = parts[:, :, p, :, q, :].permute(
-                    0, 3, 1, 2
-                )
+        for dst, src in zip(_windows(gz, h, w), _pixels(grad)):
+            dst.copy_(src)
         return gz
 
 
