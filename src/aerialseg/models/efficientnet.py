@@ -56,6 +56,16 @@ def _no_bn(channels: int) -> nn.Identity:
     return nn.Identity()
 
 
+def _bf16_cpu_training() -> bool:
+    """Whether this forward pass trains on a CPU under bf16 autocast: where models.depthwise
+    and models.upconv replace slow or wasteful convolutions."""
+    return (
+        torch.is_grad_enabled()
+        and torch.is_autocast_enabled("cpu")
+        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    )
+
+
 class SameConv(nn.Conv2d):
     """A bias-free conv padded as TensorFlow's "same": output side ceil(input / stride).
 
@@ -83,16 +93,6 @@ class SameConv(nn.Conv2d):
             y = depthwise_bf16(x, self.weight, self.stride[0], self.padding[0])
             return y if self.bias is None else y + self.bias.to(y.dtype).view(1, -1, 1, 1)
         return super().forward(x)
-
-
-def _bf16_cpu_training() -> bool:
-    """Whether this forward pass trains on a CPU under bf16 autocast: where models.depthwise
-    and models.upconv replace slow or wasteful convolutions."""
-    return (
-        torch.is_grad_enabled()
-        and torch.is_autocast_enabled("cpu")
-        and torch.get_autocast_dtype("cpu") == torch.bfloat16
-    )
 
 
 class MBConv(nn.Module):
@@ -267,12 +267,12 @@ class EfficientUNet(SegmentationModel):
         for up in self.decoder:
             skip = feats.pop() if feats else None
             if fast:  # the same function, without the upsampled map (see models.upconv)
-                y = upsampled_conv(y, skip, up[0].weight)
-                for layer in list(up)[1:]:
-                    y = layer(y)
-                continue
-            y = F.interpolate(y, scale_factor=2.0, mode="nearest")
-            y = up(torch.cat([y, skip], 1) if skip is not None else y)
+                y, layers = upsampled_conv(y, skip, up[0].weight), list(up)[1:]
+            else:
+                y = F.interpolate(y, scale_factor=2.0, mode="nearest")
+                y, layers = (torch.cat([y, skip], 1) if skip is not None else y), up
+            for layer in layers:
+                y = layer(y)
         y = self.head(y)
         if y.shape[-1] != padded[-1]:
             y = F.interpolate(y, size=padded, mode="bilinear", align_corners=False)
