@@ -43,7 +43,7 @@ class TrainConfig(Config):
         None, "width of line features' band, metres", low=0, low_open=True
     )
     # model
-    arch: str = opt("unet-effl0", "architecture (see `aerialseg models`)", choices=list_models)
+    arch: str = opt("unet-effl0-s4", "architecture (see `aerialseg models`)", choices=list_models)
     base_filters: int | None = opt(None, "width of the first level (default: the arch's)", low=1)
     depth: int | None = opt(None, "number of 2x2 poolings (default: the arch's)", low=1)
     batch_norm: bool | None = opt(None, "batch norm after each conv (default: the arch's)")

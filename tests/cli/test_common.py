@@ -65,10 +65,10 @@ def test_checkpoint_is_the_same_flag_as_model():
         (["train", "--out", "r", "--batch-size", "0", "--data", "."], "batch size must be >= 1"),
         (["train", "--out", "r", "--minutes", "-1", "--data", "."], "minutes must be > 0"),
         (["train", "--out", "r", "--config", "{cfg}"], "lr must be a float, not 'fast'"),
-        # a U-Net setting for the default unet-effl0: named, before the data is read
+        # a U-Net setting for the default unet-effl0-s4: named, before the data is read
         (
             ["train", "--out", "r", "--base-filters", "8", "--data", "."],
-            "model 'unet-effl0' takes no base_filters (--base-filters); its settings: num_classes",
+            "model 'unet-effl0-s4' takes no base_filters (--base-filters); its settings: num_classes",
         ),
         (
             ["train", "--out", "r", "--arch", "unet", "--context", "aspp", "--data", "."],

@@ -98,8 +98,8 @@ register(
     dropout=0.0,
     bottleneck_dropout=0.0,
 )
-# The default: EfficientNet-Lite0 encoder (ImageNet weights with pretrained=True) + a light
-# U-Net decoder.
+# EfficientNet-Lite0 encoder (ImageNet weights with pretrained=True) + a light U-Net decoder:
+# the bundled model's architecture, and train's default until 2026-12-06.
 register("unet-effl0", "efficientnet:EfficientUNet")
 # The same with the deeper Lite1 and deeper, wider Lite2 encoders (their ImageNet weights: the
 # `lite` extra), to measure whether a bigger encoder pays (docs/experiments.md).
@@ -109,10 +109,10 @@ register("unet-effl2", "efficientnet:EfficientUNet", variant="lite2")
 # statistics: training steps 1.08-1.15x cheaper on a CPU, but worse on held-out Tile 5, so not
 # the default (docs/experiments.md, "Frozen encoder batch norm").
 register("unet-effl0-fbn", "efficientnet:EfficientUNet", encoder_bn=False)
-# The same with a three-step decoder: logits at stride 4, upsampled bilinearly, no stride-2
-# skip. Its training step is ~1.2x cheaper on a CPU (3.1x the paper's Keras step), but at equal
-# steps it did better on held-out Tile 7 and worse on Tile 5 (one seed), so it is not the
-# default (docs/experiments.md, "A quicker step").
+# train's default: the same with a three-step decoder, logits at stride 4 upsampled bilinearly,
+# no stride-2 skip. Its training step is ~1.2x cheaper on a CPU (3.4x the paper's Keras step
+# against unet-effl0's 2.8x), and with the full recipe it scored as unet-effl0 on both held-out
+# tiles (docs/experiments.md, "Decoder convs without the upsampled map").
 register("unet-effl0-s4", "efficientnet:EfficientUNet", decoder=(96, 64, 48))
 
 # The ISLR2 lab's CIFAR-100 network (section 10.9.3) and the seed paper's variant of it.
