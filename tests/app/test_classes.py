@@ -9,6 +9,7 @@ import json
 import re
 
 import numpy as np
+import pytest
 import yaml
 from PIL import Image
 
@@ -112,6 +113,7 @@ def test_the_window_follows_the_table_and_improve_teaches_its_new_class(
     assert "guard" not in status
 
 
+@pytest.mark.slow  # a fine-tune in the app, ~10 s: keeps `make test` under 5 min
 def test_a_fine_tune_cut_short_by_its_guard_says_so_in_the_status_line(
     screen, tiny_model, known_image, tmp_path
 ):

@@ -9,6 +9,7 @@ import re
 import time
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from aerialseg.app.correct import capsule
@@ -46,6 +47,7 @@ def replay(log: list[str], shape) -> tuple[np.ndarray, list]:
     return labels, ends
 
 
+@pytest.mark.slow  # a fine-tune in the app, ~18 s: keeps `make test` under 5 min
 def test_correct_improve_and_save_the_model(screen, tiny_model, known_image, tmp_path):
     from aerialseg.models.checkpoint import load_checkpoint
 

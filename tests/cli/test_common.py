@@ -68,7 +68,8 @@ def test_checkpoint_is_the_same_flag_as_model():
         # a U-Net setting for the default unet-effl0-s4: named, before the data is read
         (
             ["train", "--out", "r", "--base-filters", "8", "--data", "."],
-            "model 'unet-effl0-s4' takes no base_filters (--base-filters); its settings: num_classes",
+            "model 'unet-effl0-s4' takes no base_filters (--base-filters); its settings: "
+            "num_classes",
         ),
         (
             ["train", "--out", "r", "--arch", "unet", "--context", "aspp", "--data", "."],

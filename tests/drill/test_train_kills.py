@@ -174,6 +174,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + f"\nsurvived {len(rows)}/{len(rows)} kills, {lost} epochs lost"
 
 
+@pytest.mark.slow  # kills training runs, ~11 s: keeps `make test` under 5 min
 def test_quick_kill_drill(tmp_path):
     """Killed before its first checkpoint (resume starts it again) and while a checkpoint
     is being written (resume continues from the last whole one)."""

@@ -43,6 +43,7 @@ def odd_images(root):
         yield name, rgb[: crop[0], : crop[1]] if crop else rgb
 
 
+@pytest.mark.slow  # exports the bundled model, ~11 s: keeps `make test` under 5 min
 def test_onnx_logits_equal_pytorch_on_odd_sized_dataset_images(bundled, onnx_file, real_data):
     from aerialseg.inference.onnx_model import OnnxModel
 
@@ -64,6 +65,7 @@ def test_onnx_logits_equal_pytorch_on_odd_sized_dataset_images(bundled, onnx_fil
     assert worst < 1e-3  # float32 both sides, different kernels: ~1e-5 is typical
 
 
+@pytest.mark.slow  # exports the bundled model, ~11 s: keeps `make test` under 5 min
 def test_onnx_segmenter_blends_windows_like_pytorch(onnx_file, real_data):
     from aerialseg.inference.segmenter import load_segmenter
     from aerialseg.inference.tiling import Tiling
@@ -80,6 +82,7 @@ def test_onnx_segmenter_blends_windows_like_pytorch(onnx_file, real_data):
     assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.999
 
 
+@pytest.mark.slow  # exports the bundled model, ~11 s: keeps `make test` under 5 min
 def test_onnx_metadata_and_folded_batch_norm(bundled, onnx_file):
     import onnx
 

@@ -98,6 +98,7 @@ def history(run: Path) -> list[dict]:
                 for r in csv.DictReader(f)]  # fmt: skip
 
 
+@pytest.mark.slow  # two training processes, ~8 s: keeps `make test` under 5 min
 def test_two_processes_resume_a_one_process_run_and_only_rank_0_writes(tiny_dataset, tmp_path):
     run = tmp_path / "run"
     torch.manual_seed(0)
