@@ -13,14 +13,14 @@ Against it, in the same process, in alternating rounds, on the same real batches
 - aerialseg train's step (``training.segmentation``: its model building, ``prepare``, its
   fused Adam over its parameter groups, its loss, ``train_step`` with bf16 autocast where the
   CPU has it) for
-  the previous default recipe (``unet``) and the current one (``unet-effl0``, ImageNet encoder);
-- the default's step as it was before ``models.upconv`` (decoder steps that upsample and
+  the previous default recipe (``unet``), the bundled model's ``unet-effl0`` (ImageNet
+  encoder) and ``train``'s default since 2026-12-06, ``unet-effl0-s4`` (its three-step decoder);
+- ``unet-effl0``'s step as it was before ``models.upconv`` (decoder steps that upsample and
   concatenate before their first conv) and before ``models.depthwise`` (depthwise convs in
-  fp32, and the upsampling decoder), and ``unet-effl0-s4`` (the default with a three-step
-  decoder);
+  fp32, and the upsampling decoder);
 - the same network as the anchor (``unet-seed``) through aerialseg's step;
 - the plain fp32 PyTorch port of that network from train_throughput.py (the weaker anchor);
-- with ``--compile``, also the default's step with its model under ``torch.compile``
+- with ``--compile``, also ``unet-effl0``'s step with its model under ``torch.compile``
   (Inductor; the first, excluded round compiles it).
 Keras runs twice: as compiled by default (``jit_compile="auto"``: XLA on this backend) and
 without XLA; the faster is the anchor.
@@ -250,10 +250,10 @@ def main() -> None:
         "PyTorch plain port, fp32": ("torch", None),
         "aerialseg unet-seed": ("torch", aerialseg_setup("unet-seed", samples)),
         "aerialseg unet (prev. default)": ("torch", aerialseg_setup("unet", samples)),
-        "aerialseg unet-effl0 (default)": ("torch", aerialseg_setup("unet-effl0", samples)),
+        "aerialseg unet-effl0 (bundled)": ("torch", aerialseg_setup("unet-effl0", samples)),
         "unet-effl0, upsample+cat decoder": ("plaindec", aerialseg_setup("unet-effl0", samples)),
         "unet-effl0, also fp32 depthwise": ("fp32dw", aerialseg_setup("unet-effl0", samples)),
-        "aerialseg unet-effl0-s4": ("torch", aerialseg_setup("unet-effl0-s4", samples)),
+        "aerialseg unet-effl0-s4 (default)": ("torch", aerialseg_setup("unet-effl0-s4", samples)),
         "aerialseg unet-effl0-fbn": ("torch", aerialseg_setup("unet-effl0-fbn", samples)),
     }
     if args.compile:
@@ -267,19 +267,19 @@ def main() -> None:
     )
     measured: dict[str, list[tuple[float, float]]] = {name: [] for name in setups}
     load0 = os.getloadavg()
+    steps = {
+        "keras": keras_steps,
+        "torch": torch_steps,
+        "fp32dw": fp32_depthwise_steps,
+        "plaindec": plain_decoder_steps,
+    }
     for r in range(args.rounds + 1):  # round 0: warm-up (tracing, XLA, oneDNN kernels)
         for name, (kind, setup) in setups.items():
-            steps = {
-                "keras": keras_steps,
-                "torch": torch_steps,
-                "fp32dw": fp32_depthwise_steps,
-                "plaindec": plain_decoder_steps,
-            }
             fn, batches_ = steps[kind], keras_data if kind == "keras" else data
             wall, cpu = rates(fn, setup, batches_ if r else batches_[:2])
             if r:
                 measured[name].append((wall, cpu))
-                print(f"round {r}: {name:<32} {wall:6.1f} patches/s, {cpu:6.1f} per CPU-second",
+                print(f"round {r}: {name:<34} {wall:6.1f} patches/s, {cpu:6.1f} per CPU-second",
                       flush=True)  # fmt: skip
     load1 = os.getloadavg()
     med = {name: tuple(statistics.median(col) for col in zip(*v)) for name, v in measured.items()}
@@ -293,7 +293,7 @@ def main() -> None:
     )
     for name, (wall, cpu) in med.items():
         print(
-            f"  {name:<32} {wall:6.1f} patches/s ({wall / anchor[0]:4.2f}x)  "
+            f"  {name:<34} {wall:6.1f} patches/s ({wall / anchor[0]:4.2f}x)  "
             f"{cpu:6.1f} per CPU-second ({cpu / anchor[1]:4.2f}x)"
         )
 
