@@ -109,10 +109,11 @@ register("unet-effl2", "efficientnet:EfficientUNet", variant="lite2")
 # statistics: training steps 1.08-1.15x cheaper on a CPU, but worse on held-out Tile 5, so not
 # the default (docs/experiments.md, "Frozen encoder batch norm").
 register("unet-effl0-fbn", "efficientnet:EfficientUNet", encoder_bn=False)
-# train's default: the same with a three-step decoder, logits at stride 4 upsampled bilinearly,
-# no stride-2 skip. Its training step is ~1.2x cheaper on a CPU (3.4x the paper's Keras step
-# against unet-effl0's 2.8x), and with the full recipe it scored as unet-effl0 on both held-out
-# tiles (docs/experiments.md, "Decoder convs without the upsampled map").
+# train's default: the same with a three-step decoder, logits at stride 4 upsampled
+# bilinearly, no stride-2 skip. Its training step is ~1.2x cheaper on a CPU (3.3-3.4x the
+# paper's Keras step against unet-effl0's 2.8x), and with the full recipe it scored as
+# unet-effl0 on both held-out tiles (docs/experiments.md, "Decoder convs without the
+# upsampled map").
 register("unet-effl0-s4", "efficientnet:EfficientUNet", decoder=(96, 64, 48))
 
 # The ISLR2 lab's CIFAR-100 network (section 10.9.3) and the seed paper's variant of it.
