@@ -196,6 +196,17 @@ def predict_logits(
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 
+@functools.cache
+def _glibc(name: str):
+    """glibc's function ``name``, or None where the C library is not glibc."""
+    import ctypes
+
+    try:
+        return getattr(ctypes.CDLL("libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
+
+
 def reuse_freed_memory() -> bool:
     """Make glibc keep the memory that freed tensors leave, for the next ones; True if set.
 
@@ -208,14 +219,10 @@ def reuse_freed_memory() -> bool:
     process-wide setting, so the ``aerialseg`` command makes it, never an import; outside
     glibc (macOS, Windows, musl) it does nothing.
     """
-    import ctypes
     import sys
 
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):  # not glibc
+    mallopt = _glibc("mallopt") if sys.platform.startswith("linux") else None
+    if mallopt is None:
         return False
     done = [mallopt(_M_MMAP_THRESHOLD, 1 << 30), mallopt(_M_TRIM_THRESHOLD, 1 << 30)]
     return all(done)
@@ -232,16 +239,6 @@ def resident_bytes() -> int | None:
         return None
 
 
-@functools.cache
-def _malloc_trim():
-    import ctypes
-
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
 def release_freed_memory(above: int) -> bool:
     """Hand the heap's freed pages back to the kernel (glibc's malloc_trim) when this process
     holds more than ``above`` bytes resident; True if it did.
@@ -254,7 +251,7 @@ def release_freed_memory(above: int) -> bool:
     before every pass), so it is done only when the resident memory is over ``above``.
     Linux with glibc only."""
     rss = resident_bytes()
-    trim = _malloc_trim()
+    trim = _glibc("malloc_trim")
     if rss is None or trim is None or rss <= above:
         return False
     trim(0)
