@@ -17,7 +17,7 @@ with no baseline run compare their CPU-s/MP with the smallest size's of this run
 
     python benchmarks/segment_memory.py [--size 10000 20000] [--format png geotiff]
         [--model PATH | --tiny] [--baseline] [--baseline-max 10000] [--against SRC]
-        [--repeats 2] [--tta] [--threads 1] [--pictures DIR] [--jsonl FILE]
+        [--repeats 2] [--tta] [--precision int8] [--threads 1] [--pictures DIR] [--jsonl FILE]
 
 --pictures DIR keeps the pictures made there (and reuses them on a rerun); --jsonl appends a
 record per run as it finishes (long runs, one process per size); --report FILE prints those
@@ -105,13 +105,14 @@ def make_picture(size: tuple[int, int], fmt: str, folder: Path, t: np.ndarray) -
     return path
 
 
-def run(picture: Path, out: Path, model: str | None, tta: bool, way: str, threads: int | None):
+def run(picture: Path, out: Path, model, tta: bool, way: str, threads, precision=None):
     """(peak RSS bytes, wall seconds, CPU seconds) of one `segment` child. ``way``: streamed,
     in-memory, or a source tree to run instead of this one. CPU seconds (user + system, all
     threads) are the steadier cost on a machine others share."""
     cmd = [sys.executable, "-m", "aerialseg", "segment", str(picture), "--out", str(out), "-q"]
     cmd += ["--model", model] if model else []
     cmd += ["--tta"] if tta else []
+    cmd += ["--precision", precision] if precision else []
     cmd += ["--max-pixels", str(10**12)]  # over 150 M pixels: asked for, as a user does
     env = {**os.environ, "AERIALSEG_STREAM_PIXELS": str(10**15 if way == "in-memory" else 0)}
     if way not in ("streamed", "in-memory"):
@@ -155,6 +156,7 @@ def main() -> None:
     ap.add_argument("--model")
     ap.add_argument("--tiny", action="store_true", help="an untrained 4-filter U-Net")
     ap.add_argument("--tta", action="store_true")
+    ap.add_argument("--precision", help="segment's --precision (default: its own)")
     ap.add_argument("--baseline", action="store_true", help="also the in-memory way")
     ap.add_argument("--baseline-max", type=int, default=10_000)
     ap.add_argument("--against", help="also this source tree (e.g. /work/main/src)")
@@ -170,7 +172,8 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"pictures: {what}; {os.cpu_count()} CPUs, load {load:.1f}; threads "
           f"{args.threads or 'default'}; model {args.model or 'bundled'}"
-          + (" (tiny)" if args.tiny else "") + (" with TTA" if args.tta else ""))  # fmt: skip
+          + (" (tiny)" if args.tiny else "") + (" with TTA" if args.tta else "")
+          + (f", {args.precision}" if args.precision else ""))  # fmt: skip
     print(f"{'size':>11} {'format':8} {'way':9} {'peak bytes':>13} {'GB':>5} {'GiB':>5} "
           f"{'<=1 GB':6} {'s/MP':>6} {'CPU s/MP':>8} {'s':>6}")  # fmt: skip
     first_cpu: dict[str, float] = {}  # format -> CPU s/MP of the first (smallest) size
@@ -202,7 +205,9 @@ def main() -> None:
                 for i, way in enumerate(ways):
                     out = folder / f"out-{i}"
                     shutil.rmtree(out, ignore_errors=True)  # a rerun would keep the outputs
-                    peak, secs, used = run(picture, out, model, args.tta, way, args.threads)
+                    peak, secs, used = run(
+                        picture, out, model, args.tta, way, args.threads, args.precision
+                    )
                     name = "raster" if fmt == "geotiff" and way == "streamed" else way
                     name = "today" if way == args.against else name
                     ok = "yes" if peak <= 10**9 else "NO"

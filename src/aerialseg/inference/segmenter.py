@@ -120,16 +120,8 @@ def predict_bands(
             else:
                 x = to_device(torch.from_numpy(batch), device).permute(0, 3, 1, 2).float()
             probs = None
-            for k in kinds:
-                xk = _dihedral_t(x, k)
-                if channels_last(precision, device):
-                    xk = xk.contiguous(memory_format=torch.channels_last)
-                with autocast(precision, device):
-                    out = model(xk)
-                del xk  # the next forward's memory: nothing of this one is kept alive into it
-                p = _undo_dihedral_t(out.float().softmax(1), k)
-                del out
-                probs = p if probs is None else probs.add_(p)
+            for p in _passes(model, x, kinds, precision, device):
+                probs = p if probs is None else probs.add_(p)  # in order: the same sums
                 del p
             del x, batch
             probs *= weight_dev / len(kinds)
@@ -142,6 +134,24 @@ def predict_bands(
             if on_window:
                 on_window(len(xs))
     yield from emit(rows[-1] + win_h)
+
+
+def _passes(model, x: torch.Tensor, kinds, precision: str, device: str):
+    """The class probabilities of each flip/rotation ``kinds`` of ``x``, undone, in order; an
+    onnxruntime model runs TTA's passes two at a time (:meth:`.onnx_model.OnnxModel.pair`)."""
+    paired = model.pair() if len(kinds) > 1 and hasattr(model, "pair") else None
+    run = paired or model
+
+    def one(k: int) -> torch.Tensor:
+        xk = _dihedral_t(x, k)
+        if channels_last(precision, device):
+            xk = xk.contiguous(memory_format=torch.channels_last)
+        with autocast(precision, device):
+            out = run(xk)
+        del xk  # the next forward's memory: nothing of this one is kept alive into it
+        return _undo_dihedral_t(out.float().softmax(1), k)
+
+    return paired.map(one, kinds) if paired else map(one, kinds)
 
 
 def _with_data(valid: np.ndarray, cols: list[int], win_w: int) -> list[int]:
