@@ -10,7 +10,9 @@ the same work whatever it predicts.
 
 Against it, in the same process and in alternating rounds, ``aerialseg``'s ``Segmenter`` on
 the same crop at the precisions asked for (``auto`` is what ``aerialseg segment`` picks: bf16
-on a CPU with fast bf16, else fp32; ``int8`` needs the ``onnx`` extra), with and without TTA.
+on a CPU with fast bf16, else fp32; ``int8`` needs the ``onnx`` extra), with and without TTA;
+for int8 also TTA's eight passes one at a time (before they ran two at a time, each on half
+the threads: ``OnnxModel.pair``).
 TensorFlow is not a dependency of aerialseg; for this benchmark only:
 
     pip install tensorflow-cpu
@@ -28,9 +30,10 @@ import statistics
 import sys
 import time
 
-from aerialseg.runtime import passive_thread_waits
+from aerialseg.runtime import passive_thread_waits, reuse_freed_memory
 
 passive_thread_waits()  # as the aerialseg command does, before torch loads (see runtime)
+reuse_freed_memory()  # as the aerialseg command does, before any thread allocates
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -42,8 +45,7 @@ except ImportError:
     from benchmarks.keras_anchor import import_keras, keras_unet
     from benchmarks.segment_speed import seed_spline_window, test_image
 
-from aerialseg.inference.segmenter import load_segmenter  # noqa: E402
-from aerialseg.runtime import reuse_freed_memory  # noqa: E402
+from aerialseg.inference.segmenter import Segmenter, load_segmenter  # noqa: E402
 
 
 def paper_predict(model, rgb: np.ndarray, window: int = 256, classes: int = 6) -> np.ndarray:
@@ -68,6 +70,20 @@ def paper_predict(model, rgb: np.ndarray, window: int = 256, classes: int = 6) -
     return total[pad:-pad, pad:-pad] / 8
 
 
+class OnePassAtATime:
+    """An onnxruntime model without ``pair()``: TTA's eight passes one after another, each on
+    all the threads, as before they ran two at a time (the baseline of that change)."""
+
+    def __init__(self, model):
+        self.model, self.num_classes = model, model.num_classes
+
+    def eval(self):
+        return self
+
+    def __call__(self, x):
+        return self.model(x)
+
+
 def timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
@@ -85,7 +101,6 @@ def main() -> None:
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     torch.set_num_threads(args.threads)
-    reuse_freed_memory()  # as the aerialseg command does
 
     rgb, what = test_image()
     keras.utils.set_random_seed(0)
@@ -97,6 +112,9 @@ def main() -> None:
         seg.segment(rgb[:512, :512], tta=True)  # warm-up
         jobs[f"aerialseg {p} ({seg.precision}), 8x TTA"] = lambda s=seg: s.segment(rgb, tta=True)
         jobs[f"aerialseg {p} ({seg.precision}), no TTA"] = lambda s=seg: s.segment(rgb)
+        if hasattr(seg.model, "pair"):  # onnxruntime: also TTA's passes one at a time
+            one = Segmenter(OnePassAtATime(seg.model), seg.classes, seg.meta, tiling=seg.tiling)
+            jobs["  the same, 8x TTA one pass at a time"] = lambda s=one: s.segment(rgb, tta=True)
     times: dict[str, list[float]] = {name: [] for name in jobs}
     for r in range(args.rounds):
         for name, fn in jobs.items():
@@ -109,7 +127,8 @@ def main() -> None:
     paper_s = statistics.median(next(iter(times.values())))
     for name, ts in times.items():
         t = statistics.median(ts)
-        print(f"  {name:48s} {t:8.3f} s  paper/this {paper_s / t:6.1f}x")
+        spread = f"{min(ts):.3f}-{max(ts):.3f}"
+        print(f"  {name:48s} {t:8.3f} s  paper/this {paper_s / t:6.1f}x  ({spread})")
 
 
 if __name__ == "__main__":

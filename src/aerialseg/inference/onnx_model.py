@@ -75,22 +75,29 @@ class PairedRuns:
     """A session run from two threads at once: called like the model, and :meth:`map`."""
 
     def __init__(self, session):
-        self.session = session
+        self.session, self._pool = session, None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return _run(self.session, x)
 
     def map(self, fn, items):
-        """``fn(item)`` for each item, in order, on two threads: two in flight at most."""
+        """``fn(item)`` for each item, in order, on two threads: two in flight at most. The
+        two threads are kept from call to call: new threads would get fresh malloc arenas,
+        whose hundreds of MB of pages the kernel zeroes again on first touch."""
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(2, thread_name_prefix="aerialseg-onnx") as pool:
-            items = iter(items)
-            pending = deque(pool.submit(fn, i) for i in islice(items, 2))
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(2, thread_name_prefix="aerialseg-onnx")
+        items = iter(items)
+        pending = deque(self._pool.submit(fn, i) for i in islice(items, 2))
+        try:
             while pending:
                 out = pending.popleft().result()
-                pending.extend(pool.submit(fn, i) for i in islice(items, 1))  # before the wait
+                pending.extend(self._pool.submit(fn, i) for i in islice(items, 1))
                 yield out
+        finally:  # abandoned (an error downstream): nothing left running on the way out
+            for f in pending:
+                f.cancel() or f.result()
 
 
 def _session(what: str | bytes, threads: int | None):
