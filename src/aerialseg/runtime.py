@@ -193,7 +193,7 @@ def predict_logits(
 
 
 # glibc's mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 
 @functools.cache
@@ -215,23 +215,16 @@ def reuse_freed_memory() -> bool:
     each page on first touch, and unmaps it when freed; the next pass pays again. That was a
     third of the CPU time of a 1088² forward of unet-effl0 on this machine
     (benchmarks/malloc_reuse.py). With both thresholds at 1 GiB, blocks come from the heap and
-    stay there: the peak is what it was, only it is not handed back between passes. One heap
-    for all threads: the heaps glibc gives other threads hold at most 64 MB each and hand
-    their pages back as blocks are freed, whatever the thresholds; the two threads that run
-    TTA's passes (:meth:`~aerialseg.inference.onnx_model.OnnxModel.pair`) faulted in 50-180k
-    fresh pages per 1024² image that way. A process-wide setting, so the ``aerialseg``
-    command makes it, never an import; outside glibc (macOS, Windows, musl) it does nothing.
+    stay there: the peak is what it was, only it is not handed back between passes. A
+    process-wide setting, so the ``aerialseg`` command makes it, never an import; outside
+    glibc (macOS, Windows, musl) it does nothing.
     """
     import sys
 
     mallopt = _glibc("mallopt") if sys.platform.startswith("linux") else None
     if mallopt is None:
         return False
-    done = [
-        mallopt(_M_MMAP_THRESHOLD, 1 << 30),
-        mallopt(_M_TRIM_THRESHOLD, 1 << 30),
-        mallopt(_M_ARENA_MAX, 1),
-    ]
+    done = [mallopt(_M_MMAP_THRESHOLD, 1 << 30), mallopt(_M_TRIM_THRESHOLD, 1 << 30)]
     return all(done)
 
 

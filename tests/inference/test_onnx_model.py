@@ -5,9 +5,11 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from aerialseg.inference import onnx_model
 from aerialseg.inference.onnx_model import OnnxModel, PairedRuns
+from aerialseg.models.export import INPUT
 
 from ..helpers import make_scene, tiny_checkpoint
 
@@ -30,16 +32,20 @@ def test_map_keeps_the_order_with_two_in_flight():
     busy, most = [0], [0]
     lock = threading.Lock()
 
-    def slow(i):  # the first of each pair takes longest, so they finish out of order
-        with lock:
-            busy[0] += 1
-            most[0] = max(most[0], busy[0])
-        time.sleep(0.02 if i % 2 == 0 else 0.001)
-        with lock:
-            busy[0] -= 1
-        return i * i
+    class Slow:  # a session whose even inputs take longest: runs finish out of order
+        def run(self, names, feed):
+            x = feed[INPUT]
+            with lock:
+                busy[0] += 1
+                most[0] = max(most[0], busy[0])
+            time.sleep(0.02 if int(x.flat[0]) % 2 == 0 else 0.001)
+            with lock:
+                busy[0] -= 1
+            return [x * x]
 
-    assert list(PairedRuns(None).map(slow, range(7))) == [i * i for i in range(7)]
+    xs = (torch.full((1, 3, 2, 2), float(i)) for i in range(7))
+    got = [float(y.flatten()[0]) for y in PairedRuns(Slow()).map(xs)]
+    assert got == [i * i for i in range(7)]
     assert most[0] == 2
 
 

@@ -140,18 +140,20 @@ def _passes(model, x: torch.Tensor, kinds, precision: str, device: str):
     """The class probabilities of each flip/rotation ``kinds`` of ``x``, undone, in order; an
     onnxruntime model runs TTA's passes two at a time (:meth:`.onnx_model.OnnxModel.pair`)."""
     paired = model.pair() if len(kinds) > 1 and hasattr(model, "pair") else None
-    run = paired or model
+    if paired is not None:
+        outs = paired.map(_dihedral_t(x, k) for k in kinds)
+    else:
+        outs = (_forward(model, _dihedral_t(x, k), precision, device) for k in kinds)
+    for k, out in zip(kinds, outs):
+        yield _undo_dihedral_t(out.float().softmax(1), k)
+        del out
 
-    def one(k: int) -> torch.Tensor:
-        xk = _dihedral_t(x, k)
-        if channels_last(precision, device):
-            xk = xk.contiguous(memory_format=torch.channels_last)
-        with autocast(precision, device):
-            out = run(xk)
-        del xk  # the next forward's memory: nothing of this one is kept alive into it
-        return _undo_dihedral_t(out.float().softmax(1), k)
 
-    return paired.map(one, kinds) if paired else map(one, kinds)
+def _forward(model, x: torch.Tensor, precision: str, device: str) -> torch.Tensor:
+    if channels_last(precision, device):
+        x = x.contiguous(memory_format=torch.channels_last)
+    with autocast(precision, device):
+        return model(x)
 
 
 def _with_data(valid: np.ndarray, cols: list[int], win_w: int) -> list[int]:
