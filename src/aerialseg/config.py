@@ -253,9 +253,9 @@ class FinetuneConfig(Config):
     )
     distill_trust: float | None = opt(
         None,
-        "how far the strokes thin --distill's pixels, class by class: each kept with "
-        "probability 1 - trust x (1 - the share of the stroked pixels where the model predicts "
-        "that class that are it) (0: every pixel; 1: in proportion; default: the recipe's)",
+        "--distill keeps a class whole where the model is right about it on at least this "
+        "share of the stroked pixels where it predicts it, and a class right less often in "
+        "proportion (0: every class whole; default: the recipe's)",
         low=0,
         high=1,
     )
@@ -300,7 +300,7 @@ RECIPES: dict[str, dict] = {
         lr=2e-3,
         freeze="encoder",
         distill=1.0,
-        distill_trust=1.0,
+        distill_trust=0.5,
         self_train=1.0,
         balance=False,
     ),

@@ -99,10 +99,11 @@ MIN_EVIDENCE = 100  # stroked pixels (half a small disc) before a precision coun
 
 def keep_shares(samples, preds, num_classes: int, trust: float) -> list[np.ndarray]:
     """Per image, per class: the share of the teacher's pixels of that class to keep,
-    ``1 - trust * (1 - precision)``, where precision is how often the prediction is right on
+    ``min(1, precision / trust)``, where precision is how often the prediction is right on
     the image's stroked pixels where it gives that class (1 with fewer than MIN_EVIDENCE such
-    pixels: no verdict). ``trust`` 0 keeps every class whole, 1 keeps each in proportion to
-    the strokes' verdict. Judged image by image, because a model can be right about a class in
+    pixels: no verdict): a class right at least ``trust`` of the time is kept whole, one
+    right less often in proportion (``trust`` 0: every class whole; 1: each in proportion to
+    the strokes' verdict). Judged image by image, because a model can be right about a class in
     one scene and wrong about it in another (water in a port, "water" on a suburb's shadows);
     an image with (almost) no strokes of its own is judged by all the strokes together."""
     counts = [_said_right(s, p, num_classes) for s, p in zip(samples, preds)]
@@ -112,7 +113,7 @@ def keep_shares(samples, preds, num_classes: int, trust: float) -> list[np.ndarr
         if said.sum() < MIN_EVIDENCE:
             said, right = pooled
         precision = np.where(said < MIN_EVIDENCE, 1.0, right / np.maximum(said, 1))
-        out.append(1.0 - trust * (1.0 - precision))
+        out.append(np.minimum(1.0, precision / trust) if trust > 0 else np.ones(num_classes))
     return out
 
 
