@@ -253,9 +253,8 @@ class FinetuneConfig(Config):
     )
     distill_trust: float | None = opt(
         None,
-        "--distill keeps a class whole where the model is right about it on at least this "
-        "share of the stroked pixels where it predicts it, and a class right less often in "
-        "proportion (0: every class whole; default: the recipe's)",
+        "--distill keeps only the classes the model is right about on at least this share of "
+        "the stroked pixels where it predicts them (0: every class; default: the recipe's)",
         low=0,
         high=1,
     )
@@ -289,9 +288,8 @@ class FinetuneConfig(Config):
 # The fine-tune's recipes (FinetuneConfig), measured with benchmarks/new_place.py on the
 # OpenEarthMap scenes (new place) and the bundled model's held-out Dubai images (at home).
 RECIPES: dict[str, dict] = {
-    # strokes trusted, the parent's confident pixels kept only as far as the strokes confirm
-    # each class (in a new place most are its errors; soft trust, docs/experiments.md), the
-    # pretrained encoder kept (its features carry over; half the backward pass)
+    # strokes trusted, no distillation (in a new place the parent's confident pixels are its
+    # errors), the pretrained encoder kept (its features carry over; half the backward pass)
     # and, halfway, self-training on the student's own confident pixels everywhere
     # and the classes not balanced (new-place strokes cover every class: balancing them cost
     # 0.02 of the accuracy); measured in docs/experiments.md, "Teaching a new place"

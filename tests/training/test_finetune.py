@@ -363,61 +363,24 @@ def test_auto_recipe_tells_a_new_place_from_home(tmp_path):
     assert pick_recipe("new-place", model, meta, []) == ("new-place", "recipe new-place (as asked)")
 
 
-def test_distillation_thins_each_class_as_far_as_the_strokes_contradict_it():
+def test_distillation_drops_only_the_classes_the_strokes_contradict():
     from aerialseg.data.segmentation import Sample
-    from aerialseg.training.strokes import MIN_EVIDENCE, keep_shares
+    from aerialseg.training.strokes import MIN_EVIDENCE, uncontradicted
 
     labels = np.full((100, 100), IGNORE_INDEX, np.uint8)
     labels[:20] = 3  # 2000 stroked pixels of Vegetation ...
     pred = np.full((100, 100), 1, np.uint8)  # ... where the model says Land: contradicted
     pred[:2] = 3  # and Vegetation on 200 of them: right
-    pred[2:6, :50] = 4  # Water on 200 of them: wrong; and on the unstroked half, right
-    pred[50:] = 4
-    pred[20:21, : MIN_EVIDENCE - 1] = 0  # Building, but no stroke there
+    pred[50:] = 4  # Water, never stroked: no evidence, kept
+    pred[20:21, : MIN_EVIDENCE - 1] = 0  # Building, but no stroke there either
     sample = Sample("a", "", np.zeros((100, 100, 3), np.uint8), labels)
-    (share,) = keep_shares([sample], [pred], 6, trust=1.0)
-    np.testing.assert_allclose(share, [1, 0, 1, 1, 0, 1])  # Land and Water contradicted
-    pred[2:6, :50] = 3  # now Water is never stroked: no verdict, kept whole
-    pred[6:7, :50] = 4  # ... unless it is, on 50 too few pixels to count
-    (share,) = keep_shares([sample], [pred], 6, trust=1.0)
-    np.testing.assert_allclose(share, [1, 0, 1, 1, 1, 1])
-    labels[6:7, :50] = 4  # half the water strokes agree: half of its pixels kept
-    pred[7:8, :50] = 4
-    (half,) = keep_shares([sample], [pred], 6, trust=1.0)
-    assert half[4] == pytest.approx(0.5)
-    assert keep_shares([sample], [pred], 6, trust=0.5)[0][4] == 1  # right as often as asked
-    assert keep_shares([sample], [pred], 6, trust=0.8)[0][4] == pytest.approx(0.5 / 0.8)
-    assert (keep_shares([sample], [pred], 6, trust=0.0)[0] == 1).all()
+    (kept,) = uncontradicted([sample], [pred], 6, trust=0.5)
+    assert kept.tolist() == [True, False, True, True, True, True]
+    assert uncontradicted([sample], [pred], 6, trust=0.0)[0].all()
     # judged image by image: another scene's strokes do not speak for this one's Water ...
-    pred2 = np.full((100, 100), 4, np.uint8)
-    other = Sample("b", "", sample.image, np.full((100, 100), 2, np.uint8))
-    a, b = keep_shares([sample, other], [pred, pred2], 6, trust=1.0)
-    assert a[4] == pytest.approx(0.5) and b[4] == 0
+    other = Sample("b", "", sample.image, np.where(pred == 4, 2, IGNORE_INDEX).astype(np.uint8))
+    kept_a, kept_b = uncontradicted([sample, other], [pred, pred], 6, trust=0.5)
+    assert kept_a[4] and not kept_b[4]
     # ... but an image without strokes of its own is judged by all of them
     blank = Sample("c", "", sample.image, np.full((100, 100), IGNORE_INDEX, np.uint8))
-    assert keep_shares([other, blank], [pred2, pred2], 6, trust=1.0)[1][4] == 0
-
-
-def test_teacher_keeps_a_seeded_share_of_a_thinned_class(tmp_path):
-    from aerialseg.classes import DUBAI
-    from aerialseg.config import FinetuneConfig
-    from aerialseg.data.segmentation import Sample
-    from aerialseg.training.strokes import teacher_labels
-
-    labels = np.full((64, 64), IGNORE_INDEX, np.uint8)
-    labels[:8] = 2  # 512 stroked pixels of Road
-    probs = np.zeros((64, 64, 6), np.float32)
-    probs[..., 4] = 1.0  # the parent is sure of Water everywhere
-    probs[:4, :, 4], probs[:4, :, 2] = 0, 1  # right (Road) on the first half of the strokes
-    sample = Sample("a", "", np.zeros((64, 64, 3), np.uint8), labels)
-    cfg = FinetuneConfig()
-    t1, shares = teacher_labels(None, [sample], DUBAI, cfg, "cpu", [probs], trust=1.0)
-    t2, _ = teacher_labels(None, [sample], DUBAI, cfg, "cpu", [probs], trust=1.0)
-    assert np.array_equal(t1[0], t2[0])  # the same strokes, the same labels
-    assert shares[0][4] == 0 and shares[0][2] == 1  # Water on 256 strokes, never right
-    assert (t1[0][:8] == IGNORE_INDEX).all()  # the stroked pixels are the strokes'
-    assert not (t1[0] == 4).any()
-    labels[4:6] = 4  # now the strokes say Water on half the pixels where the parent does
-    t, shares = teacher_labels(None, [sample], DUBAI, cfg, "cpu", [probs], trust=1.0)
-    assert shares[0][4] == pytest.approx(0.5)
-    assert abs((t[0][8:] == 4).mean() - 0.5) < 0.03  # about half its unstroked pixels kept
+    assert not uncontradicted([other, blank], [pred, pred], 6, trust=0.5)[1][4]

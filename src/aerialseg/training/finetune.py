@@ -11,9 +11,8 @@ Two recipes (:data:`aerialseg.config.RECIPES`), because the two things users ask
 apart (measured in benchmarks/new_place.py):
 
 - **a new place** (imagery unlike the training data: the parent is wrong there, and sure of
-  it): the strokes are trusted at a high rate, the parent's confident pixels are kept only as
-  far as the strokes confirm each class (most are its errors), the pretrained encoder is kept
-  as it is (its features carry over,
+  it): the strokes are trusted at a high rate, the parent's confident pixels are NOT kept
+  (they are its errors), the pretrained encoder is kept as it is (its features carry over,
   and half the backward pass is saved), and halfway the student labels its own confident
   pixels all over the user's images and learns from them too (self-training: the unpainted
   parts of the images teach);
@@ -194,16 +193,14 @@ def finetune(
     replay = load_replay(data_replay, classes, cfg, rng, parent_classes) if data_replay else None
     bar.set_description("parent's predictions")
     say(0.0, "parent's predictions")
-    shares = None
+    kept = None
     if cfg.distill > 0:
-        teacher, shares = teacher_labels(
+        teacher, kept = teacher_labels(
             model, samples, classes, cfg, device, parent_probs, cfg.distill_trust
         )
-        for sample, share in zip(samples, shares):
-            if (share < 1).any():
-                names = ", ".join(
-                    f"{n} ({k:.0%} kept)" for n, k in zip(classes.names, share) if k < 1
-                )
+        for sample, k in zip(samples, kept):
+            if not k.all():
+                names = ", ".join(n for n, keep in zip(classes.names, k) if not keep)
                 log(f"{sample.id}: the strokes contradict the model's {names} there")
     else:
         teacher = [np.full_like(s.labels, IGNORE_INDEX) for s in samples]
@@ -279,11 +276,10 @@ def finetune(
         "data_replay": str(Path(data_replay).resolve()) if data_replay else None,
         "config": cfg.to_dict(),
         "recipe": why,
-        "distilled_shares": None
-        if shares is None
+        "distilled_classes": None
+        if kept is None
         else {
-            s.id: {n: round(float(k), 4) for n, k in zip(classes.names, share)}
-            for s, share in zip(samples, shares)
+            s.id: [n for n, keep in zip(classes.names, k) if keep] for s, k in zip(samples, kept)
         },
         "steps": steps,
         "cut_short": cut,

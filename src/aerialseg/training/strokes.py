@@ -65,14 +65,13 @@ def teacher_labels(
     user left the pixel unlabelled; 255 elsewhere. Predicted as ``segment`` does, unless
     ``probs`` (one (H, W, C) array per sample) already holds the probabilities.
 
-    ``trust``: how far the strokes' verdict thins the teacher, class by class
-    (:func:`keep_shares`): each confident pixel of a class is kept with that class's share, a
-    seeded draw (``cfg.seed``: the same strokes, the same labels). Why: in a new place the
-    parent's confident labels are mostly its errors (they cost 0.3 of the accuracy), yet a
-    class the user never painted, because the map had it right, must not be forgotten (0.5 %
-    strokes without a water stroke lost every water pixel); and a class the parent has right
-    in one part of a scene and wrong in another must not be dropped whole (docs/experiments.md,
-    "Soft trust"). Returns the labels and, per image, each class's share kept."""
+    ``trust``: a class the teacher predicts is kept only where the strokes do not contradict
+    it, i.e. where, on the stroked pixels it gives that class, it is right at least this often
+    (or it gives it on too few of them to tell). Why: in a new place the parent's confident
+    labels are mostly its errors (they cost 0.3 of the accuracy), yet a class the user never
+    painted, because the map had it right, must not be forgotten (0.5 % strokes without a
+    water stroke lost every water pixel). Returns the labels and, per image, which classes
+    were kept."""
     from ..inference.segmenter import Segmenter
 
     seg = Segmenter(model, classes, precision=cfg.precision, device=device)
@@ -83,37 +82,30 @@ def teacher_labels(
             raise ValueError(f"{s.id}: parent probabilities of another size than the image")
         preds.append(probs_i.argmax(-1).astype(np.uint8))
         sure.append(probs_i.max(-1) >= cfg.confidence)
-    shares = keep_shares(samples, preds, len(classes), trust)
-    rng = np.random.default_rng(cfg.seed)
-    out = []
-    for s, pred, keep, share in zip(samples, preds, sure, shares):
-        keep &= s.labels == IGNORE_INDEX
-        if (share < 1).any():  # draw only where some class is thinned
-            keep &= rng.random(pred.shape, dtype=np.float32) < share[pred]
-        out.append(np.where(keep, pred, IGNORE_INDEX).astype(np.uint8))
-    return out, shares
+    kept = uncontradicted(samples, preds, len(classes), trust)
+    out = [
+        np.where(confident & (s.labels == IGNORE_INDEX) & k[pred], pred, IGNORE_INDEX)
+        for s, pred, confident, k in zip(samples, preds, sure, kept)
+    ]
+    return [o.astype(np.uint8) for o in out], kept
 
 
 MIN_EVIDENCE = 100  # stroked pixels (half a small disc) before a precision counts
 
 
-def keep_shares(samples, preds, num_classes: int, trust: float) -> list[np.ndarray]:
-    """Per image, per class: the share of the teacher's pixels of that class to keep,
-    ``min(1, precision / trust)``, where precision is how often the prediction is right on
-    the image's stroked pixels where it gives that class (1 with fewer than MIN_EVIDENCE such
-    pixels: no verdict): a class right at least ``trust`` of the time is kept whole, one
-    right less often in proportion (``trust`` 0: every class whole; 1: each in proportion to
-    the strokes' verdict). Judged image by image, because a model can be right about a class in
-    one scene and wrong about it in another (water in a port, "water" on a suburb's shadows);
-    an image with (almost) no strokes of its own is judged by all the strokes together."""
+def uncontradicted(samples, preds, num_classes: int, trust: float) -> list[np.ndarray]:
+    """Per image, per class: whether the prediction is right on at least ``trust`` of the
+    image's stroked pixels where it gives that class (True with fewer than MIN_EVIDENCE such
+    pixels). Judged image by image, because a model can be right about a class in one scene
+    and wrong about it in another (water in a port, "water" on a suburb's shadows); an image
+    with (almost) no strokes of its own is judged by all the strokes together."""
     counts = [_said_right(s, p, num_classes) for s, p in zip(samples, preds)]
     pooled = sum(c[0] for c in counts), sum(c[1] for c in counts)
     out = []
     for said, right in counts:
         if said.sum() < MIN_EVIDENCE:
             said, right = pooled
-        precision = np.where(said < MIN_EVIDENCE, 1.0, right / np.maximum(said, 1))
-        out.append(np.minimum(1.0, precision / trust) if trust > 0 else np.ones(num_classes))
+        out.append((said < MIN_EVIDENCE) | (right >= trust * said))
     return out
 
 
