@@ -64,7 +64,7 @@ def test_tta_in_pairs_gives_the_same_probabilities(tiny_onnx, monkeypatch):
 
 def test_one_thread_runs_no_pairs(tiny_onnx, monkeypatch):
     assert OnnxModel(tiny_onnx, threads=1).pair() is None
-    monkeypatch.setattr(onnx_model.os, "sched_getaffinity", lambda pid: {0})
+    monkeypatch.setattr(onnx_model, "_cpus", lambda: 1)
     assert OnnxModel(tiny_onnx).pair() is None  # the default: as many threads as CPUs
 
 

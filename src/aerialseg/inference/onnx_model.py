@@ -60,10 +60,11 @@ class OnnxModel:
         passes over a window), or None with fewer than two threads. Why: a pass on two
         threads waits on memory for much of its time (most layers are memory-bound) and
         syncs its threads at each of ~360 nodes; two one-thread passes at once overlap those
-        waits: eight 1088² int8 passes in 0.87x the time on a 2-core AMD EPYC
-        (benchmarks/paper_speed.py). onnxruntime's results do not depend on the thread count,
-        so the labels are the same."""
-        threads = self._threads or len(os.sched_getaffinity(0))
+        waits: 8x TTA on a 1024² image in 0.88-0.90x the time with int8 on a 2-core AMD EPYC
+        (benchmarks/paper_speed.py), for two passes' activations held at once (+0.3 GB).
+        onnxruntime's results do not depend on the thread count, so the labels are the same
+        (docs/experiments.md, "TTA's passes two at a time")."""
+        threads = self._threads or _cpus()
         if threads < 2:
             return None
         if self._pair is None:  # made once, on first use: a second session of the same model
@@ -87,19 +88,27 @@ class PairedRuns:
 
         if self._pool is None:
             self._pool = ThreadPoolExecutor(2, thread_name_prefix="aerialseg-onnx")
-        run = self._pool.submit
+
+        def start(x):
+            return self._pool.submit(self.session.run, None, {INPUT: _feed(x)})
+
         xs = iter(xs)
-        pending = deque(run(self.session.run, None, {INPUT: _feed(x)}) for x in islice(xs, 2))
+        pending = deque(map(start, islice(xs, 2)))
         try:
             while pending:
                 out = pending.popleft().result()[0]
-                pending.extend(
-                    run(self.session.run, None, {INPUT: _feed(x)}) for x in islice(xs, 1)
-                )
+                pending.extend(map(start, islice(xs, 1)))  # the next run, before this is used
                 yield torch.from_numpy(out)
         finally:  # abandoned (an error downstream): nothing left running on the way out
             for f in pending:
                 f.cancel() or f.result()
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (all of them where the OS cannot say)."""
+    if hasattr(os, "sched_getaffinity"):  # Linux
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _session(what: str | bytes, threads: int | None):
