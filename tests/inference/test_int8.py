@@ -221,17 +221,25 @@ def test_split_concats_computes_the_same_with_no_concat_into_a_conv(tmp_path):
     np.testing.assert_allclose(after, before, atol=1e-4)
 
 
-def test_float_convs_are_those_before_the_third_strided_one():
+def test_float_convs_are_those_before_the_third_strided_one_less_its_feeder():
     from onnx import helper
 
-    from aerialseg.inference.int8_graph import float_convs
+    from aerialseg.inference.int8_graph import float_convs, float_nodes
 
-    def graph(strides):
-        convs = [
-            helper.make_node("Conv", [f"x{i}", f"w{i}"], [f"x{i + 1}"], f"c{i}", strides=[s, s])
-            for i, s in enumerate(strides)
-        ]
-        return helper.make_model(helper.make_graph(convs, "g", [], []))
+    def graph(strides, act_before=None):
+        nodes = [helper.make_node("Sub", ["image", "mean"], ["x0"], "normalise")]
+        for i, s in enumerate(strides):
+            x = f"x{i}"
+            if i == act_before:  # an activation between this conv and the one before
+                nodes.append(helper.make_node("Clip", [f"x{i}"], [f"a{i}"], f"act{i}"))
+                x = f"a{i}"
+            nodes.append(helper.make_node("Conv", [x, f"w{i}"], [f"x{i + 1}"], f"c{i}", strides=[s, s]))
+        nodes.append(helper.make_node("Resize", [f"x{len(strides)}"], ["out"], "upsample"))
+        return helper.make_model(helper.make_graph(nodes, "g", [], []))
 
-    assert float_convs(graph([2, 1, 1, 2, 1, 2, 1, 2])) == ["c0", "c1", "c2", "c3", "c4"]
+    # c4 feeds c5, the third strided one, directly or through an activation: c4 is int8
+    assert float_convs(graph([2, 1, 1, 2, 1, 2, 1, 2])) == ["c0", "c1", "c2", "c3"]
+    assert float_convs(graph([2, 1, 1, 2, 1, 2, 1, 2], act_before=5)) == ["c0", "c1", "c2", "c3"]
     assert float_convs(graph([1, 1, 2, 1])) == []  # fewer strided convolutions: all int8
+    # and every node outside the convolutions
+    assert float_nodes(graph([1, 1, 2, 1])) == ["normalise", "upsample"]

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import AerialSegError
 from ..io.files import atomic_path
-from .int8_graph import float_convs, split_concats
+from . import int8_graph
 
 FORMAT = 2  # 2: with the ranges of the split skip concatenations (int8_graph.split_concats)
 SUFFIX = ".int8.json"
@@ -81,7 +81,7 @@ def _prepared(onnx_model: bytes, tmp: Path) -> Path:
     with _quiet():
         quant_pre_process(str(src), str(out), skip_symbolic_shape=True)
     model = onnx.load(out)
-    split_concats(model)
+    int8_graph.split_concats(model)
     onnx.save(model, out)
     return out
 
@@ -169,7 +169,7 @@ def quantize(
 ) -> bytes:
     """The int8 QDQ model built from ``onnx_model`` and stored ranges (no images needed).
     ``source`` names the ranges in errors (their file). ``float_nodes``: the names of the
-    nodes left in float (default :func:`.int8_graph.float_convs`; for experiments)."""
+    nodes left in float (default :func:`.int8_graph.float_nodes`; for experiments)."""
     _ort()
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -192,7 +192,7 @@ def quantize(
             k: [{"rmin": np.float32(lo), "rmax": np.float32(hi)}] for k, (lo, hi) in ranges.items()
         }
         if float_nodes is None:
-            float_nodes = float_convs(onnx.load(model, load_external_data=False))
+            float_nodes = int8_graph.float_nodes(onnx.load(model, load_external_data=False))
         out = tmp / "int8.onnx"
         with _quiet():
             quantize_static(
@@ -288,7 +288,7 @@ def load_int8(path: str | Path, threads=None):
 
 
 # Bump when quantize() builds another model from the same checkpoint and ranges.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the expansion before the third strided conv and the outer nodes
 
 
 def cache_dir() -> Path:
