@@ -221,6 +221,44 @@ def test_split_concats_computes_the_same_with_no_concat_into_a_conv(tmp_path):
     np.testing.assert_allclose(after, before, atol=1e-4)
 
 
+def test_upsampling_by_phases_computes_the_same_with_no_nearest_upsampling():
+    """Conv3x3(2x nearest Resize(x)) becomes four 2x2 convs and a DepthToSpace: the same
+    outputs, and every new tensor takes the range of the conv's output."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from aerialseg.inference.int8_graph import upsampling_by_phases
+
+    rng = np.random.default_rng(0)
+    consts = {
+        "scales": np.array([1, 1, 2, 2], np.float32),
+        "w": rng.normal(size=(5, 3, 3, 3)).astype(np.float32),
+        "bias": rng.normal(size=5).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("Resize", ["x", "", "scales"], ["up"], "up", mode="nearest",
+                         coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+        helper.make_node("Conv", ["up", "w", "bias"], ["y"], "conv", kernel_shape=[3, 3],
+                         pads=[1, 1, 1, 1]),
+    ]  # fmt: skip
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 7])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5, 12, 14])],
+        [numpy_helper.from_array(v, k) for k, v in consts.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    x = rng.normal(size=(1, 3, 6, 7)).astype(np.float32)
+    before = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    derived = upsampling_by_phases(model)
+    kinds = [n.op_type for n in model.graph.node]
+    assert kinds == ["Conv"] * 4 + ["Concat", "DepthToSpace"]
+    assert set(derived.values()) == {"y"} and len(derived) == 5  # 4 phases and their stack
+    after = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_allclose(after, before, atol=1e-5)
+
+
 def test_float_convs_are_those_before_the_third_strided_one_less_its_feeder():
     from onnx import helper
 
@@ -233,7 +271,8 @@ def test_float_convs_are_those_before_the_third_strided_one_less_its_feeder():
             if i == act_before:  # an activation between this conv and the one before
                 nodes.append(helper.make_node("Clip", [f"x{i}"], [f"a{i}"], f"act{i}"))
                 x = f"a{i}"
-            nodes.append(helper.make_node("Conv", [x, f"w{i}"], [f"x{i + 1}"], f"c{i}", strides=[s, s]))
+            conv = helper.make_node("Conv", [x, f"w{i}"], [f"x{i + 1}"], f"c{i}", strides=[s, s])
+            nodes.append(conv)
         nodes.append(helper.make_node("Resize", [f"x{len(strides)}"], ["out"], "upsample"))
         return helper.make_model(helper.make_graph(nodes, "g", [], []))
 

@@ -187,12 +187,16 @@ def quantize(
                 f"{source}: made for another export of this model ({len(missing)} tensors "
                 f"without a range, e.g. {missing[:1]}); recalibrate it"
             )
+        graph = onnx.load(model, load_external_data=False)
+        derived = int8_graph.upsampling_by_phases(graph)  # its new tensors: ranges it names
+        ranges.update({new: ranges[old] for new, old in derived.items()})
+        if float_nodes is None:
+            float_nodes = int8_graph.float_nodes(graph)
+        onnx.save(graph, model)
         # float32, as the calibrator's own ranges are (the quantizer reads their dtype)
         overrides = {
             k: [{"rmin": np.float32(lo), "rmax": np.float32(hi)}] for k, (lo, hi) in ranges.items()
         }
-        if float_nodes is None:
-            float_nodes = int8_graph.float_nodes(onnx.load(model, load_external_data=False))
         out = tmp / "int8.onnx"
         with _quiet():
             quantize_static(
