@@ -292,7 +292,7 @@ def load_int8(path: str | Path, threads=None):
 
 
 # Bump when quantize() builds another model from the same checkpoint and ranges.
-CACHE_FORMAT = 2  # 2: the expansion before the third strided conv and the outer nodes
+CACHE_FORMAT = 2  # 2: float_nodes' hand-over and outer nodes, upsampling_by_phases
 
 
 def cache_dir() -> Path:

@@ -68,10 +68,7 @@ def split_concats(model) -> None:
         if len(v.type.tensor_type.shape.dim) == 4
     }
     weights = {t.name: t for t in g.initializer}
-    users: dict[str, list] = {}
-    for node in g.node:
-        for name in node.input:
-            users.setdefault(name, []).append(node)
+    users = _users(g)
     nodes, dropped = [], set()
     for node in g.node:
         nodes.append(node)
@@ -102,13 +99,7 @@ def split_concats(model) -> None:
             )
         nodes.append(helper.make_node("Add", parts, list(conv.output), f"{conv.name}_sum"))
         dropped.update((("Concat", node.output[0]), ("Conv", conv.output[0])))
-    kept = [n for n in nodes if (n.op_type, n.output[0]) not in dropped]
-    del g.node[:]
-    g.node.extend(kept)
-    used = {name for n in g.node for name in n.input}
-    kept_weights = [t for t in g.initializer if t.name in used]
-    del g.initializer[:]
-    g.initializer.extend(kept_weights)
+    _set_nodes(g, [n for n in nodes if (n.op_type, n.output[0]) not in dropped])
 
 
 def upsampling_by_phases(model) -> dict[str, str]:
@@ -128,10 +119,7 @@ def upsampling_by_phases(model) -> dict[str, str]:
 
     g = model.graph
     consts = {t.name: t for t in g.initializer}
-    users: dict[str, list] = {}
-    for node in g.node:
-        for name in node.input:
-            users.setdefault(name, []).append(node)
+    users = _users(g)
     nodes, dropped, derived = [], set(), {}
     for node in g.node:
         nodes.append(node)
@@ -180,14 +168,27 @@ def upsampling_by_phases(model) -> dict[str, str]:
         )  # fmt: skip
         derived.update({t: conv.output[0] for t in [*phases, stacked]})
         dropped.add(conv.name)
-    kept = [n for n in nodes if n.name not in dropped]
-    del g.node[:]
-    g.node.extend(kept)
-    used = {name for n in g.node for name in n.input}
-    kept_weights = [t for t in g.initializer if t.name in used]
-    del g.initializer[:]
-    g.initializer.extend(kept_weights)
+    _set_nodes(g, [n for n in nodes if n.name not in dropped])
     return derived
+
+
+def _users(g) -> dict[str, list]:
+    """{tensor name: the nodes of graph ``g`` that read it}."""
+    users: dict[str, list] = {}
+    for node in g.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    return users
+
+
+def _set_nodes(g, nodes) -> None:
+    """Make ``nodes`` graph ``g``'s nodes, and drop the weights none of them reads."""
+    del g.node[:]
+    g.node.extend(nodes)
+    used = {name for n in g.node for name in n.input}
+    kept = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(kept)
 
 
 def _doubles(resize, consts) -> bool:
