@@ -53,7 +53,7 @@ class OnnxModel:
         return self
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return _run(self.session, x)
+        return torch.from_numpy(self.session.run(None, {INPUT: _feed(x)})[0])
 
     def pair(self) -> PairedRuns | None:
         """This model run two passes at a time, each on half the threads (for TTA's eight
@@ -132,10 +132,6 @@ def _session(what: str | bytes, threads: int | None):
         name = "the exported model" if isinstance(what, bytes) else what
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise AerialSegError(f"{name}: not a loadable ONNX model ({first})") from None
-
-
-def _run(session, x: torch.Tensor) -> torch.Tensor:
-    return torch.from_numpy(session.run(None, {INPUT: _feed(x)})[0])
 
 
 def _feed(x: torch.Tensor) -> np.ndarray:
